@@ -1,0 +1,306 @@
+package fsm
+
+import (
+	"errors"
+	"time"
+
+	"github.com/qmuntal/stateless"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Backoff is the reconnect policy; the zero value means its defaults.
+	Backoff Backoff
+	// Liveness decides when a connected server has gone silent; the zero
+	// value means its defaults. IdleTimeout is not used by clients.
+	Liveness Liveness
+	// Rand supplies jitter. Required unless Backoff.Jitter is JitterNone;
+	// seed it to make the delays reproducible.
+	Rand Rand
+}
+
+// Validate reports what is wrong with c, naming each field.
+func (c ClientConfig) Validate() error {
+	return errors.Join(c.Backoff.Validate(), c.Liveness.Validate(), needRand(c.Backoff, c.Rand))
+}
+
+// needRand reports a jittered policy without a source: fsm has no
+// randomness of its own.
+func needRand(b Backoff, r Rand) error {
+	if r == nil && b.Jitter != JitterNone {
+		return &FieldError{Policy: "ClientConfig", Field: "Rand",
+			Rule: "must be set unless Backoff.Jitter is none (fsm has no randomness of its own)", Value: nil}
+	}
+	return nil
+}
+
+// Client is the sans-I/O lifecycle of one reconnecting client connection.
+// A driver feeds it Events stamped with the time they were observed and
+// carries out the Actions it answers with; it arms one timer for Deadline
+// and hands in EvTick when it fires. Client does no I/O, starts no
+// goroutines, never reads the clock and draws randomness only from its
+// configured Rand. It is not safe for concurrent use: one driver owns it.
+type Client struct {
+	inst    clientInstance
+	machine *stateless.StateMachine
+	state   State
+	b       Backoff  // effective (defaults applied)
+	l       Liveness // effective
+	rng     Rand
+
+	failures     int           // consecutive failures in the current run
+	attempt      int           // number of the latest attempt started
+	delay        time.Duration // backoff delay chosen for the latest failure
+	prevDelay    time.Duration // the one before it (decorrelated jitter)
+	dialDeadline time.Time
+	failedAt     time.Time // when the pending retry was scheduled
+	retryAt      time.Time
+	connectedAt  time.Time
+	lastHeard    time.Time
+	lastPing     time.Time
+
+	trans Transition
+	acts  []Action
+}
+
+// clientInstance is the Instance view of a Client, kept separate so the
+// context methods stay off Client's API.
+type clientInstance struct {
+	instanceCtx
+	c *Client
+}
+
+func (i *clientInstance) LifecycleState() State     { return i.c.state }
+func (i *clientInstance) SetLifecycleState(s State) { i.c.state = s }
+func (i *clientInstance) GuardHolds(g Guard) bool {
+	exhausted := i.c.b.GivesUpAfter(i.c.failures + 1)
+	switch g {
+	case RetriesLeft:
+		return !exhausted
+	case RetriesExhausted:
+		return exhausted
+	}
+	return false
+}
+
+// NewClient returns a Client in Idle, or the validation error of cfg.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		machine: shared.client(),
+		state:   Idle,
+		b:       cfg.Backoff.WithDefaults(),
+		l:       cfg.Liveness.WithDefaults(),
+		rng:     cfg.Rand,
+		acts:    make([]Action, 0, 4),
+	}
+	c.inst.c = c
+	return c, nil
+}
+
+// State returns the current state.
+func (c *Client) State() State { return c.state }
+
+// Failures returns the consecutive failures in the current run, the n the
+// Backoff bounds take.
+func (c *Client) Failures() int { return c.failures }
+
+// Attempt returns the number of the latest attempt started (1-based), or 0
+// before the first.
+func (c *Client) Attempt() int { return c.attempt }
+
+// RetryAt returns when the pending attempt is due, and false unless the
+// client is BackingOff.
+func (c *Client) RetryAt() (time.Time, bool) { return c.retryAt, c.state == BackingOff }
+
+// ConnectedSince returns when the current link came up, and false unless
+// the client is Connected.
+func (c *Client) ConnectedSince() (time.Time, bool) { return c.connectedAt, c.state == Connected }
+
+// LastHeard returns when the server was last heard from on the current link.
+func (c *Client) LastHeard() time.Time { return c.lastHeard }
+
+// Backoff returns the reconnect policy in force, defaults applied.
+func (c *Client) Backoff() Backoff { return c.b }
+
+// Liveness returns the liveness policy in force, defaults applied.
+func (c *Client) Liveness() Liveness { return c.l }
+
+// Deadline returns when the driver must next hand in EvTick, and false when
+// no timer is needed (Idle or a terminal state).
+func (c *Client) Deadline() (time.Time, bool) {
+	switch c.state {
+	case Connecting:
+		return c.dialDeadline, true
+	case BackingOff:
+		return c.retryAt, true
+	case Connected:
+		return earliest(c.l.ReapDeadline(c.lastHeard), c.l.PingAt(c.lastHeard, c.lastPing)), true
+	}
+	return time.Time{}, false
+}
+
+// Step applies one event observed at now and returns what to do. An event
+// the current state does not accept returns an *UnhandledError and changes
+// nothing. EvStop in a terminal state is a no-op.
+func (c *Client) Step(now time.Time, ev Event) (Output, error) {
+	c.acts = c.acts[:0]
+	c.settle(now)
+	var tr Trigger
+	switch ev {
+	case EvTick:
+		tr = c.due(now)
+	case EvPong, EvMessage:
+		// Frames can still arrive from a link the driver is tearing down;
+		// only the current link's count as signs of life.
+		if c.state == Connected && now.After(c.lastHeard) {
+			c.lastHeard = now
+		}
+	case EvSent:
+	case EvStart:
+		tr = Start
+	case EvDialOK:
+		tr = DialOK
+	case EvDialFailed:
+		tr = DialFailed
+	case EvDropped:
+		tr = Dropped
+	case EvStop:
+		if c.state == GaveUp || c.state == Stopped {
+			break
+		}
+		tr = Stop
+	default:
+		return Output{}, &UnhandledError{Machine: MachineClient, State: c.state, Event: ev}
+	}
+	if tr == 0 {
+		return Output{Actions: c.acts}, nil
+	}
+	from := c.state
+	if err := fire(c.machine, &c.inst, tr, ev); err != nil {
+		return Output{}, err
+	}
+	c.enter(now, from, tr)
+	return Output{Transition: &c.trans, Actions: c.acts}, nil
+}
+
+// settle does the bookkeeping that time alone causes: a link that has been
+// up for StableAfter ends the run of failures.
+func (c *Client) settle(now time.Time) {
+	if c.state == Connected && c.failures > 0 && !now.Before(c.connectedAt.Add(c.b.StableAfter)) {
+		c.failures, c.delay, c.prevDelay = 0, 0, 0
+	}
+}
+
+// due returns the trigger an expired deadline fires, or queues a ping.
+func (c *Client) due(now time.Time) Trigger {
+	switch c.state {
+	case Connecting:
+		if !now.Before(c.dialDeadline) {
+			return DialTimeout
+		}
+	case BackingOff:
+		if !now.Before(c.retryAt) {
+			return RetryDue
+		}
+	case Connected:
+		if !now.Before(c.l.ReapDeadline(c.lastHeard)) {
+			return PongTimeout
+		}
+		if !now.Before(c.l.PingAt(c.lastHeard, c.lastPing)) {
+			c.lastPing = now
+			c.acts = append(c.acts, Action{Kind: ActSendPing})
+		}
+	}
+	return 0
+}
+
+// enter is the one place a client state is entered: it releases what the
+// old state held, then sets up the new one. The state itself was already
+// set by the machine.
+func (c *Client) enter(now time.Time, from State, tr Trigger) {
+	to := c.state
+	c.trans = Transition{Machine: MachineClient, At: now, From: from, To: to, Trigger: tr}
+	switch from {
+	case Connecting:
+		if tr == DialTimeout || tr == Stop {
+			c.acts = append(c.acts, Action{Kind: ActAbortDial})
+		}
+	case Connected:
+		if tr == Stop {
+			c.acts = append(c.acts, Action{Kind: ActClose, Code: 1000})
+		}
+		c.acts = append(c.acts, Action{Kind: ActDrop})
+	}
+	switch to {
+	case Connecting:
+		c.attempt = c.failures + 1
+		c.dialDeadline = now.Add(c.b.ConnectTimeout)
+		c.trans.Attempt = c.attempt
+		c.acts = append(c.acts, Action{Kind: ActDial, At: c.dialDeadline, Attempt: c.attempt})
+	case Connected:
+		c.connectedAt, c.lastHeard, c.lastPing = now, now, time.Time{}
+	case BackingOff:
+		c.failures++
+		c.prevDelay, c.delay = c.delay, c.b.Delay(c.failures, c.delay, c.rng)
+		c.failedAt = now
+		c.retryAt = now.Add(c.delay)
+		c.trans.Attempt, c.trans.Delay = c.failures+1, c.delay
+		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.delay})
+	case GaveUp:
+		c.failures++
+		c.trans.Attempt = c.attempt
+	}
+}
+
+// SetBackoff replaces the reconnect policy at now. The next failure uses
+// the new policy. A retry already pending is drawn again under the new
+// policy for the same failure count, but never earlier than the old
+// policy's Earliest bound, measured from the failure: the promise made
+// to the server when the retry was scheduled holds. A new MaxAttempts
+// takes effect at the next failure; the pending retry still happens. An
+// attempt in flight keeps its deadline. If the pending retry moved, the
+// output holds an ActScheduleRetry with its new time.
+func (c *Client) SetBackoff(now time.Time, b Backoff) (Output, error) {
+	if err := errors.Join(b.Validate(), needRand(b, c.rng)); err != nil {
+		return Output{}, err
+	}
+	c.acts = c.acts[:0]
+	old := c.b
+	c.b = b.WithDefaults()
+	if c.state != BackingOff {
+		return Output{Actions: c.acts}, nil
+	}
+	n := c.failures
+	at := c.failedAt.Add(c.b.Delay(n, c.prevDelay, c.rng))
+	if floor := c.failedAt.Add(old.Earliest(n)); at.Before(floor) {
+		at = floor
+	}
+	if !at.Equal(c.retryAt) {
+		c.retryAt, c.delay = at, at.Sub(c.failedAt)
+		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: n + 1, Delay: c.delay})
+	}
+	return Output{Actions: c.acts}, nil
+}
+
+// fire runs tr through the shared machine for inst and fills in the event
+// on an unhandled-trigger error.
+func fire(sm *stateless.StateMachine, inst Instance, tr Trigger, ev Event) error {
+	err := sm.FireCtx(inst, tr)
+	if err != nil {
+		var ue *UnhandledError
+		if errors.As(err, &ue) {
+			ue.Event = ev
+		}
+	}
+	return err
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

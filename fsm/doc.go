@@ -1,0 +1,58 @@
+// Package fsm is the specification of lifeline's two lifecycles, a
+// reconnecting client connection and a server session, and the sans-I/O
+// machines that execute it.
+//
+// Each lifecycle is a Table of rows (From, Trigger, To, Guard). The same
+// table builds the qmuntal/stateless machine the runtime fires (Build), the
+// Mermaid and DOT diagrams (Mermaid, DOT), and the oracles the property
+// tests and the simulator check against (Backoff.Earliest, Backoff.Latest,
+// Liveness.ReapDeadline).
+//
+// The package does no I/O: no sockets, no goroutines, no sleeps, no wall
+// clock, no global randomness. A driver (the simulator in package sim, the
+// WebSocket adapter in package conn) owns a Client or Session, hands it
+// Events stamped with the time it observed them, carries out the Actions it
+// answers with, and hands in EvTick when Deadline passes. An expired
+// deadline thus comes back through the same Step as network input, and an
+// early or repeated tick is harmless, so timers need no generations.
+//
+// # Usage
+//
+// A client driver loop, in outline:
+//
+//	c, err := fsm.NewClient(fsm.ClientConfig{Backoff: fsm.DefaultBackoff(), Rand: rng})
+//	if err != nil { ... }
+//	out, _ := c.Step(clk.Now(), fsm.EvStart)
+//	for {
+//		for _, a := range out.Actions { // in order: tear-down first, then new work
+//			switch a.Kind {
+//			case fsm.ActDial:      go dial(ctx, a.At, a.Attempt) // reports EvDialOK / EvDialFailed
+//			case fsm.ActAbortDial: cancelDial()
+//			case fsm.ActSendPing:  ws.WritePing()
+//			case fsm.ActClose:     ws.WriteClose(a.Code)
+//			case fsm.ActDrop:      ws.Close()
+//			}
+//		}
+//		if out.Transition != nil {
+//			log.Info("transition", "from", out.Transition.From, "to", out.Transition.To)
+//		}
+//		if d, ok := c.Deadline(); ok {
+//			timer.Reset(d.Sub(clk.Now()))
+//		}
+//		select {
+//		case <-timer.C:    out, err = c.Step(clk.Now(), fsm.EvTick)
+//		case ev := <-io:   out, err = c.Step(clk.Now(), ev)
+//		case <-ctx.Done(): out, err = c.Step(clk.Now(), fsm.EvStop)
+//		}
+//	}
+//
+// A session is driven the same way, from NewSession(now, liveness) to the
+// ActReap that ends it.
+//
+// # Concurrency
+//
+// All Clients share one built client machine and all Sessions one session
+// machine; each instance keeps its own state and is fired with itself as
+// the context (see Instance). A Client or Session is not safe for
+// concurrent use; the built machines are.
+package fsm

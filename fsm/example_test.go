@@ -1,0 +1,109 @@
+package fsm_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// A client facing a refused port: it retries at once, then backs off, and
+// gives up after MaxAttempts. The driver only ticks at Deadline.
+func ExampleClient() {
+	c, err := fsm.NewClient(fsm.ClientConfig{
+		Backoff: fsm.Backoff{Initial: time.Second, Multiplier: 2, Jitter: fsm.JitterNone, MaxAttempts: 4, FirstImmediate: true},
+	})
+	if err != nil {
+		panic(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	start := now
+	out, _ := c.Step(now, fsm.EvStart)
+	for c.State() != fsm.GaveUp {
+		for _, a := range out.Actions {
+			if a.Kind == fsm.ActDial { // the port refuses
+				out, _ = c.Step(now, fsm.EvDialFailed)
+			}
+		}
+		tr := out.Transition
+		fmt.Printf("+%-3v %s -> %s (%s) attempt=%d delay=%v\n", now.Sub(start), tr.From, tr.To, tr.Trigger, tr.Attempt, tr.Delay)
+		if d, ok := c.Deadline(); ok {
+			now = d
+			out, _ = c.Step(now, fsm.EvTick)
+		}
+	}
+	// Output:
+	// +0s  Connecting -> BackingOff (dial_failed) attempt=2 delay=0s
+	// +0s  Connecting -> BackingOff (dial_failed) attempt=3 delay=1s
+	// +1s  Connecting -> BackingOff (dial_failed) attempt=4 delay=2s
+	// +3s  Connecting -> GaveUp (dial_failed) attempt=4 delay=0s
+}
+
+// A session whose peer was killed with kill -9: nothing more is heard, a
+// ping goes out after PingInterval, and the session is reaped PongTimeout
+// later.
+func ExampleSession() {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := fsm.Liveness{PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second}
+	s, err := fsm.NewSession(now, l)
+	if err != nil {
+		panic(err)
+	}
+	s.Step(now, fsm.EvUpgraded)
+	for s.State() != fsm.Reaped {
+		d, _ := s.Deadline()
+		out, _ := s.Step(d, fsm.EvTick)
+		for _, a := range out.Actions {
+			fmt.Printf("+%v %s", d.Sub(now), a.Kind)
+			if a.Reason != fsm.NoReason {
+				fmt.Printf(" %s", a.Reason)
+			}
+			fmt.Println()
+		}
+	}
+	fmt.Println("bound:", l.ReapDeadline(now).Sub(now))
+	// Output:
+	// +30s send_ping
+	// +40s close pong_timeout
+	// +40s reap pong_timeout
+	// bound: 40s
+}
+
+// The policy's bounds are the oracles tests check retries against.
+func ExampleBackoff_Delay() {
+	b := fsm.DefaultBackoff()
+	r := rand.New(rand.NewPCG(7, 7))
+	var prev time.Duration
+	for n := 1; n <= 5; n++ {
+		prev = b.Delay(n, prev, r)
+		fmt.Printf("failure %d: %v within [%v, %v]\n", n, prev.Round(time.Millisecond), b.Earliest(n), b.Latest(n))
+	}
+	// Output:
+	// failure 1: 0s within [0s, 0s]
+	// failure 2: 873ms within [800ms, 1.2s]
+	// failure 3: 1.831s within [1.28s, 1.92s]
+	// failure 4: 2.545s within [2.048s, 3.072s]
+	// failure 5: 4.829s within [3.2768s, 4.9152s]
+}
+
+// Validate names every field that breaks a rule.
+func ExampleLiveness_Validate() {
+	err := fsm.Liveness{PingInterval: 10 * time.Second, PongTimeout: 15 * time.Second, MaxErrors: -1}.Validate()
+	fmt.Println(err)
+	// Output:
+	// fsm: Liveness.MaxErrors must not be negative (0 means 3) (got -1)
+	// fsm: Liveness.PongTimeout must be shorter than PingInterval (10s), or a second ping goes out before the first can fail (got 15s)
+}
+
+// Diagrams come from the same table the runtime fires.
+func ExampleMermaid() {
+	fmt.Print(fsm.Mermaid(fsm.ClientTable())[:94])
+	// Output:
+	// ---
+	// title: lifeline client lifecycle
+	// ---
+	// stateDiagram-v2
+	//     state Idle
+	//     state Connecting
+}

@@ -1,0 +1,242 @@
+package fsm
+
+import (
+	"time"
+
+	"github.com/qmuntal/stateless"
+)
+
+// Session is the sans-I/O lifecycle of one server-side session, from the
+// upgrade to the moment it is reaped. Like Client, it is driven by Step and
+// Deadline, does no I/O and is owned by one driver at a time.
+//
+// A session is never left behind by a dead peer: whatever path the peer
+// takes out (RST, EOF, kill -9 without a close frame, a blackholed link),
+// the session reaches Reaped by Liveness.ReapDeadline of the last frame
+// heard, provided the driver ticks at Deadline.
+type Session struct {
+	inst    sessionInstance
+	machine *stateless.StateMachine
+	state   State
+	l       Liveness
+
+	created      time.Time
+	lastHeard    time.Time // any frame
+	lastActivity time.Time // application messages, either way
+	lastPing     time.Time
+	closingSince time.Time
+	errors       int
+	reason       Reason
+
+	trans Transition
+	acts  []Action
+}
+
+type sessionInstance struct {
+	instanceCtx
+	s *Session
+}
+
+func (i *sessionInstance) LifecycleState() State     { return i.s.state }
+func (i *sessionInstance) SetLifecycleState(s State) { i.s.state = s }
+func (i *sessionInstance) GuardHolds(g Guard) bool {
+	atLimit := i.s.errors+1 >= i.s.l.MaxErrors
+	switch g {
+	case BelowErrorLimit:
+		return !atLimit
+	case AtErrorLimit:
+		return atLimit
+	}
+	return false
+}
+
+// NewSession returns a Session in Handshaking, created at now (its
+// handshake deadline counts from now), or the validation error of l.
+func NewSession(now time.Time, l Liveness) (*Session, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Session{
+		machine: shared.session(),
+		state:   Handshaking,
+		l:       l.WithDefaults(),
+		created: now,
+		acts:    make([]Action, 0, 3),
+	}
+	s.inst.s = s
+	return s, nil
+}
+
+// State returns the current state.
+func (s *Session) State() State { return s.state }
+
+// Open reports whether application data may be sent: Alive or Suspect.
+func (s *Session) Open() bool { return s.state == Alive || s.state == Suspect }
+
+// Reason returns why the session is closing or was reaped, or NoReason.
+func (s *Session) Reason() Reason { return s.reason }
+
+// LastHeard returns when the peer was last heard from (any frame).
+func (s *Session) LastHeard() time.Time { return s.lastHeard }
+
+// LastActivity returns when an application message last went either way.
+func (s *Session) LastActivity() time.Time { return s.lastActivity }
+
+// Errors returns the current streak of recoverable errors.
+func (s *Session) Errors() int { return s.errors }
+
+// Liveness returns the policy in force, defaults applied.
+func (s *Session) Liveness() Liveness { return s.l }
+
+// Deadline returns when the driver must next hand in EvTick, and false once
+// the session is Reaped.
+func (s *Session) Deadline() (time.Time, bool) {
+	switch s.state {
+	case Handshaking:
+		return s.created.Add(s.l.HandshakeTimeout), true
+	case Alive, Suspect:
+		d := earliest(s.l.ReapDeadline(s.lastHeard), s.l.PingAt(s.lastHeard, s.lastPing))
+		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok {
+			d = earliest(d, idle)
+		}
+		return d, true
+	case Closing:
+		return s.closingSince.Add(s.l.CloseTimeout), true
+	}
+	return time.Time{}, false
+}
+
+// Step applies one event observed at now and returns what to do. An event
+// the current state does not accept returns an *UnhandledError and changes
+// nothing; in particular EvSent outside Alive and Suspect is an error, so a
+// driver that writes to a closing or reaped session finds out. EvShutdown
+// on a session already Closing or Reaped is a no-op.
+func (s *Session) Step(now time.Time, ev Event) (Output, error) {
+	s.acts = s.acts[:0]
+	var tr Trigger
+	switch ev {
+	case EvTick:
+		tr = s.due(now)
+	case EvPong:
+		if s.Open() && now.After(s.lastHeard) {
+			s.lastHeard = now
+		}
+	case EvMessage:
+		if s.Open() {
+			s.lastHeard, s.lastActivity = later(s.lastHeard, now), later(s.lastActivity, now)
+			if s.state == Suspect {
+				tr = Recovered
+			}
+		}
+	case EvSent:
+		if !s.Open() {
+			return Output{}, &UnhandledError{Machine: MachineSession, State: s.state, Event: ev}
+		}
+		s.lastActivity = later(s.lastActivity, now)
+	case EvShutdown:
+		if s.state == Closing || s.state == Reaped {
+			break
+		}
+		tr = Shutdown
+	default:
+		t, ok := sessionTriggers[ev]
+		if !ok {
+			return Output{}, &UnhandledError{Machine: MachineSession, State: s.state, Event: ev}
+		}
+		tr = t
+	}
+	if tr == 0 {
+		return Output{Actions: s.acts}, nil
+	}
+	from := s.state
+	if err := fire(s.machine, &s.inst, tr, ev); err != nil {
+		return Output{}, err
+	}
+	s.enter(now, from, tr)
+	return Output{Transition: &s.trans, Actions: s.acts}, nil
+}
+
+// sessionTriggers maps the events that name their trigger directly.
+var sessionTriggers = map[Event]Trigger{
+	EvUpgraded: Upgraded, EvHandshakeFailed: HandshakeFailed, EvProtocolError: ProtocolError,
+	EvSendError: SendError, EvReadError: ReadError, EvPeerClose: PeerClose,
+	EvSlowConsumer: SlowConsumer, EvClosed: Closed,
+}
+
+func (s *Session) due(now time.Time) Trigger {
+	switch s.state {
+	case Handshaking:
+		if !now.Before(s.created.Add(s.l.HandshakeTimeout)) {
+			return HandshakeTimeout
+		}
+	case Alive, Suspect:
+		if !now.Before(s.l.ReapDeadline(s.lastHeard)) {
+			return PongTimeout
+		}
+		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok && !now.Before(idle) {
+			return IdleTimeout
+		}
+		if !now.Before(s.l.PingAt(s.lastHeard, s.lastPing)) {
+			s.lastPing = now
+			s.acts = append(s.acts, Action{Kind: ActSendPing})
+		}
+	case Closing:
+		if !now.Before(s.closingSince.Add(s.l.CloseTimeout)) {
+			return CloseTimeout
+		}
+	}
+	return 0
+}
+
+// reasonOf is the reason a trigger closes or reaps a session for. Triggers
+// that end a close already under way (Closed, CloseTimeout) keep the reason
+// the close started with.
+var reasonOf = map[Trigger]Reason{
+	SendError: ReasonSendError, PongTimeout: ReasonPongTimeout, IdleTimeout: ReasonIdleTimeout,
+	ReadError: ReasonReadError, PeerClose: ReasonPeerClose, SlowConsumer: ReasonSlowConsumer,
+	Shutdown: ReasonShutdown, ProtocolError: ReasonProtocolErrors,
+	HandshakeTimeout: ReasonHandshakeTimeout, HandshakeFailed: ReasonHandshakeFailed,
+}
+
+// enter is the one place a session state is entered.
+func (s *Session) enter(now time.Time, from State, tr Trigger) {
+	to := s.state
+	s.trans = Transition{Machine: MachineSession, At: now, From: from, To: to, Trigger: tr}
+	switch to {
+	case Alive:
+		if from == Handshaking {
+			s.lastHeard, s.lastActivity = now, now
+		}
+		s.errors = 0
+	case Suspect:
+		s.errors++
+	case Closing:
+		if tr == ProtocolError {
+			s.errors++
+		}
+		s.reason = reasonOf[tr]
+		s.closingSince = now
+		code, _ := s.reason.CloseCode()
+		s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
+	case Reaped:
+		if from != Closing {
+			s.reason = reasonOf[tr]
+			// A close frame is only worth sending on an upgraded link whose
+			// write side still works; the reason says which.
+			if code, ok := s.reason.CloseCode(); ok && from != Handshaking {
+				s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
+			}
+		}
+		s.acts = append(s.acts, Action{Kind: ActReap, Reason: s.reason})
+	}
+	if to == Closing || to == Reaped {
+		s.trans.Reason = s.reason
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

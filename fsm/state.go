@@ -1,0 +1,232 @@
+package fsm
+
+import "strconv"
+
+// Machine names a lifecycle: the client connection or the server session.
+type Machine uint8
+
+const (
+	// MachineClient is the lifecycle of a reconnecting client connection.
+	MachineClient Machine = iota + 1
+	// MachineSession is the lifecycle of one server-side session.
+	MachineSession
+)
+
+// String returns "client" or "session", the value of the `machine` log key.
+func (m Machine) String() string {
+	switch m {
+	case MachineClient:
+		return "client"
+	case MachineSession:
+		return "session"
+	}
+	return "Machine(" + strconv.Itoa(int(m)) + ")"
+}
+
+// State is a lifecycle state. Client and session states share one type so
+// traces, logs and diagrams handle both alike; each Table says which states
+// belong to its machine.
+type State uint8
+
+// Client connection states.
+const (
+	// Idle is the client before Run. Next: Connecting, Stopped.
+	Idle State = iota + 1
+	// Connecting is a dial plus WebSocket handshake in flight, bounded by the
+	// policy's ConnectTimeout. Next: Connected, BackingOff, GaveUp, Stopped.
+	Connecting
+	// Connected is an open link watched by the liveness policy.
+	// Next: BackingOff, GaveUp, Stopped.
+	Connected
+	// BackingOff is the wait before the next attempt. Next: Connecting, Stopped.
+	BackingOff
+	// GaveUp is terminal: MaxAttempts consecutive attempts failed.
+	GaveUp
+	// Stopped is terminal: the owner asked the client to stop.
+	Stopped
+)
+
+// Server session states.
+const (
+	// Handshaking is a session whose upgrade has not completed, bounded by the
+	// liveness policy's HandshakeTimeout. Next: Alive, Reaped.
+	Handshaking State = iota + 20
+	// Alive is an open session heard from recently with no recent errors.
+	// Next: Suspect, Closing, Reaped.
+	Alive
+	// Suspect is an open session that has produced recoverable errors (bad
+	// frames, undecodable payloads). A good message returns it to Alive;
+	// MaxErrors consecutive errors move it to Closing. Next: Alive, Closing, Reaped.
+	Suspect
+	// Closing is a close handshake in progress, bounded by CloseTimeout.
+	// No application data may be sent. Next: Reaped.
+	Closing
+	// Reaped is terminal: the transport is released and the reason recorded.
+	Reaped
+)
+
+var stateNames = map[State]string{
+	Idle: "Idle", Connecting: "Connecting", Connected: "Connected", BackingOff: "BackingOff",
+	GaveUp: "GaveUp", Stopped: "Stopped",
+	Handshaking: "Handshaking", Alive: "Alive", Suspect: "Suspect", Closing: "Closing", Reaped: "Reaped",
+}
+
+// String returns the state's name as it appears in logs and diagrams.
+func (s State) String() string {
+	if n, ok := stateNames[s]; ok {
+		return n
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Trigger labels an edge of a transition table. Drivers never fire triggers
+// directly: they hand Events to Step, which picks the trigger (a Tick past a
+// deadline becomes RetryDue, PongTimeout, ...).
+type Trigger uint8
+
+// Triggers of the client table.
+const (
+	// Start begins the first attempt.
+	Start Trigger = iota + 1
+	// DialOK reports a completed dial and WebSocket handshake.
+	DialOK
+	// DialFailed reports a failed dial or handshake: refused, DNS failure,
+	// non-101 status, TLS error.
+	DialFailed
+	// DialTimeout fires when an attempt outlives ConnectTimeout.
+	DialTimeout
+	// RetryDue fires when the backoff delay has elapsed.
+	RetryDue
+	// Dropped reports that an established link failed (read or write error,
+	// close frame from the server).
+	Dropped
+	// Stop is the owner's request to end.
+	Stop
+)
+
+// Triggers shared by both tables.
+const (
+	// PongTimeout fires when nothing was heard for PingInterval+PongTimeout:
+	// the peer is dead or the path is a blackhole.
+	PongTimeout Trigger = iota + 30
+)
+
+// Triggers of the session table.
+const (
+	// Upgraded reports a completed WebSocket upgrade.
+	Upgraded Trigger = iota + 40
+	// HandshakeFailed reports an upgrade that failed.
+	HandshakeFailed
+	// HandshakeTimeout fires when the upgrade outlives HandshakeTimeout.
+	HandshakeTimeout
+	// ProtocolError reports a recoverable error on the session (an
+	// undecodable payload, say).
+	ProtocolError
+	// Recovered fires when a good message arrives on a Suspect session.
+	Recovered
+	// IdleTimeout fires when no application message went either way for
+	// IdleTimeout.
+	IdleTimeout
+	// SendError reports a failed or timed-out write. It reaps at once.
+	SendError
+	// ReadError reports a failed read: RST, EOF without close frame, a
+	// frame over the read limit.
+	ReadError
+	// PeerClose reports a close frame from the peer.
+	PeerClose
+	// SlowConsumer reports a full send queue.
+	SlowConsumer
+	// Shutdown is the server going away.
+	Shutdown
+	// Closed reports that the transport finished closing.
+	Closed
+	// CloseTimeout fires when a close handshake outlives CloseTimeout.
+	CloseTimeout
+)
+
+var triggerNames = map[Trigger]string{
+	Start: "start", DialOK: "dial_ok", DialFailed: "dial_failed", DialTimeout: "dial_timeout",
+	RetryDue: "retry_due", Dropped: "dropped", Stop: "stop",
+	PongTimeout: "pong_timeout",
+	Upgraded:    "upgraded", HandshakeFailed: "handshake_failed", HandshakeTimeout: "handshake_timeout",
+	ProtocolError: "protocol_error", Recovered: "recovered", IdleTimeout: "idle_timeout",
+	SendError: "send_error", ReadError: "read_error", PeerClose: "peer_close",
+	SlowConsumer: "slow_consumer", Shutdown: "shutdown", Closed: "closed", CloseTimeout: "close_timeout",
+}
+
+// String returns the trigger's name as it appears in logs and diagrams.
+func (t Trigger) String() string {
+	if n, ok := triggerNames[t]; ok {
+		return n
+	}
+	return "Trigger(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Reason records why a session was closed or reaped.
+type Reason uint8
+
+const (
+	// NoReason is the zero Reason: the session is not closing.
+	NoReason Reason = iota
+	// ReasonSendError: a write failed or timed out.
+	ReasonSendError
+	// ReasonPongTimeout: nothing heard for PingInterval+PongTimeout.
+	ReasonPongTimeout
+	// ReasonIdleTimeout: no application message for IdleTimeout.
+	ReasonIdleTimeout
+	// ReasonReadError: the read side failed (RST, EOF, over the read limit).
+	ReasonReadError
+	// ReasonPeerClose: the peer sent a close frame.
+	ReasonPeerClose
+	// ReasonSlowConsumer: the send queue was full.
+	ReasonSlowConsumer
+	// ReasonShutdown: the server shut down.
+	ReasonShutdown
+	// ReasonProtocolErrors: MaxErrors consecutive recoverable errors.
+	ReasonProtocolErrors
+	// ReasonHandshakeTimeout: the upgrade took longer than HandshakeTimeout.
+	ReasonHandshakeTimeout
+	// ReasonHandshakeFailed: the upgrade failed.
+	ReasonHandshakeFailed
+)
+
+var reasonNames = [...]string{
+	NoReason: "", ReasonSendError: "send_error", ReasonPongTimeout: "pong_timeout",
+	ReasonIdleTimeout: "idle_timeout", ReasonReadError: "read_error", ReasonPeerClose: "peer_close",
+	ReasonSlowConsumer: "slow_consumer", ReasonShutdown: "shutdown",
+	ReasonProtocolErrors: "protocol_errors", ReasonHandshakeTimeout: "handshake_timeout",
+	ReasonHandshakeFailed: "handshake_failed",
+}
+
+// Reasons lists every non-zero Reason, in declaration order, for stats tables.
+func Reasons() []Reason {
+	rs := make([]Reason, 0, len(reasonNames)-1)
+	for r := ReasonSendError; int(r) < len(reasonNames); r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// String returns the reason's name, the value of the `reason` log key.
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "Reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// CloseCode returns the WebSocket close code (RFC 6455 §7.4) a session
+// sends when it closes for reason r, and false when no close frame is sent
+// because the transport is already unusable (send error, read error) or the
+// peer's close is echoed by the WebSocket library.
+func (r Reason) CloseCode() (int, bool) {
+	switch r {
+	case ReasonPongTimeout, ReasonShutdown:
+		return 1001, true // going away
+	case ReasonIdleTimeout:
+		return 1000, true // normal closure
+	case ReasonSlowConsumer, ReasonProtocolErrors:
+		return 1008, true // policy violation
+	}
+	return 0, false
+}
