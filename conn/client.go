@@ -1,0 +1,337 @@
+package conn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/gorilla/websocket"
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// ClientConfig configures a Client. Only URL is required.
+type ClientConfig struct {
+	// URL is the server's endpoint, ws:// or wss://.
+	URL string
+
+	// Header is sent with every handshake (Authorization, X-Self-ID, ...).
+	// BearerHeader builds the usual one.
+	Header http.Header
+
+	// Backoff is the reconnect policy. The zero value means
+	// fsm.DefaultBackoff(): first retry immediate, then 1 s × 1.6 per
+	// failure up to 120 s, ±20 % jitter, 20 s per attempt, no attempt
+	// limit. (Any non-zero value is taken as given, fsm's zero-field
+	// defaults applied, so FirstImmediate is then what you set.)
+	Backoff fsm.Backoff
+
+	// Liveness decides when a connected server has gone silent: the client
+	// pings after PingInterval without hearing anything, and drops the link
+	// and reconnects PongTimeout later if still nothing came. WriteTimeout
+	// bounds each Send. The zero value means fsm's defaults (30 s, 10 s,
+	// 10 s); IdleTimeout, MaxErrors and the handshake/close timeouts are not
+	// used by clients.
+	Liveness fsm.Liveness
+
+	// OnMessage is called for each message from the server, in order, on
+	// the link's reader goroutine. While it runs nothing is read, and
+	// pongs wait too: a handler that blocks past PongTimeout gets the link
+	// dropped. Nil discards messages.
+	OnMessage func(t MessageType, data []byte)
+
+	// TLSConfig is used for wss:// URLs. Nil means the system roots.
+	TLSConfig *tls.Config
+
+	// NetDialContext dials the TCP (or other stream) connection. Nil means a
+	// net.Dialer. Tests use it to run a client over net.Pipe.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ReadLimit is the largest message accepted from the server, in bytes;
+	// a bigger one drops the link. Zero means 16 MiB.
+	ReadLimit int64
+
+	// ID names the client in logs and observations. Empty means the URL.
+	ID string
+
+	// Rand draws the backoff jitter. Nil means a generator seeded at random
+	// per client, so a fleet does not move in lock-step; set a seeded one to
+	// make the delays reproducible.
+	Rand fsm.Rand
+
+	// Clock times every decision. Nil means clock.New().
+	Clock clock.Clock
+
+	// Logger gets one line per transition (docs/decisions.md, "logging
+	// contract"), the failed attempt's error included. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	// Observer, if set, receives every transition and frame (see Observer).
+	Observer Observer
+}
+
+const defaultClientReadLimit = 16 << 20
+
+// Validate reports every field that breaks a rule, naming it.
+func (c ClientConfig) Validate() error {
+	var errs []error
+	bad := func(field, rule string, v any) {
+		errs = append(errs, &fsm.FieldError{Policy: "ClientConfig", Field: field, Rule: rule, Value: v})
+	}
+	if c.URL == "" {
+		bad("URL", "is required (ws://host:port/path or wss://...)", c.URL)
+	} else if u, err := url.Parse(c.URL); err != nil {
+		bad("URL", "must parse: "+err.Error(), c.URL)
+	} else if u.Scheme != "ws" && u.Scheme != "wss" {
+		bad("URL", "must use the ws or wss scheme", c.URL)
+	} else if u.Host == "" {
+		bad("URL", "must name a host", c.URL)
+	}
+	if c.ReadLimit < 0 {
+		bad("ReadLimit", "must not be negative (0 means 16 MiB)", c.ReadLimit)
+	}
+	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate())
+	return errors.Join(errs...)
+}
+
+// Client is a reconnecting WebSocket client. Run dials, keeps the link
+// alive with pings, and on every failure path (refused, DNS, TLS, connect
+// or handshake timeout, a non-101 answer, a drop, a silent server) waits
+// exactly as long as its Backoff policy says before the next attempt.
+//
+// Its lifecycle is an fsm.Client owned by Run's goroutine; the other
+// methods are safe for concurrent use with Run and with each other.
+type Client struct {
+	cfg    ClientConfig
+	id     string
+	clk    clock.Clock
+	log    *slog.Logger
+	dialer *websocket.Dialer
+	epoch  time.Time
+	hooks  *testHooks
+
+	state atomic.Uint32 // fsm.State, for State() without the lock
+	ran   atomic.Bool
+
+	events chan clientEvent // from dial and link goroutines to Run
+	poke   chan struct{}    // cap 1: SetPolicy moved the deadline
+
+	mu    sync.Mutex
+	fc    *fsm.Client
+	link  *link // the open link, nil unless Connected
+	stats ClientStats
+	subs  map[*subscriber]struct{}
+}
+
+// NewClient returns a Client for cfg, or cfg's validation error.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Backoff == (fsm.Backoff{}) {
+		cfg.Backoff = fsm.DefaultBackoff()
+	}
+	if cfg.ReadLimit == 0 {
+		cfg.ReadLimit = defaultClientReadLimit
+	}
+	rng := cfg.Rand
+	if rng == nil {
+		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: cfg.Backoff, Liveness: cfg.Liveness, Rand: rng})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:    cfg,
+		id:     cfg.ID,
+		clk:    cfg.Clock,
+		log:    orDefault(cfg.Logger),
+		events: make(chan clientEvent, 4),
+		poke:   make(chan struct{}, 1),
+		fc:     fc,
+		subs:   make(map[*subscriber]struct{}),
+	}
+	if c.id == "" {
+		c.id = cfg.URL
+	}
+	if c.clk == nil {
+		c.clk = clock.New()
+	}
+	c.epoch = c.clk.Now()
+	c.dialer = &websocket.Dialer{
+		NetDialContext:  cfg.NetDialContext,
+		TLSClientConfig: cfg.TLSConfig,
+		// No HandshakeTimeout: fsm's ConnectTimeout bounds dial and
+		// handshake together, through the attempt's context.
+	}
+	c.state.Store(uint32(fsm.Idle))
+	c.stats.State = fsm.Idle
+	return c, nil
+}
+
+// ID returns the name the client logs under.
+func (c *Client) ID() string { return c.id }
+
+// State returns the client's lifecycle state.
+func (c *Client) State() fsm.State { return fsm.State(c.state.Load()) }
+
+// ClientStats is a snapshot of a Client.
+type ClientStats struct {
+	State fsm.State
+	// Attempts counts connection attempts started since Run began.
+	Attempts int
+	// Failures is the current run of consecutive failures (what the
+	// backoff delay grows with); a link that stayed up StableAfter resets it.
+	Failures int
+	// Connects counts links that came up.
+	Connects int
+	// LastError is the error of the latest failed attempt or dropped link,
+	// and LastErrorAt when it happened.
+	LastError   error
+	LastErrorAt time.Time
+	// ConnectedSince is when the current link came up; zero unless
+	// Connected.
+	ConnectedSince time.Time
+	// NextAttemptAt is when the next attempt is due; zero unless
+	// BackingOff.
+	NextAttemptAt time.Time
+	// Backoff is the policy in force, defaults applied.
+	Backoff fsm.Backoff
+}
+
+// Stats returns a snapshot of the client's counters.
+func (c *Client) Stats() ClientStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.stats
+	st.Failures = c.fc.Failures()
+	st.Backoff = c.fc.Backoff()
+	if t, ok := c.fc.ConnectedSince(); ok {
+		st.ConnectedSince = t
+	}
+	if t, ok := c.fc.RetryAt(); ok {
+		st.NextAttemptAt = t
+	}
+	return st
+}
+
+// SetPolicy replaces the reconnect policy while the client runs (or before
+// it does). The next failure uses the new policy. A retry already waiting
+// is re-drawn under it, but never earlier than the old policy promised
+// (fsm.Client.SetBackoff). A zero b means fsm.DefaultBackoff(), as in
+// ClientConfig.
+func (c *Client) SetPolicy(b fsm.Backoff) error {
+	if b == (fsm.Backoff{}) {
+		b = fsm.DefaultBackoff()
+	}
+	c.mu.Lock()
+	_, err := c.fc.SetBackoff(c.clk.Now(), b)
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("conn: SetPolicy: %w", err)
+	}
+	select { // Run re-arms its timer for the (possibly moved) retry
+	case c.poke <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Send writes one message to the server and returns when it is written,
+// when the write fails, or when ctx ends. It never queues: if the client
+// is not Connected it returns a *NotConnectedError (errors.Is
+// ErrNotConnected) at once, so nothing is dropped silently. A failed write
+// also drops the link, which Run then reconnects by the policy.
+func (c *Client) Send(ctx context.Context, t MessageType, data []byte) error {
+	if t != TextMessage && t != BinaryMessage {
+		return fmt.Errorf("conn: client %s: Send takes TextMessage or BinaryMessage, not %d", c.id, t)
+	}
+	c.mu.Lock()
+	l := c.link
+	st := c.fc.State()
+	c.mu.Unlock()
+	if l == nil {
+		err := &NotConnectedError{State: st}
+		c.observe(Observation{Kind: ObsRefused, At: c.clk.Now(), Frame: Frame(t), Size: len(data), Err: err})
+		return err
+	}
+	return l.send(ctx, t, data)
+}
+
+// subscriber is one Subscribe channel.
+type subscriber struct {
+	ch chan fsm.Transition
+}
+
+// Subscribe returns a channel that receives the client's transitions
+// until ctx ends or Run returns, when it is closed. It never blocks the
+// client: the channel holds one transition and a newer one replaces an
+// unread older one (it coalesces), so a slow reader always sees the latest
+// state but may miss intermediate ones. For every transition, use the
+// log or ClientConfig.Observer.
+func (c *Client) Subscribe(ctx context.Context) <-chan fsm.Transition {
+	sub := &subscriber{ch: make(chan fsm.Transition, 1)}
+	c.mu.Lock()
+	if c.subs == nil { // Run has returned
+		c.mu.Unlock()
+		close(sub.ch)
+		return sub.ch
+	}
+	c.subs[sub] = struct{}{}
+	c.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.subs[sub]; ok {
+			delete(c.subs, sub)
+			close(sub.ch)
+		}
+	})
+	return sub.ch
+}
+
+// publishLocked hands tr to every subscriber without blocking: an unread
+// older transition is replaced.
+func (c *Client) publishLocked(tr fsm.Transition) {
+	for sub := range c.subs {
+		for {
+			select {
+			case sub.ch <- tr:
+			default:
+				select {
+				case <-sub.ch: // drop the stale one; only this goroutine sends
+				default:
+				}
+				continue
+			}
+			break
+		}
+	}
+}
+
+// closeSubsLocked closes every subscription: Run has returned.
+func (c *Client) closeSubsLocked() {
+	for sub := range c.subs {
+		close(sub.ch)
+	}
+	c.subs = nil
+}
+
+func (c *Client) observe(o Observation) {
+	if c.cfg.Observer == nil {
+		return
+	}
+	o.Machine, o.ID = fsm.MachineClient, c.id
+	c.cfg.Observer(o)
+}

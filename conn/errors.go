@@ -1,0 +1,131 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+var (
+	// ErrNotConnected is matched (errors.Is) by every *NotConnectedError: a
+	// Client was asked to send while it had no open link.
+	ErrNotConnected = errors.New("conn: not connected")
+
+	// ErrSessionClosed is matched by every *SessionClosedError: a send to a
+	// session that is closing or was reaped, or to an unknown session id.
+	ErrSessionClosed = errors.New("conn: session closed")
+
+	// ErrGaveUp is matched by every *GaveUpError: the Backoff policy's
+	// MaxAttempts consecutive attempts failed.
+	ErrGaveUp = errors.New("conn: gave up reconnecting")
+
+	// ErrServerClosed is returned by Server.Shutdown and Server.Close when
+	// the server was already shut down.
+	ErrServerClosed = errors.New("conn: server closed")
+
+	// ErrClientUsed is returned by Client.Run when the client already ran:
+	// a Client, like an http.Server after Shutdown, is not reused.
+	ErrClientUsed = errors.New("conn: client already ran; create a new one")
+
+	// ErrUnauthorized is what an Authorize hook returns for a request that
+	// carries no credentials: the server answers 401 before the upgrade.
+	ErrUnauthorized = errors.New("conn: unauthorized: no credentials")
+
+	// ErrForbidden is what an Authorize hook returns for wrong credentials:
+	// the server answers 403 before the upgrade. Any other error from the
+	// hook is treated the same way.
+	ErrForbidden = errors.New("conn: forbidden: wrong credentials")
+)
+
+// NotConnectedError reports a Client.Send made while the client had no open
+// link. Nothing was sent or queued: the caller decides whether to retry.
+type NotConnectedError struct {
+	State fsm.State // the client's state when the send was refused
+}
+
+func (e *NotConnectedError) Error() string {
+	return fmt.Sprintf("conn: cannot send: client is %s, not Connected", e.State)
+}
+
+// Is reports whether target is ErrNotConnected.
+func (e *NotConnectedError) Is(target error) bool { return target == ErrNotConnected }
+
+// SessionClosedError reports a send to a session that can no longer carry
+// application data.
+type SessionClosedError struct {
+	ID     uint64
+	State  fsm.State  // Closing or Reaped; zero for an unknown id
+	Reason fsm.Reason // why it closed, when known
+}
+
+func (e *SessionClosedError) Error() string {
+	if e.State == 0 {
+		return fmt.Sprintf("conn: session %d: no such open session", e.ID)
+	}
+	if e.Reason == fsm.NoReason {
+		return fmt.Sprintf("conn: session %d is %s", e.ID, e.State)
+	}
+	return fmt.Sprintf("conn: session %d is %s (%s)", e.ID, e.State, e.Reason)
+}
+
+// Is reports whether target is ErrSessionClosed.
+func (e *SessionClosedError) Is(target error) bool { return target == ErrSessionClosed }
+
+// DialError is why one connection attempt failed. Status is the HTTP status
+// of a refused handshake (401, 403, 503, ...), zero when the failure came
+// before or without an HTTP answer (refused port, DNS, TLS, timeout).
+type DialError struct {
+	Attempt int
+	URL     string
+	Status  int
+	Err     error
+}
+
+func (e *DialError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("attempt %d: %s answered HTTP %d %s instead of switching protocols",
+			e.Attempt, e.URL, e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("attempt %d: %v", e.Attempt, e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// errConnectTimeout is the cause recorded when an attempt outlives
+// Backoff.ConnectTimeout; fsm, not the dialer, decides that it did.
+type errConnectTimeout struct{ after time.Duration }
+
+func (e errConnectTimeout) Error() string {
+	return fmt.Sprintf("connect timeout: no handshake within %s", e.after)
+}
+
+// Timeout marks it as a net.Error-style timeout.
+func (e errConnectTimeout) Timeout() bool { return true }
+
+// errPongTimeout is the cause recorded when a connected server went silent.
+type errPongTimeout struct{ silent time.Duration }
+
+func (e errPongTimeout) Error() string {
+	return fmt.Sprintf("server silent for %s (no pong): half-open link, blackhole or stopped server", e.silent)
+}
+
+func (e errPongTimeout) Timeout() bool { return true }
+
+// GaveUpError is what Client.Run returns when the policy ran out of
+// attempts. Last is the error of the final attempt.
+type GaveUpError struct {
+	Attempts int
+	Last     error
+}
+
+func (e *GaveUpError) Error() string {
+	return fmt.Sprintf("conn: gave up after %d consecutive failed attempts; last: %v", e.Attempts, e.Last)
+}
+
+// Is reports whether target is ErrGaveUp.
+func (e *GaveUpError) Is(target error) bool { return target == ErrGaveUp }
+
+func (e *GaveUpError) Unwrap() error { return e.Last }

@@ -1,0 +1,18 @@
+package conn
+
+import (
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain runs a helper process when the test binary is re-executed by a
+// process test (see process_test.go), and otherwise the tests, failing the
+// package if any goroutine outlives them.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(helperEnv); role != "" {
+		os.Exit(runHelper(role))
+	}
+	goleak.VerifyTestMain(m)
+}

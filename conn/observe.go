@@ -1,0 +1,124 @@
+package conn
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// MessageType is the type of an application message.
+type MessageType int
+
+const (
+	// TextMessage is a UTF-8 text message (JSON, say).
+	TextMessage MessageType = websocket.TextMessage
+	// BinaryMessage is a binary message.
+	BinaryMessage MessageType = websocket.BinaryMessage
+)
+
+// Frame is the kind of a WebSocket frame in an Observation.
+type Frame uint8
+
+// Frames, numbered as their RFC 6455 opcodes.
+const (
+	FrameText   Frame = websocket.TextMessage
+	FrameBinary Frame = websocket.BinaryMessage
+	FrameClose  Frame = websocket.CloseMessage
+	FramePing   Frame = websocket.PingMessage
+	FramePong   Frame = websocket.PongMessage
+)
+
+var frameNames = map[Frame]string{
+	FrameText: "text", FrameBinary: "binary", FrameClose: "close", FramePing: "ping", FramePong: "pong",
+}
+
+// String returns the frame kind's name.
+func (f Frame) String() string {
+	if n, ok := frameNames[f]; ok {
+		return n
+	}
+	return "Frame(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ObservationKind says what an Observation records.
+type ObservationKind uint8
+
+const (
+	// ObsTransition: the instance changed state; Transition says how.
+	ObsTransition ObservationKind = iota + 1
+	// ObsSend: a frame was committed to the wire while the instance could
+	// send (a session Alive or Suspect, a client Connected). A session
+	// commits under the same lock that reaps it, so no ObsSend of a data
+	// frame follows its Reaped transition.
+	ObsSend
+	// ObsReceive: a frame was read from the wire; At is when it was heard.
+	ObsReceive
+	// ObsRefused: a send was refused (Err says why); nothing was written.
+	ObsRefused
+)
+
+// Observation is one fact about a running client or session, for property
+// suites and monitoring that need more than the log: every transition with
+// its time, and the send and receive facts the liveness invariants are
+// stated in.
+type Observation struct {
+	Kind       ObservationKind
+	Machine    fsm.Machine // MachineClient or MachineSession
+	ID         string      // the client's ID, or the session's id in decimal
+	At         time.Time   // by the configured clock
+	Transition fsm.Transition
+	Frame      Frame // ObsSend, ObsReceive, ObsRefused
+	Size       int   // payload bytes, ObsSend and ObsReceive
+	Err        error // ObsRefused: the error the caller got; ObsTransition: the cause, if any
+}
+
+// Observer receives Observations. It is called synchronously on the
+// goroutine that made the observation (a reader, the writer, the timer
+// goroutine or a caller of Send), sometimes with the instance's lock held:
+// it must be safe for concurrent use, must not block, and must not call
+// back into the client, server or session. Calls for one instance are in
+// the order the facts happened, except that receives are reported
+// lock-free by the reader and may interleave with the others; At orders
+// them.
+type Observer func(Observation)
+
+// logTransition writes the one log line a transition gets (the logging
+// contract in docs/decisions.md): msg "transition" with machine, id, from,
+// to and trigger; reason when a session closes or is reaped; attempt and
+// delay_ms when a client schedules a retry; error when a failure caused it.
+func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
+	if !log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs,
+		slog.String("machine", tr.Machine.String()),
+		slog.String("id", id),
+		slog.String("from", tr.From.String()),
+		slog.String("to", tr.To.String()),
+		slog.String("trigger", tr.Trigger.String()),
+	)
+	if tr.Reason != fsm.NoReason {
+		attrs = append(attrs, slog.String("reason", tr.Reason.String()))
+	}
+	if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
+		attrs = append(attrs, slog.Int("attempt", tr.Attempt), slog.Int64("delay_ms", tr.Delay.Milliseconds()))
+	}
+	if cause != nil {
+		attrs = append(attrs, slog.String("error", cause.Error()))
+	}
+	log.LogAttrs(context.Background(), slog.LevelInfo, "transition", attrs...)
+}
+
+// orDefault returns l, or the process's default logger when l is nil, so a
+// program that sets slog's default gets lifeline's lines without wiring.
+func orDefault(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
+}

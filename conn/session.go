@@ -1,0 +1,294 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// Session is one upgraded connection on a Server, from the upgrade until it
+// is reaped. Its methods are safe for concurrent use. A Session stays a
+// valid handle after it is reaped: Send then returns ErrSessionClosed.
+//
+// The struct is kept small on purpose (docs/decisions.md, the per-session
+// memory budget): the fsm lifecycle, the connection, a send queue that is
+// nil while empty, and the timer bookkeeping.
+type Session struct {
+	srv *Server
+	ws  *websocket.Conn // set once, under mu, at the upgrade
+	fs  *fsm.Session
+	id  uint64
+
+	// heard is when the last frame was read, in ns since srv.epoch. The
+	// reader stores it without the lock (a pong costs no lock and no fsm
+	// step); the next tick hands it to fs before deciding anything.
+	heard atomic.Int64
+
+	mu        sync.Mutex
+	stepped   int64      // the heard value fs has seen
+	queue     []outgoing // application messages not yet written; nil when empty
+	pong      string     // payload of the pong owed (flagPong)
+	closeCode int32      // close code the writer owes (Closing), 0 for none
+	flags     uint8
+	tqIdx     int32 // position in srv.tq's heap, -1 when not queued
+	tqAt      int64 // deadline in ns since srv.epoch
+}
+
+type outgoing struct {
+	t    MessageType
+	data []byte
+}
+
+const (
+	flagWriting uint8 = 1 << iota // a writer goroutine is running
+	flagPing                      // a ping is owed
+	flagPong                      // a pong is owed
+)
+
+// ID returns the session's id, unique within its Server, counting from 1.
+func (s *Session) ID() uint64 { return s.id }
+
+// State returns the session's lifecycle state.
+func (s *Session) State() fsm.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fs.State()
+}
+
+// Reason returns why the session is closing or was reaped, or NoReason.
+func (s *Session) Reason() fsm.Reason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fs.Reason()
+}
+
+// RemoteAddr returns the peer's address, or nil before the upgrade.
+func (s *Session) RemoteAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ws == nil {
+		return nil
+	}
+	return s.ws.RemoteAddr()
+}
+
+// Send queues one message for the session's writer and returns at once.
+// It returns a *SessionClosedError (errors.Is ErrSessionClosed) if the
+// session is closing or was reaped. If the queue already holds
+// ServerConfig.QueueSize messages the peer is not keeping up: the session
+// is reaped for slow_consumer and Send returns that error. A nil error
+// means queued, not delivered: a message still queued when the session
+// closes is dropped and counted in ServerStats.DroppedMessages.
+func (s *Session) Send(t MessageType, data []byte) error {
+	if t != TextMessage && t != BinaryMessage {
+		return fmt.Errorf("conn: session %d: Send takes TextMessage or BinaryMessage, not %d", s.id, t)
+	}
+	now := s.srv.clk.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.fs.Open() && !s.srv.hooks.unguardedSend() {
+		err := s.closedErrLocked()
+		s.observeLocked(Observation{Kind: ObsRefused, At: now, Frame: Frame(t), Size: len(data), Err: err})
+		return err
+	}
+	if len(s.queue) >= s.srv.queueSize {
+		s.stepLocked(now, fsm.EvSlowConsumer, fmt.Errorf("send queue full (%d messages)", len(s.queue)))
+		err := s.closedErrLocked()
+		s.observeLocked(Observation{Kind: ObsRefused, At: now, Frame: Frame(t), Size: len(data), Err: err})
+		return err
+	}
+	s.queue = append(s.queue, outgoing{t, data})
+	s.wakeWriterLocked()
+	return nil
+}
+
+func (s *Session) closedErrLocked() error {
+	return &SessionClosedError{ID: s.id, State: s.fs.State(), Reason: s.fs.Reason()}
+}
+
+// step applies ev under the lock.
+func (s *Session) step(now time.Time, ev fsm.Event, cause error) {
+	s.mu.Lock()
+	s.stepLocked(now, ev, cause)
+	s.mu.Unlock()
+}
+
+// stepLocked hands ev to the lifecycle and carries out what it answers. An
+// event the state does not take (a read error on a session already
+// reaped, say) changes nothing.
+func (s *Session) stepLocked(now time.Time, ev fsm.Event, cause error) {
+	out, err := s.fs.Step(now, ev)
+	if err != nil {
+		return
+	}
+	s.applyLocked(out, cause)
+}
+
+// applyLocked carries out one step's output: count and log the transition,
+// then the actions in the order fsm gives them.
+func (s *Session) applyLocked(out fsm.Output, cause error) {
+	srv := s.srv
+	if tr := out.Transition; tr != nil {
+		srv.count(tr)
+		logTransition(srv.log, sessionID(s.id), tr, cause)
+		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
+	}
+	closeCode, reap, reason := 0, false, fsm.NoReason
+	for _, a := range out.Actions {
+		switch a.Kind {
+		case fsm.ActSendPing:
+			s.flags |= flagPing
+			s.wakeWriterLocked()
+		case fsm.ActClose:
+			closeCode = a.Code
+		case fsm.ActReap:
+			reap, reason = true, a.Reason
+		}
+	}
+	switch {
+	case reap:
+		s.reapLocked(reason, closeCode)
+		return
+	case closeCode != 0: // entering Closing: no more data, a close frame next
+		s.dropQueueLocked()
+		s.closeCode = int32(closeCode)
+		s.wakeWriterLocked()
+	}
+	if out.Transition != nil {
+		s.rescheduleLocked()
+	}
+}
+
+// rescheduleLocked arms the shared timer for the session's next deadline.
+func (s *Session) rescheduleLocked() {
+	if d, ok := s.fs.Deadline(); ok {
+		s.srv.tq.schedule(s, d)
+	} else {
+		s.srv.tq.remove(s)
+	}
+}
+
+// reapLocked releases everything the session holds: its queue, its timer
+// slot and its registry entry at once; its connection on a goroutine of
+// its own, after a best-effort close frame (closeCode, 0 for none).
+func (s *Session) reapLocked(reason fsm.Reason, closeCode int) {
+	s.dropQueueLocked()
+	s.flags &^= flagPing | flagPong
+	s.closeCode = 0
+	s.srv.tq.remove(s)
+	s.srv.unregister(s)
+	s.srv.wg.Add(1)
+	go s.teardown(s.ws, closeCode, reason)
+}
+
+func (s *Session) teardown(ws *websocket.Conn, closeCode int, reason fsm.Reason) {
+	defer s.srv.wg.Done()
+	if ws != nil {
+		if closeCode != 0 {
+			wait := min(s.srv.live.WriteTimeout, closeFrameWait)
+			err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCode, ""), time.Now().Add(wait))
+			if err == nil {
+				s.srv.observe(Observation{Kind: ObsSend, Machine: fsm.MachineSession, ID: sessionID(s.id),
+					At: s.srv.clk.Now(), Frame: FrameClose})
+			}
+		}
+		_ = ws.Close()
+	}
+	if s.srv.cfg.OnClose != nil {
+		s.srv.cfg.OnClose(s, reason)
+	}
+}
+
+// forceClose ends a session Shutdown could not wait for any longer.
+func (s *Session) forceClose(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.fs.State() {
+	case fsm.Closing:
+		s.stepLocked(now, fsm.EvClosed, errors.New("shutdown deadline passed before the peer answered the close"))
+	case fsm.Alive, fsm.Suspect, fsm.Handshaking:
+		s.stepLocked(now, fsm.EvShutdown, nil)
+		s.stepLocked(now, fsm.EvClosed, nil)
+	}
+}
+
+func (s *Session) dropQueueLocked() {
+	if n := len(s.queue); n > 0 {
+		s.srv.dropped.Add(uint64(n))
+	}
+	clear(s.queue)
+	s.queue = nil
+}
+
+// heardAt records that a frame was read at t.
+func (s *Session) heardAt(t time.Time) {
+	s.heard.Store(int64(t.Sub(s.srv.epoch)))
+}
+
+// syncHeardLocked hands the latest frame time the reader recorded to fs.
+func (s *Session) syncHeardLocked() {
+	if h := s.heard.Load(); h > s.stepped {
+		s.stepped = h
+		if !s.srv.hooks.ignorePongs() {
+			_, _ = s.fs.Step(s.srv.epoch.Add(time.Duration(h)), fsm.EvPong)
+		}
+	}
+}
+
+// tick is the shared timer firing for this session.
+func (s *Session) tick(now time.Time) {
+	if s.srv.hooks.skipTicks() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs.State() == fsm.Reaped {
+		return
+	}
+	s.syncHeardLocked()
+	out, err := s.fs.Step(now, fsm.EvTick)
+	if err == nil {
+		var cause error
+		if out.Transition != nil && out.Transition.Trigger == fsm.PongTimeout {
+			cause = errSilent{s.fs.Liveness().PingInterval + s.fs.Liveness().PongTimeout}
+		}
+		s.applyLocked(out, cause)
+	}
+	if s.fs.State() != fsm.Reaped {
+		s.rescheduleLocked()
+		s.setReadDeadlineLocked(now)
+	}
+}
+
+// setReadDeadlineLocked sets the socket's read deadline a PongTimeout past
+// the liveness bound. The timer reaps first; the deadline is a backstop
+// that unblocks the reader should the timer ever not run.
+func (s *Session) setReadDeadlineLocked(now time.Time) {
+	if s.ws == nil {
+		return
+	}
+	l := s.fs.Liveness()
+	left := l.ReapDeadline(s.fs.LastHeard()).Sub(now) + l.PongTimeout
+	_ = s.ws.SetReadDeadline(time.Now().Add(left))
+}
+
+// errSilent is the cause logged when a session's peer went silent.
+type errSilent struct{ after time.Duration }
+
+func (e errSilent) Error() string {
+	return fmt.Sprintf("peer silent for %s: no pong (killed, stopped or cut off)", e.after)
+}
+
+func (s *Session) observeLocked(o Observation) {
+	if s.srv.cfg.Observer == nil {
+		return
+	}
+	o.Machine, o.ID = fsm.MachineSession, sessionID(s.id)
+	s.srv.cfg.Observer(o)
+}

@@ -1,0 +1,253 @@
+package conn
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// readLoop is the session's one reader. It records when each frame was
+// heard, hands application messages to OnMessage, and turns the read error
+// that ends every connection into the event that reaps the session.
+//
+// Its own frame is kept tiny and everything else happens in calls that
+// return before the next read: an idle session's reader is parked inside
+// ReadMessage, and the stack it parks with is what stays resident (the
+// runtime shrinks it back to 2 KiB only if less than a quarter is in use).
+func (s *Session) readLoop() {
+	for s.readOne() {
+	}
+	s.srv.wg.Done()
+}
+
+// readOne reads one message (or the error that ends the connection) and
+// reports whether to read on. NextReader, not ReadMessage, so that the
+// chain parked under it is one frame shorter; the payload is read in a
+// separate call.
+func (s *Session) readOne() bool {
+	mt, r, err := s.ws.NextReader()
+	if err != nil {
+		s.readFailed(err)
+		return false
+	}
+	return s.consume(mt, r)
+}
+
+// consume reads a message's payload and hands it on.
+func (s *Session) consume(mt int, r io.Reader) bool {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		s.readFailed(err)
+		return false
+	}
+	s.onMessage(mt, data)
+	return true
+}
+
+// onMessage takes one application message off the reader.
+func (s *Session) onMessage(mt int, data []byte) {
+	srv := s.srv
+	now := srv.clk.Now()
+	s.heardAt(now)
+	s.mu.Lock()
+	s.observeLocked(Observation{Kind: ObsReceive, At: now, Frame: Frame(mt), Size: len(data)})
+	open := s.fs.Open()
+	s.mu.Unlock()
+	if !open {
+		return // closing: read on, only to hear the peer's close
+	}
+	// A message is good only once the handler took it: stepping EvMessage
+	// first would let a Suspect session "recover" on the very message that
+	// is its next error.
+	var herr error
+	if srv.cfg.OnMessage != nil {
+		herr = srv.cfg.OnMessage(s, MessageType(mt), data)
+	}
+	if herr != nil {
+		s.step(srv.clk.Now(), fsm.EvProtocolError, herr)
+	} else {
+		s.step(now, fsm.EvMessage, nil)
+	}
+}
+
+// readFailed maps the error that ended the read side to an event: a close
+// frame from the peer (answered with the same code on the way out), or a
+// read error (RST, EOF, read limit, the deadline backstop).
+func (s *Session) readFailed(err error) {
+	now := s.srv.clk.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs.State() == fsm.Reaped {
+		return // we closed it
+	}
+	// gorilla reports a connection that ended without a close frame (EOF
+	// after kill -9, say) as close code 1006, which no peer can send: that
+	// is a read error, not a peer close.
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code == websocket.CloseAbnormalClosure {
+		s.stepLocked(now, fsm.EvReadError, err)
+		return
+	}
+	s.observeLocked(Observation{Kind: ObsReceive, At: now, Frame: FrameClose})
+	wasOpen := s.fs.Open()
+	out, serr := s.fs.Step(now, fsm.EvPeerClose)
+	if serr != nil {
+		return
+	}
+	echo := 0
+	if wasOpen { // the peer started the close: answer it
+		echo = ce.Code
+		if echo == websocket.CloseNoStatusReceived {
+			echo = websocket.CloseNormalClosure
+		}
+	}
+	s.applyEcho(out, err, echo)
+}
+
+// applyEcho is applyLocked for a peer close, whose reap carries the close
+// code to echo rather than one of fsm's.
+func (s *Session) applyEcho(out fsm.Output, cause error, echo int) {
+	if tr := out.Transition; tr != nil {
+		s.srv.count(tr)
+		logTransition(s.srv.log, sessionID(s.id), tr, cause)
+		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
+	}
+	for _, a := range out.Actions {
+		if a.Kind == fsm.ActReap {
+			s.reapLocked(a.Reason, echo)
+		}
+	}
+}
+
+// onPing runs on the reader when a ping arrives: a sign of life, and a
+// pong owed to the writer.
+func (s *Session) onPing(payload string) error {
+	now := s.srv.clk.Now()
+	s.heardAt(now)
+	s.mu.Lock()
+	s.observeLocked(Observation{Kind: ObsReceive, At: now, Frame: FramePing, Size: len(payload)})
+	if s.fs.Open() {
+		s.pong = payload
+		s.flags |= flagPong
+		s.wakeWriterLocked()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// onPong runs on the reader when a pong arrives. It takes no lock and
+// keeps a small frame: an idle session's heartbeat costs one atomic store
+// here, and this is the deepest point an idle reader's stack reaches.
+func (s *Session) onPong(payload string) error {
+	now := s.srv.clk.Now()
+	s.heardAt(now)
+	if s.srv.cfg.Observer != nil {
+		s.observePong(now, len(payload))
+	}
+	return nil
+}
+
+func (s *Session) observePong(now time.Time, n int) {
+	s.srv.observe(Observation{Kind: ObsReceive, Machine: fsm.MachineSession, ID: sessionID(s.id),
+		At: now, Frame: FramePong, Size: n})
+}
+
+// wakeWriterLocked starts the writer if it is not running. The writer
+// exists only while there is something to write, so an idle session costs
+// no goroutine for it.
+func (s *Session) wakeWriterLocked() {
+	if s.flags&flagWriting != 0 || s.ws == nil {
+		return
+	}
+	s.flags |= flagWriting
+	s.srv.wg.Add(1)
+	go s.writeLoop()
+}
+
+// frame is one write the writer owes.
+type frame struct {
+	kind    Frame
+	data    []byte
+	payload string // control frames
+}
+
+// writeLoop writes what the session owes, one frame at a time, until
+// nothing is left; then it exits. It is the only goroutine that writes
+// data frames, so their order is the order of Send.
+func (s *Session) writeLoop() {
+	defer s.srv.wg.Done()
+	srv := s.srv
+	for {
+		s.mu.Lock()
+		f, ok := s.nextLocked()
+		if !ok {
+			s.flags &^= flagWriting
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		deadline := time.Now().Add(srv.live.WriteTimeout)
+		var err error
+		switch f.kind {
+		case FrameText, FrameBinary:
+			if err = s.ws.SetWriteDeadline(deadline); err == nil {
+				err = s.ws.WriteMessage(int(f.kind), f.data)
+			}
+		case FrameClose:
+			err = s.ws.WriteControl(websocket.CloseMessage, f.data, deadline)
+		default:
+			err = s.ws.WriteControl(int(f.kind), []byte(f.payload), deadline)
+		}
+		if err != nil {
+			s.mu.Lock()
+			s.flags &^= flagWriting
+			s.stepLocked(srv.clk.Now(), fsm.EvSendError, err)
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
+// nextLocked picks the next frame to write: the pong owed, the ping owed,
+// the close frame owed, then application messages in order. A message is
+// committed here, under the lock that reaps the session, by handing
+// EvSent to fs: fsm refuses it once the session has left Alive/Suspect,
+// so nothing is sent after a reap or a close.
+func (s *Session) nextLocked() (frame, bool) {
+	now := s.srv.clk.Now()
+	if s.fs.State() == fsm.Reaped && !s.srv.hooks.unguardedSend() {
+		return frame{}, false
+	}
+	switch {
+	case s.flags&flagPong != 0:
+		s.flags &^= flagPong
+		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FramePong, Size: len(s.pong)})
+		return frame{kind: FramePong, payload: s.pong}, true
+	case s.flags&flagPing != 0:
+		s.flags &^= flagPing
+		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FramePing})
+		return frame{kind: FramePing}, true
+	case s.closeCode != 0:
+		code := int(s.closeCode)
+		s.closeCode = 0
+		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FrameClose})
+		return frame{kind: FrameClose, data: websocket.FormatCloseMessage(code, "")}, true
+	case len(s.queue) > 0:
+		m := s.queue[0]
+		s.queue[0] = outgoing{}
+		s.queue = s.queue[1:]
+		if len(s.queue) == 0 {
+			s.queue = nil // release the backing array while idle
+		}
+		if _, err := s.fs.Step(now, fsm.EvSent); err != nil && !s.srv.hooks.unguardedSend() {
+			s.dropQueueLocked()
+			return frame{}, false
+		}
+		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: Frame(m.t), Size: len(m.data)})
+		return frame{kind: Frame(m.t), data: m.data}, true
+	}
+	return frame{}, false
+}
