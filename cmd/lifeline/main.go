@@ -32,6 +32,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"diagram", "write the lifecycle diagrams (Mermaid, DOT) to docs/, or check they are current", runDiagram},
+		{"demo", "watch a fleet survive kill -9, SIGSTOP and a server restart on 127.0.0.1 (under a minute)", runDemo},
+		{"serve", "run a session-reaping WebSocket echo server with JSON stats at /stats", runServe},
+		{"connect", "stay connected to a WebSocket server, reconnecting by a backoff policy", runConnect},
 	}
 }
 
@@ -49,6 +52,11 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
+
+// mainEnv, set in a helper process's environment, tells a re-executed test
+// binary to behave as this command (see main_test.go); the real binary
+// ignores it.
+const mainEnv = "LIFELINE_MAIN"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

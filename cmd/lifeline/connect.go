@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/lifeline-go/lifeline/conn"
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return connect(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// connect is runConnect with stdin as a parameter, for tests. It prints
+// every message received on stdout, one per line, and sends every line
+// read from stdin; a line that cannot be sent (not connected) is reported
+// on stderr, not queued.
+func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("connect", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: lifeline connect ws://host:port/path [flags]")
+		fs.PrintDefaults()
+	}
+	d := fsm.DefaultBackoff()
+	var b fsm.Backoff
+	fs.DurationVar(&b.Initial, "initial", d.Initial, "first backoff delay after the immediate retry")
+	fs.Float64Var(&b.Multiplier, "multiplier", d.Multiplier, "backoff growth per failure")
+	fs.DurationVar(&b.Max, "max", d.Max, "backoff cap, jitter included")
+	jitter := fs.String("jitter", d.Jitter.String(), "jitter: none, symmetric, full, equal or decorrelated")
+	fs.IntVar(&b.MaxAttempts, "max-attempts", 0, "give up after this many consecutive failed attempts (0: never)")
+	fs.BoolVar(&b.FirstImmediate, "first-immediate", true, "retry at once after the first failure of a run")
+	fs.DurationVar(&b.ConnectTimeout, "connect-timeout", d.ConnectTimeout, "bound on one attempt, dial and handshake")
+	var live fsm.Liveness
+	livenessFlags(fs, &live)
+	token := fs.String("token", "", "send `Authorization: Bearer <token>`")
+	id := fs.String("id", "", "name in the logs (default: the URL)")
+	logFormat := fs.String("log-format", "text", "log format: json or text")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{fmt.Errorf("want exactly one ws:// or wss:// URL, got %d arguments", len(pos))}
+	}
+	if b.Jitter, err = fsm.ParseJitter(*jitter); err != nil {
+		return usageError{err}
+	}
+	logger, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	var outMu sync.Mutex
+	cfg := conn.ClientConfig{URL: pos[0], Backoff: b, Liveness: live, ID: *id, Logger: logger,
+		OnMessage: func(_ conn.MessageType, data []byte) {
+			outMu.Lock()
+			defer outMu.Unlock()
+			fmt.Fprintf(stdout, "%s\n", data)
+		}}
+	if *token != "" {
+		cfg.Header = conn.BearerHeader(*token)
+	}
+	c, err := conn.NewClient(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	go sendLines(ctx, c, stdin, stderr)
+	err = c.Run(ctx)
+	var gu *conn.GaveUpError
+	if errors.As(err, &gu) {
+		return exitError{1, fmt.Errorf("gave up after %d consecutive failed attempts (max-attempts %d); last error: %v",
+			gu.Attempts, b.MaxAttempts, gu.Last)}
+	}
+	return err
+}
+
+// sendLines sends each line of r as a text message until r ends.
+func sendLines(ctx context.Context, c *conn.Client, r io.Reader, stderr io.Writer) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if err := c.Send(ctx, conn.TextMessage, []byte(sc.Text())); err != nil {
+			fmt.Fprintf(stderr, "lifeline connect: not sent: %v\n", err)
+		}
+	}
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// (`connect ws://... --max 30s` as well as `connect --max 30s ws://...`),
+// which the flag package alone stops at.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/lifeline-go/lifeline/conn"
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// shutdownGrace bounds the close handshakes of serve's sessions on the way
+// down; what is left after it is closed at once.
+const shutdownGrace = 5 * time.Second
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	var live fsm.Liveness
+	livenessFlags(fs, &live)
+	fs.DurationVar(&live.IdleTimeout, "idle-timeout", 0, "close sessions with no application message for this long (0: off)")
+	token := fs.String("token", "", "require `Authorization: Bearer <token>` (or ?access_token=) before the upgrade, and for /stats")
+	logFormat := fs.String("log-format", "text", "log format: json or text")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg := conn.ServerConfig{
+		Liveness:  live,
+		Logger:    logger,
+		OnMessage: func(s *conn.Session, t conn.MessageType, data []byte) error { return s.Send(t, data) },
+	}
+	if *token != "" {
+		cfg.Authorize = conn.BearerToken(*token)
+	}
+	srv, err := conn.NewServer(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, srv, ln, cfg.Authorize, logger)
+}
+
+// serve runs srv on ln, with JSON stats at GET /stats, until ctx ends; then
+// it shuts the sessions down (1001, bounded by shutdownGrace) and the HTTP
+// server after them.
+func serve(ctx context.Context, srv *conn.Server, ln net.Listener, auth func(*http.Request) error, logger *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /stats", statsHandler(srv, auth))
+	mux.Handle("/", srv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("listening", "addr", ln.Addr().String(), "websocket", "ws://"+ln.Addr().String()+"/",
+		"stats", "http://"+ln.Addr().String()+"/stats")
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, conn.ErrServerClosed) {
+		logger.Warn("sessions forced closed", "error", err)
+	}
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	st := srv.Stats()
+	logger.Info("stopped", "reaped_total", st.ReapedTotal, "refused", st.Refused)
+	return nil
+}
+
+// statsHandler answers GET /stats with the server's ServerStats as JSON,
+// behind the same authorization as the WebSocket endpoint.
+func statsHandler(srv *conn.Server, auth func(*http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if auth != nil {
+			if err := auth(r); err != nil {
+				status := http.StatusForbidden
+				if errors.Is(err, conn.ErrUnauthorized) {
+					status = http.StatusUnauthorized
+				}
+				http.Error(w, http.StatusText(status), status)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(srv.Stats())
+	})
+}
+
+// livenessFlags registers the heartbeat flags serve and connect share.
+func livenessFlags(fs *flag.FlagSet, l *fsm.Liveness) {
+	d := fsm.DefaultLiveness()
+	fs.DurationVar(&l.PingInterval, "ping-interval", d.PingInterval, "ping after this much silence")
+	fs.DurationVar(&l.PongTimeout, "pong-timeout", d.PongTimeout, "drop the link if nothing answers a ping within this")
+}
+
+// newLogger returns a slog logger writing format ("json" or "text") to w.
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("-log-format must be json or text, not %q", format)
+}

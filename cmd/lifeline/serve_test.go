@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a goroutine-safe writer the test can read back.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServe runs `lifeline serve` in-process on a free loopback port and
+// returns its address and exit status channel; it stops when the test ends.
+func startServe(t *testing.T, args ...string) (addr string, logs *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	logs = &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...), io.Discard, pw)
+		_ = pw.Close()
+	}()
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			_, _ = logs.Write(append(sc.Bytes(), '\n'))
+			var l map[string]any
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l["msg"] == "listening" {
+				found <- l["addr"].(string)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d after SIGINT-equivalent, want 0", code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("serve did not stop")
+		}
+	})
+	select {
+	case addr = <-found:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve printed no listening line")
+	}
+	return addr, logs
+}
+
+func TestServeAndConnect(t *testing.T) {
+	addr, logs := startServe(t, "--token", "T", "--ping-interval", "1s", "--pong-timeout", "500ms")
+	ctx, cancel := context.WithCancel(context.Background())
+	stdinR, stdinW := io.Pipe()
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- connect(ctx, []string{"ws://" + addr + "/", "--token", "T", "--log-format", "json", "--id", "t1"}, stdinR, stdout, stderr)
+	}()
+	// A line sent before the link is up is refused on stderr, not queued:
+	// wait for the Connected transition first.
+	if !waitUntil(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), `"to":"Connected"`) }) {
+		t.Fatalf("never connected; stderr:\n%s", stderr.String())
+	}
+	if _, err := io.WriteString(stdinW, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !waitUntil(t, 10*time.Second, func() bool { return strings.Contains(stdout.String(), "hello") }) {
+		t.Fatalf("no echo; stderr:\n%s", stderr.String())
+	}
+	resp := getStats(t, addr, "T")
+	if resp["open"].(float64) != 1 {
+		t.Errorf("stats: %v", resp)
+	}
+	cancel()
+	_ = stdinW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("connect returned %v after cancel, want nil (exit 0)", err)
+	}
+	if !strings.Contains(stderr.String(), `"to":"Connected"`) || !strings.Contains(logs.String(), `"to":"Alive"`) {
+		t.Errorf("transitions not logged:\n%s\n%s", stderr.String(), logs.String())
+	}
+}
+
+// waitUntil polls cond for up to d; a bounded wait for an observable
+// condition, reporting whether it held.
+func waitUntil(t *testing.T, d time.Duration, cond func() bool) bool {
+	t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
+
+func getStats(t *testing.T, addr, token string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/stats", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return map[string]any{"status": float64(resp.StatusCode)}
+	}
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestServeStatsNeedsToken(t *testing.T) {
+	addr, _ := startServe(t, "--token", "T")
+	for _, tc := range []struct {
+		token string
+		want  float64
+	}{{"", 401}, {"wrong", 403}} {
+		if got := getStats(t, addr, tc.token); got["status"] != tc.want {
+			t.Errorf("GET /stats with token %q: %v, want status %v", tc.token, got, tc.want)
+		}
+	}
+	if got := getStats(t, addr, "T"); got["reaped"] == nil {
+		t.Errorf("GET /stats with the token: %v", got)
+	}
+}
+
+func TestConnectGivesUp(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"connect", "ws://127.0.0.1:1/", "--max-attempts", "3",
+		"--initial", "10ms", "--max", "20ms", "--log-format", "json"}, io.Discard, &stderr)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "lifeline connect: gave up after 3 consecutive failed attempts") || !strings.Contains(out, "refused") {
+		t.Errorf("stderr lacks a clear give-up message:\n%s", out)
+	}
+	if n := strings.Count(out, `"to":"BackingOff"`); n != 2 {
+		t.Errorf("%d retries logged, want 2 (the third failure gives up)", n)
+	}
+}
+
+func TestCommandUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"connect"}, "want exactly one"},
+		{[]string{"connect", "ws://127.0.0.1:1/", "--jitter", "wild"}, "unknown jitter kind"},
+		{[]string{"connect", "ws://127.0.0.1:1/", "--multiplier", "0.5"}, "Multiplier"},
+		{[]string{"connect", "http://127.0.0.1:1/"}, "ws or wss"},
+		{[]string{"connect", "ws://127.0.0.1:1/", "--log-format", "xml"}, "json or text"},
+		{[]string{"serve", "--ping-interval", "1s", "--pong-timeout", "2s"}, "PongTimeout"},
+		{[]string{"serve", "stray"}, "unexpected argument"},
+		{[]string{"demo", "--clients", "0"}, "at least 1"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), tc.args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestDemo runs the README's main job, faster paced, and checks that its
+// own checks passed.
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	var stderr lockedBuffer
+	code := run(context.Background(), []string{"demo", "--clients", "8", "--pace", "0s", "--outage", "1s"}, &out, &stderr)
+	if code != 0 {
+		t.Fatalf("demo exited %d:\n%s\n%s", code, out.String(), stderr.String())
+	}
+	for _, want := range []string{"victim-kill  reaped", "victim-stop  reaped", "early (before the policy's lower bound): 0: ok", "open 8 = live clients 8: ok"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
