@@ -82,6 +82,16 @@ func (s *Session) LastHeard() time.Time { return s.lastHeard }
 // LastActivity returns when an application message last went either way.
 func (s *Session) LastActivity() time.Time { return s.lastActivity }
 
+// NextPing returns when the next ping is due, and false unless the session
+// is open (Alive or Suspect). A driver that batches its timers should
+// never send a ping late, since a late ping eats into the peer's
+// PongTimeout; it may send one early, by handing in EvTick stamped with
+// this time once it is that close (package conn does, within its timer
+// granularity). An early ping only makes the session more careful.
+func (s *Session) NextPing() (time.Time, bool) {
+	return s.l.PingAt(s.lastHeard, s.lastPing), s.Open()
+}
+
 // Errors returns the current streak of recoverable errors.
 func (s *Session) Errors() int { return s.errors }
 

@@ -59,6 +59,43 @@ func TestSessionReapsSilentPeer(t *testing.T) {
 	}
 }
 
+// NextPing is the time the tick that pings is due, moves with every frame
+// heard and every ping sent, and is absent once the session is not open.
+func TestSessionNextPing(t *testing.T) {
+	l := Liveness{PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second}
+	s := mustSession(t, l)
+	if _, ok := s.NextPing(); ok {
+		t.Fatal("NextPing while Handshaking")
+	}
+	s.Step(t0, EvUpgraded)
+	for _, tc := range []struct {
+		at   time.Duration
+		ev   Event
+		want time.Duration
+	}{
+		{0, EvTick, 30 * time.Second},                // silent since the upgrade
+		{5 * time.Second, EvPong, 35 * time.Second},  // heard: moves
+		{35 * time.Second, EvTick, 65 * time.Second}, // pinged: the next one an interval later
+		{36 * time.Second, EvPong, 66 * time.Second}, // answered
+	} {
+		out, err := s.Step(t0.Add(tc.at), tc.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := s.NextPing()
+		if !ok || got != t0.Add(tc.want) {
+			t.Fatalf("after %s at +%s: NextPing = +%s, %v; want +%s", tc.ev, tc.at, got.Sub(t0), ok, tc.want)
+		}
+		if tc.ev == EvTick && tc.at == 35*time.Second && !slices.Equal(kinds(out), []ActionKind{ActSendPing}) {
+			t.Fatalf("no ping at the time NextPing gave: %+v", out.Actions)
+		}
+	}
+	s.Step(t0.Add(40*time.Second), EvReadError)
+	if _, ok := s.NextPing(); ok {
+		t.Fatal("NextPing after the reap")
+	}
+}
+
 // A failed send reaps at once: no close handshake on a broken write side.
 func TestSessionSendErrorReapsAtOnce(t *testing.T) {
 	s := mustSession(t, Liveness{})
