@@ -2,6 +2,9 @@ package conn
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -230,7 +233,7 @@ func (r *runner) dial(n int) {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		ws, resp, err := c.dialer.DialContext(ctx, c.cfg.URL, c.cfg.Header)
+		ws, resp, err := c.dialOnce(ctx)
 		if err != nil {
 			de := &DialError{Attempt: n, URL: c.cfg.URL, Err: err}
 			if resp != nil {
@@ -240,6 +243,43 @@ func (r *runner) dial(n int) {
 		}
 		r.report(clientEvent{dialed: true, gen: n, ws: ws, err: err})
 	}()
+}
+
+// dialOnce dials and shakes hands, abandoning both as soon as ctx ends.
+// gorilla/websocket honours ctx while dialing but, past the TCP connect,
+// only its deadline: a cancelled attempt would sit in the handshake until
+// the server answered. So the raw connection is closed when ctx ends.
+func (c *Client) dialOnce(ctx context.Context) (*websocket.Conn, *http.Response, error) {
+	var mu sync.Mutex
+	var raw net.Conn
+	d := *c.dialer
+	base := c.cfg.NetDialContext
+	if base == nil {
+		base = (&net.Dialer{}).DialContext
+	}
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := base(ctx, network, addr)
+		mu.Lock()
+		raw = nc
+		mu.Unlock()
+		return nc, err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if raw != nil {
+			_ = raw.Close()
+		}
+	})
+	ws, resp, err := d.DialContext(ctx, c.cfg.URL, c.cfg.Header)
+	if !stop() && ws != nil { // ctx ended as the handshake completed
+		_ = ws.Close()
+		return nil, nil, ctx.Err()
+	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return ws, resp, err
 }
 
 // report hands ev to Run, or, if Run is returning, closes what ev holds.

@@ -73,11 +73,20 @@ type ServerConfig struct {
 	// Observer, if set, receives every transition and every frame sent and
 	// received (see Observer for the rules it must follow).
 	Observer Observer
+
+	// TimerGranularity is the resolution of the one timer all sessions
+	// share: deadlines are rounded up to it, so that sessions due close
+	// together are served by one wakeup. Pings and reaps may come up to
+	// this much late. Zero means 20 ms, which keeps a reap within the
+	// liveness bound + 50 ms with room for scheduling.
+	TimerGranularity time.Duration
 }
 
 const (
 	defaultQueueSize = 64
 	defaultReadLimit = 64 << 10
+	// defaultTimerGranularity: see ServerConfig.TimerGranularity.
+	defaultTimerGranularity = 20 * time.Millisecond
 	// serverReadBuffer is small on purpose: an idle session's read buffer
 	// lives as long as the session. gorilla/websocket needs 125 bytes (a
 	// control frame); frame headers are parsed from the buffer, and a
@@ -104,6 +113,10 @@ func (c ServerConfig) Validate() error {
 	if c.ReadLimit < 0 {
 		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "ReadLimit",
 			Rule: "must not be negative (0 means 64 KiB)", Value: c.ReadLimit})
+	}
+	if c.TimerGranularity < 0 {
+		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "TimerGranularity",
+			Rule: "must not be negative (0 means 20ms)", Value: c.TimerGranularity})
 	}
 	return errors.Join(errs...)
 }
@@ -178,7 +191,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      cfg.CheckOrigin,
 	}
-	srv.tq = newTimerq(srv.clk, srv.epoch, &srv.wg, func(s *Session, now time.Time) { s.tick(now) })
+	gran := cfg.TimerGranularity
+	if gran == 0 {
+		gran = defaultTimerGranularity
+	}
+	srv.tq = newTimerq(srv.clk, srv.epoch, gran, &srv.wg, func(s *Session, now time.Time) { s.tick(now) })
 	return srv, nil
 }
 
@@ -249,7 +266,7 @@ func (srv *Server) newSession() (*Session, error) {
 	if err != nil { // cannot happen: NewServer validated the policy
 		return nil, err
 	}
-	s := &Session{srv: srv, fs: fs, id: srv.nextID.Add(1), tqIdx: -1}
+	s := &Session{srv: srv, fs: fs, id: srv.nextID.Add(1)}
 	srv.mu.Lock()
 	if srv.closing {
 		srv.mu.Unlock()
@@ -259,7 +276,7 @@ func (srv *Server) newSession() (*Session, error) {
 	srv.mu.Unlock()
 	srv.states[fsm.Handshaking].Add(1)
 	if d, ok := fs.Deadline(); ok {
-		srv.tq.schedule(s, d)
+		srv.tq.schedule(s, d, false)
 	}
 	return s, nil
 }

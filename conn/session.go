@@ -36,8 +36,13 @@ type Session struct {
 	pong      string     // payload of the pong owed (flagPong)
 	closeCode int32      // close code the writer owes (Closing), 0 for none
 	flags     uint8
-	tqIdx     int32 // position in srv.tq's heap, -1 when not queued
-	tqAt      int64 // deadline in ns since srv.epoch
+	// tqSlot is the timer wheel slot the session is queued in (0: none),
+	// tqPrev and tqNext its neighbours there.
+	tqSlot         int64
+	tqPrev, tqNext *Session
+	// readBy is the read deadline set on the socket, in ns since
+	// srv.epoch; it is moved only when the liveness bound passes it.
+	readBy int64
 }
 
 type outgoing struct {
@@ -166,11 +171,32 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 }
 
 // rescheduleLocked arms the shared timer for the session's next deadline.
+// The timer works in slots of its granularity: a reap or close deadline
+// takes the slot after it (late by less than one slot, the stated slack),
+// a ping the slot before it, where tick sends it early (pingEarlyLocked).
 func (s *Session) rescheduleLocked() {
-	if d, ok := s.fs.Deadline(); ok {
-		s.srv.tq.schedule(s, d)
-	} else {
+	d, ok := s.fs.Deadline()
+	if !ok {
 		s.srv.tq.remove(s)
+		return
+	}
+	p, open := s.fs.NextPing()
+	s.srv.tq.schedule(s, d, open && p.Equal(d))
+}
+
+// pingEarlyLocked sends the next ping now if it is due within one timer
+// slot and nothing else is due before it. A ping sent up to a slot early
+// only makes the session more careful; one sent late would eat into the
+// peer's PongTimeout, and a live peer whose round trip is just under it
+// would be reaped.
+func (s *Session) pingEarlyLocked(now time.Time) {
+	p, open := s.fs.NextPing()
+	if d, ok := s.fs.Deadline(); !open || !ok || !p.Equal(d) || !p.After(now) || p.Sub(now) > s.srv.tq.granularity() {
+		return
+	}
+	out, err := s.fs.Step(p, fsm.EvTick)
+	if err == nil {
+		s.applyLocked(out, nil)
 	}
 }
 
@@ -260,22 +286,31 @@ func (s *Session) tick(now time.Time) {
 		}
 		s.applyLocked(out, cause)
 	}
+	s.pingEarlyLocked(now)
 	if s.fs.State() != fsm.Reaped {
 		s.rescheduleLocked()
 		s.setReadDeadlineLocked(now)
 	}
 }
 
-// setReadDeadlineLocked sets the socket's read deadline a PongTimeout past
-// the liveness bound. The timer reaps first; the deadline is a backstop
-// that unblocks the reader should the timer ever not run.
+// setReadDeadlineLocked keeps the socket's read deadline past the
+// liveness bound. The timer reaps first; the deadline is a backstop that
+// unblocks the reader should the timer ever not run. Moving a deadline
+// costs a runtime timer update, so it is set with a ping interval of
+// headroom and moved only when the bound overtakes it: about once per
+// two intervals on an idle session instead of on every tick.
 func (s *Session) setReadDeadlineLocked(now time.Time) {
 	if s.ws == nil {
 		return
 	}
 	l := s.fs.Liveness()
-	left := l.ReapDeadline(s.fs.LastHeard()).Sub(now) + l.PongTimeout
-	_ = s.ws.SetReadDeadline(time.Now().Add(left))
+	need := l.ReapDeadline(s.fs.LastHeard()).Add(l.PongTimeout)
+	if int64(need.Sub(s.srv.epoch)) <= s.readBy {
+		return
+	}
+	by := need.Add(l.PingInterval)
+	s.readBy = int64(by.Sub(s.srv.epoch))
+	_ = s.ws.SetReadDeadline(time.Now().Add(by.Sub(now)))
 }
 
 // errSilent is the cause logged when a session's peer went silent.

@@ -199,7 +199,17 @@ func (s *Session) writeLoop() {
 		case FrameClose:
 			err = s.ws.WriteControl(websocket.CloseMessage, f.data, deadline)
 		default:
-			err = s.ws.WriteControl(int(f.kind), []byte(f.payload), deadline)
+			// Pings and pongs go through the message writer, not
+			// WriteControl (which allocates and arms a lock timer), and
+			// with no write deadline: arming and disarming the socket's
+			// deadline timer per frame was a sixth of an idle server's
+			// CPU (docs/decisions.md). A control write cannot hang for
+			// long anyway: a peer that does not drain its socket does not
+			// answer pings either, and the liveness deadline reaps the
+			// session and closes the socket under the write.
+			if err = s.ws.SetWriteDeadline(time.Time{}); err == nil {
+				err = s.ws.WriteMessage(int(f.kind), []byte(f.payload))
+			}
 		}
 		if err != nil {
 			s.mu.Lock()
