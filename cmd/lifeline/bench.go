@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lifeline-go/lifeline/internal/bench"
+	"github.com/lifeline-go/lifeline/internal/proc"
+)
+
+// runBench measures conn against the goals; with -role it is one
+// of the helper processes a measurement starts.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	var cfg bench.Config
+	only := fs.String("only", "", "comma-separated measurements to run: "+strings.Join(bench.Measurements, ", ")+" (default all)")
+	fs.IntVar(&cfg.MemSessions, "mem-sessions", 10000, "sessions in the memory measurement")
+	fs.IntVar(&cfg.CPUSessions, "cpu-sessions", 19900, "sessions in the CPU measurement (the server's descriptor limit caps it)")
+	fs.DurationVar(&cfg.CPUPing, "cpu-ping", 30*time.Second, "ping interval in the CPU measurement")
+	fs.DurationVar(&cfg.CPUWindow, "cpu-window", 60*time.Second, "CPU measurement window")
+	fs.IntVar(&cfg.ReapVictims, "reap-victims", 20, "client processes killed, and as many stopped, in the reap measurement")
+	fs.DurationVar(&cfg.RefusedWindow, "refused-window", 60*time.Second, "how long a client runs against a refused port")
+	fs.IntVar(&cfg.HerdClients, "herd-clients", 1000, "clients in the restart-herd measurement")
+	var ro bench.RoleOptions
+	role := fs.String("role", "", "internal: run as one of a measurement's helper processes")
+	fs.StringVar(&ro.Mode, "mode", "", "internal (helper)")
+	fs.IntVar(&ro.N, "n", 0, "internal (helper)")
+	fs.StringVar(&ro.Addr, "addr", "", "internal (helper)")
+	fs.DurationVar(&ro.Ping, "ping", 0, "internal (helper)")
+	fs.DurationVar(&ro.Pong, "pong", 0, "internal (helper)")
+	fs.DurationVar(&ro.Settle, "settle", 0, "internal (helper)")
+	fs.DurationVar(&ro.Window, "window", 0, "internal (helper)")
+	fs.DurationVar(&ro.Warmup, "warmup", 0, "internal (helper)")
+	fs.StringVar(&ro.Jitter, "jitter", "", "internal (helper)")
+	fs.IntVar(&ro.Parallel, "parallel", 0, "internal (helper)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *role != "" {
+		rctx, cancel := bench.RoleContext()
+		defer cancel()
+		return bench.RunRole(rctx, *role, ro)
+	}
+	if *only != "" {
+		cfg.Only = strings.Split(*only, ",")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	self := proc.Self{Argv: []string{exe, "bench"}, Env: []string{mainEnv + "=1"}}
+	return bench.Run(self, cfg, stdout)
+}

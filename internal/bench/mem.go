@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/lifeline-go/lifeline/internal/proc"
+)
+
+// Heartbeat of the memory measurement: short, so that several rounds run
+// before the heap is weighed; the interval does not change what a session
+// holds.
+const (
+	memPing   = 2 * time.Second
+	memPong   = time.Second
+	memSettle = 5 * time.Second
+)
+
+// runMem weighs an idle session of the naive echo server and of
+// conn.Server, each in a fresh server process with its own client process.
+func runMem(self proc.Self, cfg Config, w io.Writer) error {
+	fmt.Fprintf(w, "memory per idle session: %d sessions, heap in use + stack in use after GC, minus the same before any session\n", cfg.MemSessions)
+	fmt.Fprintf(w, "lifeline: conn.Server, ping every %s, pong timeout %s, weighed after %s of heartbeats\n", memPing, memPong, memSettle)
+	res := map[string]MemResult{}
+	for _, mode := range []string{"naive", "lifeline"} {
+		r, err := measureMem(self, mode, cfg.MemSessions)
+		if err != nil {
+			return err
+		}
+		res[mode] = r
+		fmt.Fprintf(w, "mem %s sessions=%d bytes/session=%.0f heap/session=%.0f stack/session=%.0f goroutines=%d reaped=%d\n",
+			mode, r.Sessions, r.PerSession, r.HeapPer, r.StackPer, r.Goroutines, r.Reaped)
+	}
+	n, l := res["naive"], res["lifeline"]
+	verdict := "met"
+	if l.PerSession > 5*1024 || n.PerSession/l.PerSession < 3 {
+		verdict = "NOT met"
+	}
+	fmt.Fprintf(w, "summary: lifeline %.2f KiB/session vs naive %.2f KiB/session: %.2fx less (goal <= 5 KiB and >= 3x: %s)\n",
+		l.PerSession/1024, n.PerSession/1024, n.PerSession/l.PerSession, verdict)
+	return nil
+}
+
+func measureMem(self proc.Self, mode string, n int) (MemResult, error) {
+	srv, err := self.Start(os.Stderr, "-role", "mem-server", "-mode", mode, "-n", fmt.Sprint(n),
+		"-ping", memPing.String(), "-pong", memPong.String(), "-settle", memSettle.String())
+	if err != nil {
+		return MemResult{}, err
+	}
+	defer srv.Kill()
+	addr, err := srv.Line("addr ", 30*time.Second)
+	if err != nil {
+		return MemResult{}, err
+	}
+	fl, err := self.Start(os.Stderr, "-role", "fleet", "-addr", addr, "-n", fmt.Sprint(n), "-parallel", "8")
+	if err != nil {
+		return MemResult{}, err
+	}
+	defer fl.Kill()
+	line, err := srv.Line("mem ", 5*time.Minute)
+	if err != nil {
+		return MemResult{}, err
+	}
+	return decode[MemResult](line)
+}
