@@ -45,7 +45,7 @@
 //
 // Per session it runs one reader goroutine, a writer only while something
 // is queued, and a slot in one timer heap shared by all sessions; an idle
-// session costs 4.6 KiB (docs/benchmarks.md). A session is reaped, with
+// session costs 4.5 KiB (docs/benchmarks.md). A session is reaped, with
 // its reason counted in Stats, when its peer closes, its connection fails
 // (kill -9 shows up here, as EOF or RST), it stays silent past PingInterval
 // + PongTimeout (a stopped process, a blackhole), it does not read fast

@@ -19,10 +19,10 @@ const wheelSlots = 4096
 // Deadlines are rounded up to the wheel's granularity, so that every
 // session due in one slot is ticked in one wakeup: at 20 000 idle sessions
 // pinging every 30 s that turns ~1 300 timer wakeups a second into at most
-// 50. Insert and remove are O(1). A runtime timer plus an AfterFunc
-// goroutine per session would cost ~200 B per session and a goroutine
-// start per firing; this costs three words in the Session
-// (docs/decisions.md).
+// 50 (arithmetic: two ticks per session per interval, one wakeup per
+// slot). Insert and remove are O(1). A runtime timer and an AfterFunc per
+// session would cost two allocations per session and a goroutine start
+// per firing; this costs three words in the Session (docs/decisions.md).
 //
 // fsm makes early ticks harmless, so a deadline that moves later (a pong
 // heard) is left in place: the session is ticked at the old time, finds
