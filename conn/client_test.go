@@ -13,15 +13,17 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/oracle"
+	"github.com/lifeline-go/lifeline/internal/syncio"
 )
 
 // newTestClient builds a client that records its observations and logs
 // JSON into a buffer.
-func newTestClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncBuffer) {
+func newTestClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncio.Buffer) {
 	t.Helper()
 	rec := newRecorder()
 	cfg.Observer = rec.observe
-	var logs *syncBuffer
+	var logs *syncio.Buffer
 	if cfg.Logger == nil {
 		cfg.Logger, logs = jsonLogger()
 	}
@@ -132,7 +134,8 @@ func TestClientRefusedPortFollowsPolicy(t *testing.T) {
 	starts, _ := attemptStarts(obs)
 	// Slowest schedule over the window (less a margin for dial time) and
 	// fastest over the whole run.
-	lo, hi := attemptsSlowest(b, window-100*time.Millisecond), attemptsWithin(b, elapsed)
+	lo, _ := oracle.AttemptsWithin(b, window-100*time.Millisecond)
+	_, hi := oracle.AttemptsWithin(b, elapsed)
 	if len(starts) < lo || len(starts) > hi {
 		t.Errorf("%d attempts in %s; the policy allows %d..%d", len(starts), elapsed, lo, hi)
 	}
@@ -151,32 +154,6 @@ func TestClientRefusedPortFollowsPolicy(t *testing.T) {
 	}
 	if fails != len(starts) && fails != len(starts)-1 {
 		t.Errorf("%d failure lines for %d attempts", fails, len(starts))
-	}
-}
-
-// attemptsWithin is the most attempts the policy allows in d: every
-// delay at its Earliest.
-func attemptsWithin(b fsm.Backoff, d time.Duration) int {
-	n, t := 1, time.Duration(0)
-	for {
-		t += b.Earliest(n)
-		if t > d {
-			return n
-		}
-		n++
-	}
-}
-
-// attemptsSlowest is the fewest attempts the policy allows in d: every
-// delay at its Latest (dials to a refused loopback port take ~no time).
-func attemptsSlowest(b fsm.Backoff, d time.Duration) int {
-	n, t := 1, time.Duration(0)
-	for {
-		t += b.Latest(n)
-		if t > d {
-			return n
-		}
-		n++
 	}
 }
 

@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/syncio"
 )
 
 // recorder collects Observations and lets a test wait for a condition on
@@ -79,35 +79,17 @@ func countTo(to fsm.State, n int) func([]Observation) bool {
 	return func(obs []Observation) bool { return len(transitions(obs, to)) >= n }
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // jsonLogger returns a JSON logger writing into a buffer the test can
 // parse with logLines.
-func jsonLogger() (*slog.Logger, *syncBuffer) {
-	b := &syncBuffer{}
+func jsonLogger() (*slog.Logger, *syncio.Buffer) {
+	b := &syncio.Buffer{}
 	return slog.New(slog.NewJSONHandler(b, nil)), b
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // logLines parses every JSON line in b.
-func logLines(t testing.TB, b *syncBuffer) []map[string]any {
+func logLines(t testing.TB, b *syncio.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
@@ -129,7 +111,7 @@ type testServer struct {
 	*Server
 	http *httptest.Server
 	rec  *recorder
-	logs *syncBuffer
+	logs *syncio.Buffer
 	url  string
 }
 
@@ -139,7 +121,7 @@ func startServer(t testing.TB, cfg ServerConfig) *testServer {
 	if cfg.Observer == nil {
 		cfg.Observer = rec.observe
 	}
-	var logs *syncBuffer
+	var logs *syncio.Buffer
 	if cfg.Logger == nil {
 		cfg.Logger, logs = jsonLogger()
 	}

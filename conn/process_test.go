@@ -152,29 +152,36 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
+// reapAfterSignal runs a client helper against ts, sends it sig once its
+// session is Alive, and returns the reap and the time the signal went.
+func reapAfterSignal(t *testing.T, ts *testServer, sig syscall.Signal) (*helper, Observation, time.Time) {
+	t.Helper()
+	h := startHelper(t, "client", "LIFELINE_URL="+ts.url)
+	h.waitLine(t, "transition Connected", 10*time.Second)
+	ts.rec.wait(t, 5*time.Second, "the session", countTo(fsm.Alive, 1))
+	sent := h.signal(t, sig)
+	obs := ts.rec.wait(t, 5*time.Second, "the reap", countTo(fsm.Reaped, 1))
+	reaped := transitions(obs, fsm.Reaped)[0]
+	bound := ts.Liveness().PingInterval + ts.Liveness().PongTimeout + 50*time.Millisecond
+	if d := reaped.At.Sub(sent); d > bound {
+		t.Errorf("reaped %s after %v, bound %s", d, sig, bound)
+	}
+	t.Logf("reaped %s after %v, reason %s", reaped.At.Sub(sent), sig, reaped.Transition.Reason)
+	return h, reaped, sent
+}
+
 // TestProcessKilledClientIsReaped: kill -9 of a client process, no close
 // frame. The server reaps the session (the kernel's FIN/RST makes it a read
 // error at once; were it lost, pong timeout would do it within the bound),
 // and no goroutine or descriptor of the session survives.
 func TestProcessKilledClientIsReaped(t *testing.T) {
-	live := helperLiveness()
-	ts := startServer(t, ServerConfig{Liveness: live})
+	ts := startServer(t, ServerConfig{Liveness: helperLiveness()})
 	ignore := goleak.IgnoreCurrent()
 	fds := openFDs(t)
-	h := startHelper(t, "client", "LIFELINE_URL="+ts.url)
-	h.waitLine(t, "transition Connected", 10*time.Second)
-	ts.rec.wait(t, 5*time.Second, "the session", countTo(fsm.Alive, 1))
-	killed := h.signal(t, syscall.SIGKILL)
-	obs := ts.rec.wait(t, 5*time.Second, "the reap", countTo(fsm.Reaped, 1))
-	reaped := transitions(obs, fsm.Reaped)[0]
+	h, reaped, _ := reapAfterSignal(t, ts, syscall.SIGKILL)
 	if reaped.Transition.Reason != fsm.ReasonReadError {
 		t.Errorf("reason %s, want read_error (the kernel closed the dead process's socket)", reaped.Transition.Reason)
 	}
-	bound := live.PingInterval + live.PongTimeout + 50*time.Millisecond
-	if d := reaped.At.Sub(killed); d > bound {
-		t.Errorf("reaped %s after SIGKILL, bound %s", d, bound)
-	}
-	t.Logf("reaped %s after SIGKILL, reason %s", reaped.At.Sub(killed), reaped.Transition.Reason)
 	h.kill()
 	goleak.VerifyNone(t, ignore)
 	if got := openFDs(t); got != fds {
@@ -190,22 +197,11 @@ func TestProcessKilledClientIsReaped(t *testing.T) {
 // server reaps by pong timeout within PingInterval + PongTimeout of the
 // stop.
 func TestProcessStoppedClientIsReaped(t *testing.T) {
-	live := helperLiveness()
-	ts := startServer(t, ServerConfig{Liveness: live})
-	h := startHelper(t, "client", "LIFELINE_URL="+ts.url)
-	h.waitLine(t, "transition Connected", 10*time.Second)
-	ts.rec.wait(t, 5*time.Second, "the session", countTo(fsm.Alive, 1))
-	stopped := h.signal(t, syscall.SIGSTOP)
-	obs := ts.rec.wait(t, 5*time.Second, "the reap", countTo(fsm.Reaped, 1))
-	reaped := transitions(obs, fsm.Reaped)[0]
+	ts := startServer(t, ServerConfig{Liveness: helperLiveness()})
+	_, reaped, _ := reapAfterSignal(t, ts, syscall.SIGSTOP)
 	if reaped.Transition.Reason != fsm.ReasonPongTimeout {
 		t.Fatalf("reason %s, want pong_timeout", reaped.Transition.Reason)
 	}
-	bound := live.PingInterval + live.PongTimeout + 50*time.Millisecond
-	if d := reaped.At.Sub(stopped); d > bound {
-		t.Errorf("reaped %s after SIGSTOP, bound %s", d, bound)
-	}
-	t.Logf("reaped %s after SIGSTOP", reaped.At.Sub(stopped))
 }
 
 // TestProcessStoppedReaderIsSlowConsumer: a client that stops reading

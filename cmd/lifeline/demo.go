@@ -18,6 +18,7 @@ import (
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/lifeline-go/lifeline/internal/proc"
+	"github.com/lifeline-go/lifeline/internal/syncio"
 )
 
 // runDemo is the README's main job: a server and a fleet of clients on
@@ -54,7 +55,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	o.self = proc.Self{Argv: []string{exe}, Env: []string{mainEnv + "=1"}}
-	d := &demo{demoOptions: o, out: &syncWriter{w: stdout}, start: time.Now(), named: map[uint64]string{}, reapedAt: map[string]reap{}}
+	d := &demo{demoOptions: o, out: &syncio.Writer{W: stdout}, start: time.Now(), named: map[uint64]string{}, reapedAt: map[string]reap{}}
 	return d.run(ctx)
 }
 
@@ -495,17 +496,4 @@ func orNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, " ")
-}
-
-// syncWriter serialises the demo's writers: the narrative and the status
-// ticker.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

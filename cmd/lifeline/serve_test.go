@@ -8,36 +8,19 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lifeline-go/lifeline/internal/syncio"
 )
-
-// lockedBuffer is a goroutine-safe writer the test can read back.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startServe runs `lifeline serve` in-process on a free loopback port and
 // returns its address and exit status channel; it stops when the test ends.
-func startServe(t *testing.T, args ...string) (addr string, logs *lockedBuffer) {
+func startServe(t *testing.T, args ...string) (addr string, logs *syncio.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	logs = &lockedBuffer{}
+	logs = &syncio.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...), io.Discard, pw)
@@ -77,7 +60,7 @@ func TestServeAndConnect(t *testing.T) {
 	addr, logs := startServe(t, "--token", "T", "--ping-interval", "1s", "--pong-timeout", "500ms")
 	ctx, cancel := context.WithCancel(context.Background())
 	stdinR, stdinW := io.Pipe()
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &syncio.Buffer{}, &syncio.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- connect(ctx, []string{"ws://" + addr + "/", "--token", "T", "--log-format", "json", "--id", "t1"}, stdinR, stdout, stderr)
@@ -198,7 +181,7 @@ func TestCommandUsageErrors(t *testing.T) {
 // own checks passed.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	var stderr lockedBuffer
+	var stderr syncio.Buffer
 	code := run(context.Background(), []string{"demo", "--clients", "8", "--pace", "0s", "--outage", "1s"}, &out, &stderr)
 	if code != 0 {
 		t.Fatalf("demo exited %d:\n%s\n%s", code, out.String(), stderr.String())

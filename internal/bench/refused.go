@@ -10,6 +10,7 @@ import (
 
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/oracle"
 	"github.com/lifeline-go/lifeline/internal/proc"
 )
 
@@ -88,7 +89,7 @@ func runRefused(_ proc.Self, cfg Config, w io.Writer) error {
 				failedAt, n = o.At, o.Transition.Attempt-1
 			}
 		}
-		lo, hi := scheduleBounds(b, win)
+		lo, hi := oracle.AttemptsWithin(b, win)
 		perMin := float64(len(starts)) / win.Minutes()
 		fmt.Fprintf(w, "refused policy=%s initial=%s multiplier=%.1f max=%s jitter=%s first_immediate=%v attempts=%d attempts_per_min=%.1f policy_allows=%d..%d early=%d min_margin_over_earliest=%s max_past_latest=%s\n",
 			p.name, b.Initial, b.Multiplier, b.Max, b.Jitter, b.FirstImmediate, len(starts), perMin, lo, hi, early,
@@ -101,21 +102,4 @@ func runRefused(_ proc.Self, cfg Config, w io.Writer) error {
 			p.name, len(starts), win, perMin, lo, hi, verdict, early)
 	}
 	return nil
-}
-
-// scheduleBounds returns the fewest and the most attempts the policy
-// allows within d, starting with one at 0: every delay at Latest, every
-// delay at Earliest (dial time to a refused loopback port is ~0).
-func scheduleBounds(b fsm.Backoff, d time.Duration) (lo, hi int) {
-	count := func(delay func(int) time.Duration) int {
-		n, t := 1, time.Duration(0)
-		for {
-			t += delay(n)
-			if t > d {
-				return n
-			}
-			n++
-		}
-	}
-	return count(b.Latest), count(b.Earliest)
 }

@@ -159,14 +159,8 @@ func memServer(ctx context.Context, o RoleOptions) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
 	before := heapStack()
-	go func() { _ = http.Serve(ln, h) }()
-	fmt.Println("addr", ln.Addr())
-	if err := waitCount(ctx, sessions, int64(o.N), 3*time.Minute); err != nil {
+	if err := serveUntil(ctx, h, sessions, o.N); err != nil {
 		return err
 	}
 	// Heartbeat rounds, so every ping path ran and stacks grew to what
@@ -206,19 +200,14 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// cpuServer serves o.N idle sessions of server mode o.Mode and reports the CPU the process used over o.Window, after o.Warmup.
+// cpuServer serves o.N idle sessions of server mode o.Mode and reports
+// the CPU the process used over o.Window, after o.Warmup.
 func cpuServer(ctx context.Context, o RoleOptions) error {
 	h, sessions, reaped, err := buildServer(o)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = http.Serve(ln, h) }()
-	fmt.Println("addr", ln.Addr())
-	if err := waitCount(ctx, sessions, int64(o.N), 5*time.Minute); err != nil {
+	if err := serveUntil(ctx, h, sessions, o.N); err != nil {
 		return err
 	}
 	fmt.Println("ready")
@@ -375,6 +364,18 @@ func clients(ctx context.Context, o RoleOptions) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// serveUntil serves h on a loopback port, prints "addr <host:port>" for
+// the orchestrator, and returns once n sessions are open.
+func serveUntil(ctx context.Context, h http.Handler, sessions func() int64, n int) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(ln, h) }()
+	fmt.Println("addr", ln.Addr())
+	return waitCount(ctx, sessions, int64(n), 5*time.Minute)
 }
 
 // waitCount polls n until it reaches want. It is a measurement tool's
