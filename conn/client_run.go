@@ -252,6 +252,7 @@ func (r *runner) dial(n int) {
 func (c *Client) dialOnce(ctx context.Context) (*websocket.Conn, *http.Response, error) {
 	var mu sync.Mutex
 	var raw net.Conn
+	ended := false // ctx ended: a connection that arrives now is closed at once
 	d := *c.dialer
 	base := c.cfg.NetDialContext
 	if base == nil {
@@ -259,14 +260,22 @@ func (c *Client) dialOnce(ctx context.Context) (*websocket.Conn, *http.Response,
 	}
 	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := base(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
 		mu.Lock()
+		defer mu.Unlock()
+		if ended {
+			_ = nc.Close()
+			return nil, ctx.Err()
+		}
 		raw = nc
-		mu.Unlock()
-		return nc, err
+		return nc, nil
 	}
 	stop := context.AfterFunc(ctx, func() {
 		mu.Lock()
 		defer mu.Unlock()
+		ended = true
 		if raw != nil {
 			_ = raw.Close()
 		}
