@@ -6,7 +6,10 @@
 //
 // The invariants, by letter:
 //
-//	(a) NoEarlyRetry     no attempt before the policy's earliest bound for its number, on every failure path
+//	(a) NoEarlyRetry     no attempt before the policy's earliest bound for its number, on every
+//	                     failure path; and every attempt is one the policy scheduled (its number
+//	                     follows the failures seen), so a driver retrying behind its machine's
+//	                     back is caught even where the earliest bound is zero (full jitter)
 //	(b) BoundedRetries   attempts ≤ MaxAttempts, then GaveUp; each retry by the latest bound
 //	(c) DeadReaped       a session whose peer is dead is reaped by the liveness bound after the
 //	                     peer's last sign of life (at once after a failed send); an idle one by the idle bound

@@ -44,6 +44,13 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt number %d exceeds MaxAttempts=%d", c.n+1, s.o.b.MaxAttempts)
 	}
+	if r.Attempt != c.n+1 {
+		// The machine numbers attempts by the failures it was told of; a
+		// number that lags the failures seen means the driver retried
+		// without asking it, whatever the delay.
+		s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
+			"attempt numbered %d after %d consecutive failures: the driver retried without its machine's decision", r.Attempt, c.n)
+	}
 	if c.pending {
 		since := r.At - c.lastFail
 		if lo := s.o.earliest(c.n); since < lo {
