@@ -32,6 +32,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"diagram", "write the lifecycle diagrams (Mermaid, DOT) to docs/, or check they are current", runDiagram},
+		{"sim", "simulate a fleet through faults in virtual time and check the invariants", runSim},
 	}
 }
 
