@@ -106,6 +106,15 @@ func (l Liveness) Validate() error {
 // last ping went out at lastPing (zero if none).
 func (l Liveness) PingAt(lastHeard, lastPing time.Time) time.Time {
 	l = l.WithDefaults()
+	return l.pingAt(lastHeard, lastPing)
+}
+
+// pingAt and reapAt are PingAt and ReapDeadline for a policy whose
+// defaults are already applied, as Client and Session keep theirs: they
+// run on every tick and frame, where re-applying the defaults to a copy of
+// the policy cost the simulator about a tenth of its time at 10 000
+// sessions.
+func (l *Liveness) pingAt(lastHeard, lastPing time.Time) time.Time {
 	if lastPing.After(lastHeard) {
 		return lastPing.Add(l.PingInterval)
 	}
@@ -118,6 +127,10 @@ func (l Liveness) PingAt(lastHeard, lastPing time.Time) time.Time {
 // for reaping a live one.
 func (l Liveness) ReapDeadline(lastHeard time.Time) time.Time {
 	l = l.WithDefaults()
+	return l.reapAt(lastHeard)
+}
+
+func (l *Liveness) reapAt(lastHeard time.Time) time.Time {
 	return lastHeard.Add(l.PingInterval + l.PongTimeout)
 }
 

@@ -12,9 +12,6 @@ type client struct {
 	proc     int32 // lock group (BugLockAcrossBackoff)
 	link     int32 // current link (dialing or up), or noLink
 	server   uint16
-	timerGen uint32
-	armed    int64 // when the timer is armed, or never
-	deadline int64 // the machine's deadline when last asked, never, or stale (ask again)
 	alive    bool
 	up       bool // the current link is up
 	orphaned bool // BugNoReconnectAfterDrop: the driver stopped waking the machine
@@ -26,8 +23,8 @@ func (w *world) startClient(c *client) error {
 	if err != nil {
 		return err
 	}
-	c.fsm, c.alive, c.up, c.orphaned, c.link, c.armed = m, true, false, false, noLink, never
-	c.timerGen++
+	c.fsm, c.alive, c.up, c.orphaned, c.link = m, true, false, false, noLink
+	w.ctimers[c.id].cancel()
 	w.emit(trace.Record{Kind: trace.ClientStart, ID: c.id})
 	out, err := m.Step(at(w.now), fsm.EvStart)
 	if err != nil {
@@ -95,53 +92,29 @@ func (w *world) sendTime(c *client) int64 {
 }
 
 // armClient makes sure a timer event is queued no later than c's deadline.
-// A timer that fires early only ticks a machine that has nothing to do.
 func (w *world) armClient(c *client) {
+	tm := &w.ctimers[c.id]
 	d, ok := c.fsm.Deadline()
 	if !ok || !c.alive || c.orphaned {
-		c.deadline = never
+		tm.cancel()
 		return
 	}
-	t := max(int64(d.Sub(Epoch)), w.now)
-	c.deadline = t
-	if t >= c.armed {
-		return
-	}
-	c.timerGen++
-	c.armed = t
-	w.q.push(event{at: t, kind: evClientTimer, id: c.id, gen: c.timerGen})
+	w.arm(tm, int64(d.Sub(Epoch)), evClientTimer, c.id)
 }
 
 func (w *world) clientTimer(e event) {
+	tm := &w.ctimers[e.id]
+	if !w.due(tm, e) {
+		return
+	}
 	c := &w.clients[e.id]
-	if e.gen != c.timerGen || !c.alive {
-		return
-	}
-	c.armed = never
-	if c.orphaned || c.deadline == never {
-		return
-	}
-	if c.deadline == stale {
-		if d, ok := c.fsm.Deadline(); ok {
-			c.deadline = max(int64(d.Sub(Epoch)), w.now)
-		}
-	}
-	if w.now < c.deadline {
-		// Armed for an earlier deadline that has since moved: re-arm
-		// without waking the machine, which would find nothing to do.
-		c.timerGen++
-		c.armed = c.deadline
-		w.q.push(event{at: c.deadline, kind: evClientTimer, id: c.id, gen: c.timerGen})
-		return
-	}
 	if c.fsm.State() == fsm.BackingOff {
 		if w.quiesced {
 			return // settling: no new attempts
 		}
 		if t := w.sendTime(c); t > w.now { // BugLockAcrossBackoff: wait for the lock
-			c.timerGen++
-			c.armed = t
-			w.q.push(event{at: t, kind: evClientTimer, id: c.id, gen: c.timerGen})
+			tm.deadline = t
+			w.arm(tm, t, evClientTimer, c.id)
 			return
 		}
 	}
@@ -157,7 +130,7 @@ func (w *world) clientTimer(e event) {
 
 // dial starts attempt n on a new link.
 func (w *world) dial(c *client, n int32) {
-	li := w.links.add(link{client: c.id, server: c.server, armed: never, deadline: never, clientUp: true, diedAt: -1})
+	li := w.links.add(link{client: c.id, server: c.server, timer: timer{armed: never, deadline: never}, clientUp: true, diedAt: -1})
 	c.link, c.up = int32(li), false
 	w.emit(trace.Record{Kind: trace.Dial, ID: c.id, Attempt: n, Server: uint32(c.server)})
 	for _, i := range w.active {
@@ -235,12 +208,6 @@ func (w *world) clientStep(c *client, ev fsm.Event) {
 	out, err := c.fsm.Step(at(w.now), ev)
 	if err != nil {
 		return // an event the state does not take: a late frame, nothing to do
-	}
-	if out.Transition == nil && len(out.Actions) == 0 && (ev == fsm.EvPong || ev == fsm.EvMessage) {
-		// A sign of life only moves deadlines later: the armed timer will
-		// fire early and find the new one (see clientTimer).
-		c.deadline = stale
-		return
 	}
 	w.clientOut(c, out)
 }

@@ -75,7 +75,7 @@ func (w *world) faultEndEvent(i int) {
 // -9); without, its host is gone and says nothing (a crash).
 func (w *world) killClient(c *client, fin bool) {
 	c.alive = false
-	c.timerGen++
+	w.ctimers[c.id].cancel()
 	if w.locks != nil && w.locks[c.proc] == int32(c.id) {
 		w.locks[c.proc] = -1
 	}

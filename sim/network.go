@@ -37,9 +37,7 @@ type link struct {
 	client   uint32
 	server   uint16
 	c2s, s2c int64 // last scheduled arrival each way: TCP delivers in order
-	timerGen uint32
-	armed    int64 // when the session timer is armed, or never
-	deadline int64 // the session's deadline when last asked, or never
+	timer    timer // the session's
 	eventGen uint32
 	diedAt   int64 // when the peer died or its path went dead, for reap latency
 

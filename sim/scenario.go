@@ -409,11 +409,3 @@ func (f *Fault) validate(s Scenario) error {
 	return errors.Join(errs...)
 }
 
-func (s *Scenario) has(b Bug) bool {
-	for _, x := range s.Bugs {
-		if x == b {
-			return true
-		}
-	}
-	return false
-}

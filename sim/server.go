@@ -100,10 +100,6 @@ func (w *world) sessionStep(li uint32, ev fsm.Event) {
 	if err != nil {
 		return // not accepted in this state: a late frame
 	}
-	if out.Transition == nil && len(out.Actions) == 0 && ev == fsm.EvPong {
-		l.deadline = stale // only later: see clientStep
-		return
-	}
 	w.sessionOut(li, out)
 }
 
@@ -150,41 +146,21 @@ func (w *world) sessionOut(li uint32, out fsm.Output) {
 func (w *world) armSession(li uint32) {
 	l := w.links.at(li)
 	if w.bugs[BugNoPing] || !l.serverOpen {
+		l.timer.cancel()
 		return
 	}
 	d, ok := l.sess.Deadline()
 	if !ok {
-		l.deadline = never
+		l.timer.cancel()
 		return
 	}
-	t := max(int64(d.Sub(Epoch)), w.now)
-	l.deadline = t
-	if t >= l.armed {
-		return
-	}
-	l.timerGen++
-	l.armed = t
-	w.q.push(event{at: t, kind: evSessionTimer, id: li, gen: l.timerGen})
+	w.arm(&l.timer, int64(d.Sub(Epoch)), evSessionTimer, li)
 }
 
 func (w *world) sessionTimer(e event) {
-	l := w.links.at(e.id)
-	if e.gen != l.timerGen || !l.serverOpen {
-		return
+	if w.due(&w.links.at(e.id).timer, e) {
+		w.sessionStep(e.id, fsm.EvTick)
 	}
-	l.armed = never
-	if l.deadline == stale {
-		if d, ok := l.sess.Deadline(); ok {
-			l.deadline = max(int64(d.Sub(Epoch)), w.now)
-		}
-	}
-	if w.now < l.deadline { // the deadline moved later: re-arm, see clientTimer
-		l.timerGen++
-		l.armed = l.deadline
-		w.q.push(event{at: l.deadline, kind: evSessionTimer, id: e.id, gen: l.timerGen})
-		return
-	}
-	w.sessionStep(e.id, fsm.EvTick)
 }
 
 // appEvent writes one application message on link li's session, as a

@@ -63,10 +63,7 @@ func (r *Result) Speedup() float64 {
 // instant would do; fsm only compares and adds times.
 var Epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-const (
-	never = int64(1<<63 - 1)
-	stale = int64(-1) // a cached deadline that may have moved later
-)
+const never = int64(1<<63 - 1)
 
 // world is one run's state. Everything happens on the goroutine that calls
 // Run; nothing sleeps.
@@ -79,6 +76,7 @@ type world struct {
 	bugs [len(bugNames)]bool
 
 	clients []client
+	ctimers []timer // the clients' timers, apart so an early timer touches nothing else
 	servers []server
 	links   linkTable
 	faults  []Fault
@@ -130,6 +128,7 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 		sc: sc, opt: opt, suite: suite,
 		rng:     rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x9e3779b97f4a7c15)),
 		clients: make([]client, sc.Clients),
+		ctimers: make([]timer, sc.Clients),
 		servers: make([]server, sc.Servers),
 		faults:  sc.Faults,
 	}
@@ -161,7 +160,7 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	}
 	for i := range w.clients {
 		c := &w.clients[i]
-		c.id, c.server, c.link, c.armed = uint32(i), uint16(i%sc.Servers), noLink, never
+		c.id, c.server, c.link = uint32(i), uint16(i%sc.Servers), noLink
 		if w.bugs[BugLockAcrossBackoff] {
 			c.proc = int32(i / 2)
 		} else {
