@@ -408,4 +408,3 @@ func (f *Fault) validate(s Scenario) error {
 	}
 	return errors.Join(errs...)
 }
-
