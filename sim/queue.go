@@ -16,7 +16,8 @@ type event struct {
 type evKind uint8
 
 const (
-	evClientTimer  evKind = iota + 1 // id = client
+	evClientStart  evKind = iota + 1 // id = client
+	evClientTimer                    // id = client
 	evSessionTimer                   // id = link
 	evToServer                       // id = link, arg = frame
 	evToClient                       // id = link, arg = frame

@@ -173,10 +173,10 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 			w.locks[i] = -1
 		}
 	}
+	// Clients start at time zero, queued after the faults that start then,
+	// so a port refused from the first instant refuses the first attempt.
 	for i := range w.clients {
-		if err := w.startClient(&w.clients[i]); err != nil {
-			return nil, err
-		}
+		w.q.push(event{kind: evClientStart, id: uint32(i)})
 	}
 	return w, nil
 }
@@ -204,6 +204,10 @@ func (w *world) loop(ctx context.Context) error {
 			return fmt.Errorf("%w: %d events by virtual time %s", ErrEventBudget, w.opt.MaxEvents, time.Duration(w.now))
 		}
 		switch e.kind {
+		case evClientStart:
+			if err := w.startClient(&w.clients[e.id]); err != nil {
+				return err
+			}
 		case evClientTimer:
 			w.clientTimer(e)
 		case evSessionTimer:
