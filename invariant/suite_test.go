@@ -16,7 +16,9 @@ const ms = time.Millisecond
 func dial(at time.Duration, c uint32, n int32) trace.Record {
 	return trace.Record{At: at, Kind: trace.Dial, ID: c, Attempt: n}
 }
-func down(at time.Duration, c uint32) trace.Record { return trace.Record{At: at, Kind: trace.Down, ID: c} }
+func down(at time.Duration, c uint32) trace.Record {
+	return trace.Record{At: at, Kind: trace.Down, ID: c}
+}
 func up(at time.Duration, c, s uint32) trace.Record {
 	return trace.Record{At: at, Kind: trace.Up, ID: c, Peer: s}
 }

@@ -91,4 +91,3 @@ func BenchmarkQueue(b *testing.B) {
 		})
 	}
 }
-

@@ -30,10 +30,14 @@ func count(recs []trace.Record, keep func(*trace.Record) bool) int {
 }
 
 func reaped(reason fsm.Reason) func(*trace.Record) bool {
-	return func(r *trace.Record) bool { return r.Kind == trace.Transition && r.To == fsm.Reaped && r.Reason == reason }
+	return func(r *trace.Record) bool {
+		return r.Kind == trace.Transition && r.To == fsm.Reaped && r.Reason == reason
+	}
 }
 
-func kind(k trace.Kind) func(*trace.Record) bool { return func(r *trace.Record) bool { return r.Kind == k } }
+func kind(k trace.Kind) func(*trace.Record) bool {
+	return func(r *trace.Record) bool { return r.Kind == k }
+}
 
 // Each fault leaves its own mark on the trace, and the correct driver
 // keeps every invariant through it.
