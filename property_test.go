@@ -14,7 +14,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,9 +102,9 @@ func genFault(t *rapid.T, sc *sim.Scenario, i int, kinds []sim.FaultKind) sim.Fa
 func genScenario(t *rapid.T, kinds []sim.FaultKind) sim.Scenario {
 	sc := sim.Scenario{
 		Seed:           rapid.Uint64().Draw(t, "seed"),
-		Clients:        rapid.IntRange(1, 6).Draw(t, "clients"),
+		Clients:        rapid.IntRange(1, 8).Draw(t, "clients"),
 		Servers:        rapid.IntRange(1, 2).Draw(t, "servers"),
-		Duration:       dur(t, time.Minute, 10*time.Minute, "duration"),
+		Duration:       dur(t, time.Minute, 15*time.Minute, "duration"),
 		Backoff:        genBackoff(t),
 		ClientLiveness: genLiveness(t, "client"),
 		ServerLiveness: genLiveness(t, "server"),
@@ -111,7 +113,7 @@ func genScenario(t *rapid.T, kinds []sim.FaultKind) sim.Scenario {
 	if rapid.Bool().Draw(t, "traffic") {
 		sc.EventInterval = dur(t, 500*time.Millisecond, time.Minute, "event_interval")
 	}
-	for i, n := 0, rapid.IntRange(0, 5).Draw(t, "faults"); i < n; i++ {
+	for i, n := 0, rapid.IntRange(0, 6).Draw(t, "faults"); i < n; i++ {
 		sc.Faults = append(sc.Faults, genFault(t, &sc, i, kinds))
 	}
 	return sc
@@ -204,12 +206,40 @@ func herdOptions() sim.Options {
 }
 
 func TestHerdSpreadsWithFullJitter(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		res := check(t, herdScenario(t, fsm.JitterFull), herdOptions(), invariant.HerdSpread)
-		if h := res.Suite.Herds(); len(h) != 1 || h[0].Dropped != herdClients {
-			t.Fatalf("the restart should drop all %d clients: %+v", herdClients, h)
-		}
+	withHerdFlags(t, func() {
+		rapid.Check(t, func(t *rapid.T) {
+			res := check(t, herdScenario(t, fsm.JitterFull), herdOptions(), invariant.HerdSpread)
+			if h := res.Suite.Herds(); len(h) != 1 || h[0].Dropped != herdClients {
+				t.Fatalf("the restart should drop all %d clients: %+v", herdClients, h)
+			}
+		})
 	})
+}
+
+// withHerdFlags runs fn with rapid's -rapid.checks divided by 5 (at least
+// 10) and shrinking capped at 5s: every herd case is a 1000-client world,
+// about 30 ms (300 ms under -race), and the other properties get the full
+// count. -rapid.checks still scales it: -rapid.checks=1000 runs 200 herds.
+func withHerdFlags(t *testing.T, fn func()) {
+	t.Helper()
+	checks := flag.Lookup("rapid.checks")
+	shrink := flag.Lookup("rapid.shrinktime")
+	if checks == nil || shrink == nil {
+		t.Fatal("rapid's flags are not registered")
+	}
+	oldChecks, oldShrink := checks.Value.String(), shrink.Value.String()
+	n, _ := strconv.Atoi(oldChecks)
+	if err := checks.Value.Set(strconv.Itoa(max(10, n/5))); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := time.ParseDuration(oldShrink); d > 5*time.Second {
+		_ = shrink.Value.Set("5s")
+	}
+	defer func() {
+		_ = checks.Value.Set(oldChecks)
+		_ = shrink.Value.Set(oldShrink)
+	}()
+	fn()
 }
 
 var rapidSeed = regexp.MustCompile(`-rapid\.seed=(\d+)`)
@@ -289,8 +319,10 @@ func TestBrokenVariantsAreCaught(t *testing.T) {
 		})
 	}
 	t.Run("herd without jitter", func(t *testing.T) {
-		bites(t, "(g) herd_spread", func(t *rapid.T) {
-			check(t, herdScenario(t, fsm.JitterNone), herdOptions(), invariant.HerdSpread)
+		withHerdFlags(t, func() {
+			bites(t, "(g) herd_spread", func(t *rapid.T) {
+				check(t, herdScenario(t, fsm.JitterNone), herdOptions(), invariant.HerdSpread)
+			})
 		})
 	})
 }

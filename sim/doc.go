@@ -27,7 +27,9 @@
 //
 // After Scenario.Duration the world quiesces (faults over, no new attempts)
 // and runs until it has settled, so invariant (f), registered sessions =
-// live peers, can be judged.
+// live peers, can be judged: until nothing has come up, gone down or
+// changed a registry for a settling span (both ends' liveness bounds,
+// the close and connect timeouts, and the longest latency, twice).
 //
 // # Usage
 //

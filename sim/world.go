@@ -83,8 +83,10 @@ type world struct {
 	active  []int   // faults whose window is open, in start order
 	locks   []int32 // BugLockAcrossBackoff: the client holding each process's lock, or -1
 
-	quiesced bool
-	settleAt int64
+	quiesced   bool
+	settleAt   int64
+	settleSpan int64 // how long the world must be quiet to count as settled
+	lastChange int64 // last time a link came up or went down, or the registry changed
 	halfPong int64 // ServerLiveness.PongTimeout / 2: frames slower than this are Degraded
 
 	suite *invariant.Suite
@@ -149,6 +151,7 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	// frames held by a partition to arrive.
 	settle := b.ConnectTimeout + sl.HandshakeTimeout + sl.CloseTimeout +
 		2*(cl.PingInterval+cl.PongTimeout) + 2*(sl.PingInterval+sl.PongTimeout) + 8*lat + time.Second
+	w.settleSpan = int64(settle)
 	w.settleAt = int64(sc.Duration + settle)
 
 	w.q.push(event{at: int64(sc.Duration), kind: evQuiesce})
@@ -226,6 +229,14 @@ func (w *world) loop(ctx context.Context) error {
 			w.quiesced = true
 			w.emit(trace.Record{Kind: trace.Quiesce})
 		case evSettle:
+			// Settled means quiet: nothing came up, went down or changed
+			// the registry for a whole settling span, so no notice of a
+			// teardown is still on its way. Without new attempts each link
+			// changes at most twice more, so this ends.
+			if quiet := w.lastChange + w.settleSpan; quiet > w.now {
+				w.q.push(event{at: quiet, kind: evSettle})
+				continue
+			}
 			w.settle()
 			return nil
 		}
@@ -243,6 +254,10 @@ func at(t int64) time.Time { return Epoch.Add(time.Duration(t)) }
 // statistics and, if kept, the trace.
 func (w *world) emit(r trace.Record) {
 	r.At = time.Duration(w.now)
+	switch r.Kind {
+	case trace.Register, trace.Unregister, trace.Up, trace.Down, trace.ClientStart, trace.ClientExit:
+		w.lastChange = w.now
+	}
 	w.suite.Observe(&r)
 	w.stats.observe(&r)
 	if w.opt.KeepTrace {
