@@ -87,7 +87,7 @@ type world struct {
 	settleAt   int64
 	settleSpan int64 // how long the world must be quiet to count as settled
 	lastChange int64 // last time a link came up or went down, or the registry changed
-	halfPong int64 // ServerLiveness.PongTimeout / 2: frames slower than this are Degraded
+	halfPong   int64 // ServerLiveness.PongTimeout / 2: frames slower than this are Degraded
 
 	suite *invariant.Suite
 	trace []trace.Record
