@@ -61,12 +61,7 @@ const (
 var distNames = [...]string{Uniform: "uniform", Exponential: "exponential"}
 
 // String returns the distribution's name as JSON spells it.
-func (d Dist) String() string {
-	if int(d) < len(distNames) {
-		return distNames[d]
-	}
-	return "Dist(" + strconv.Itoa(int(d)) + ")"
-}
+func (d Dist) String() string { return enumName(distNames[:], int(d), "Dist") }
 
 // Latency is a one-way delay distribution: Base plus a random part.
 type Latency struct {
@@ -161,21 +156,12 @@ var faultNames = [...]string{
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
-func (k FaultKind) String() string {
-	if int(k) < len(faultNames) && faultNames[k] != "" {
-		return faultNames[k]
-	}
-	return "FaultKind(" + strconv.Itoa(int(k)) + ")"
-}
+func (k FaultKind) String() string { return enumName(faultNames[:], int(k), "FaultKind") }
 
 // ParseFaultKind returns the kind named s.
 func ParseFaultKind(s string) (FaultKind, error) {
-	for k, n := range faultNames {
-		if n != "" && n == s {
-			return FaultKind(k), nil
-		}
-	}
-	return 0, fmt.Errorf("%w: unknown fault kind %q (want one of %s)", ErrScenario, s, names(faultNames[:]))
+	k, err := enumParse(faultNames[:], s, "fault kind")
+	return FaultKind(k), err
 }
 
 // Range is a half-open range [From, To) of client numbers. The zero value
@@ -270,21 +256,30 @@ func Bugs() []Bug {
 }
 
 // String returns the bug's name as JSON spells it.
-func (b Bug) String() string {
-	if int(b) < len(bugNames) && bugNames[b] != "" {
-		return bugNames[b]
-	}
-	return "Bug(" + strconv.Itoa(int(b)) + ")"
-}
+func (b Bug) String() string { return enumName(bugNames[:], int(b), "Bug") }
 
 // ParseBug returns the bug named s.
 func ParseBug(s string) (Bug, error) {
-	for b, n := range bugNames {
+	b, err := enumParse(bugNames[:], s, "bug")
+	return Bug(b), err
+}
+
+// enumName and enumParse are the String and Parse of the enums a scenario
+// file spells by name; names is indexed by value, "" for none.
+func enumName(names []string, i int, typ string) string {
+	if i >= 0 && i < len(names) && names[i] != "" {
+		return names[i]
+	}
+	return typ + "(" + strconv.Itoa(i) + ")"
+}
+
+func enumParse(all []string, s, what string) (int, error) {
+	for i, n := range all {
 		if n != "" && n == s {
-			return Bug(b), nil
+			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: unknown bug %q (want one of %s)", ErrScenario, s, names(bugNames[:]))
+	return 0, fmt.Errorf("%w: unknown %s %q (want one of %s)", ErrScenario, what, s, names(all))
 }
 
 func names(all []string) string {
