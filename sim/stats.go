@@ -10,6 +10,8 @@ import (
 
 // Stats are a run's figures, gathered from its records as they are made.
 type Stats struct {
+	// Events is the number of events the world processed; Transitions the
+	// state changes of all clients and sessions.
 	Events      uint64 `json:"events"`
 	Transitions int    `json:"transitions"`
 	// Attempts counts connection attempts started; Connects those that came
