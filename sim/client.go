@@ -130,7 +130,7 @@ func (w *world) clientTimer(e event) {
 
 // dial starts attempt n on a new link.
 func (w *world) dial(c *client, n int32) {
-	li := w.links.add(link{client: c.id, server: c.server, timer: timer{armed: never, deadline: never}, clientUp: true, diedAt: -1})
+	li := w.links.add(link{client: c.id, server: c.server, timer: timer{armed: never, deadline: never}, clientUp: true, lastSign: -1})
 	c.link, c.up = int32(li), false
 	w.emit(trace.Record{Kind: trace.Dial, ID: c.id, Attempt: n, Server: uint32(c.server)})
 	for _, i := range w.active {

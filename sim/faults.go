@@ -100,7 +100,7 @@ func (w *world) peerDead(li uint32, lastSign int64) {
 	if l.peerDead {
 		return
 	}
-	l.peerDead, l.diedAt = true, w.now
+	l.peerDead, l.lastSign = true, lastSign
 	w.emit(trace.Record{Kind: trace.PeerDead, ID: li, LastSign: durationOf(lastSign)})
 }
 

@@ -39,7 +39,7 @@ type link struct {
 	c2s, s2c int64 // last scheduled arrival each way: TCP delivers in order
 	timer    timer // the session's
 	eventGen uint32
-	diedAt   int64 // when the peer died or its path went dead, for reap latency
+	lastSign int64 // when the dead peer's last frame reached the server (-1: peer alive), for reap latency
 
 	clientUp      bool // the client holds it as its current link (dialing or up)
 	serverOpen    bool // the server has a session on it that is not yet reaped

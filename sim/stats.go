@@ -32,7 +32,11 @@ type Stats struct {
 	// Reaps counts reaped sessions by reason.
 	Reaps map[string]int `json:"reaps"`
 	// ReapLatency is, over sessions whose peer died or whose path went
-	// dead, the time from that moment to the reap.
+	// dead, the time from the last frame the server heard from the peer
+	// to the reap: the quantity Liveness.ReapDeadline bounds by
+	// PingInterval+PongTimeout. (Measured from the moment of death it
+	// would charge the server for sessions it could not yet know about,
+	// such as a handshake still in flight when the client died.)
 	ReapLatency Percentiles `json:"reap_latency"`
 
 	delayCounts [len(delayEdges) + 1]int
@@ -90,13 +94,14 @@ func (s *Stats) observe(r *trace.Record) {
 	}
 }
 
-// reaped counts a reap by reason and, if the peer had died, its latency.
+// reaped counts a reap by reason and, if the peer had died, the time
+// since its last sign of life.
 func (s *Stats) reaped(w *world, l *link, r fsm.Reason) {
 	if int(r) < len(s.reasons) {
 		s.reasons[r]++
 	}
-	if l.diedAt >= 0 {
-		s.reapLat = append(s.reapLat, time.Duration(w.now-l.diedAt))
+	if l.lastSign >= 0 {
+		s.reapLat = append(s.reapLat, time.Duration(w.now-l.lastSign))
 	}
 }
 
