@@ -47,7 +47,8 @@ type Client struct {
 	lastHeard   time.Time
 	lastPing    time.Time
 	connectedAt time.Time
-	l           Liveness // effective (defaults applied)
+	l           Liveness      // effective (defaults applied)
+	pingLag     time.Duration // l.PongTimeout/4: the client follows the server's lead
 	acts        []Action
 
 	inst    clientInstance
@@ -98,6 +99,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		rng:     cfg.Rand,
 		acts:    make([]Action, 0, 4),
 	}
+	c.pingLag = c.l.PongTimeout / 4
 	c.inst.c = c
 	return c, nil
 }
@@ -139,7 +141,7 @@ func (c *Client) Deadline() (time.Time, bool) {
 	case BackingOff:
 		return c.retryAt, true
 	case Connected:
-		return earliest(c.l.reapAt(c.lastHeard), c.l.pingAt(c.lastHeard, c.lastPing)), true
+		return earliest(c.l.reapAt(c.lastHeard), c.l.pingAt(c.lastHeard, c.lastPing, c.pingLag)), true
 	}
 	return time.Time{}, false
 }
@@ -211,7 +213,7 @@ func (c *Client) due(now time.Time) Trigger {
 		if !now.Before(c.l.reapAt(c.lastHeard)) {
 			return PongTimeout
 		}
-		if !now.Before(c.l.pingAt(c.lastHeard, c.lastPing)) {
+		if !now.Before(c.l.pingAt(c.lastHeard, c.lastPing, c.pingLag)) {
 			c.lastPing = now
 			c.acts = append(c.acts, Action{Kind: ActSendPing})
 		}

@@ -98,7 +98,7 @@ func (s *Session) Deadline() (time.Time, bool) {
 	case Handshaking:
 		return s.created.Add(s.l.HandshakeTimeout), true
 	case Alive, Suspect:
-		d := earliest(s.l.reapAt(s.lastHeard), s.l.pingAt(s.lastHeard, s.lastPing))
+		d := earliest(s.l.reapAt(s.lastHeard), s.l.pingAt(s.lastHeard, s.lastPing, 0))
 		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok {
 			d = earliest(d, idle)
 		}
@@ -179,7 +179,7 @@ func (s *Session) due(now time.Time) Trigger {
 		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok && !now.Before(idle) {
 			return IdleTimeout
 		}
-		if !now.Before(s.l.pingAt(s.lastHeard, s.lastPing)) {
+		if !now.Before(s.l.pingAt(s.lastHeard, s.lastPing, 0)) {
 			s.lastPing = now
 			s.acts = append(s.acts, Action{Kind: ActSendPing})
 		}
