@@ -41,26 +41,29 @@ func needRand(b Backoff, r Rand) error {
 // goroutines, never reads the clock and draws randomness only from its
 // configured Rand. It is not safe for concurrent use: one driver owns it.
 type Client struct {
+	// The fields a heartbeat reads and writes come first (see Session).
+	state       State
+	failures    int // consecutive failures in the current run
+	lastHeard   time.Time
+	lastPing    time.Time
+	connectedAt time.Time
+	l           Liveness      // effective (defaults applied)
+	pingLag     time.Duration // l.PongTimeout/4: the client follows the server's lead
+	acts        []Action
+
 	inst    clientInstance
 	machine *stateless.StateMachine
-	state   State
-	b       Backoff  // effective (defaults applied)
-	l       Liveness // effective
+	b       Backoff // effective
 	rng     Rand
 
-	failures     int           // consecutive failures in the current run
 	attempt      int           // number of the latest attempt started
 	delay        time.Duration // backoff delay chosen for the latest failure
 	prevDelay    time.Duration // the one before it (decorrelated jitter)
 	dialDeadline time.Time
 	failedAt     time.Time // when the pending retry was scheduled
 	retryAt      time.Time
-	connectedAt  time.Time
-	lastHeard    time.Time
-	lastPing     time.Time
 
 	trans Transition
-	acts  []Action
 }
 
 // clientInstance is the Instance view of a Client, kept separate so the
@@ -96,6 +99,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		rng:     cfg.Rand,
 		acts:    make([]Action, 0, 4),
 	}
+	c.pingLag = c.l.PongTimeout / 4
 	c.inst.c = c
 	return c, nil
 }
@@ -137,7 +141,7 @@ func (c *Client) Deadline() (time.Time, bool) {
 	case BackingOff:
 		return c.retryAt, true
 	case Connected:
-		return earliest(c.l.ReapDeadline(c.lastHeard), c.l.PingAt(c.lastHeard, c.lastPing)), true
+		return earliest(c.l.reapAt(c.lastHeard), c.l.pingAt(c.lastHeard, c.lastPing, c.pingLag)), true
 	}
 	return time.Time{}, false
 }
@@ -206,10 +210,10 @@ func (c *Client) due(now time.Time) Trigger {
 			return RetryDue
 		}
 	case Connected:
-		if !now.Before(c.l.ReapDeadline(c.lastHeard)) {
+		if !now.Before(c.l.reapAt(c.lastHeard)) {
 			return PongTimeout
 		}
-		if !now.Before(c.l.PingAt(c.lastHeard, c.lastPing)) {
+		if !now.Before(c.l.pingAt(c.lastHeard, c.lastPing, c.pingLag)) {
 			c.lastPing = now
 			c.acts = append(c.acts, Action{Kind: ActSendPing})
 		}

@@ -88,27 +88,28 @@ func TestClientDialTimeout(t *testing.T) {
 }
 
 // A connected client notices a silent server (half-open link, blackhole)
-// on its own: it pings after PingInterval and gives up on the link
-// PongTimeout later.
+// on its own: it pings after PingInterval (plus the PongTimeout/4 by which
+// it follows a server's lead) and gives up on the link PingInterval +
+// PongTimeout after it last heard anything.
 func TestClientDetectsSilentServer(t *testing.T) {
 	l := Liveness{PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second}
 	c := mustClient(t, ClientConfig{Backoff: Backoff{Jitter: JitterNone}, Liveness: l})
 	c.Step(t0, EvStart)
 	c.Step(t0, EvDialOK)
-	if d, _ := c.Deadline(); d != t0.Add(30*time.Second) {
-		t.Fatalf("first deadline %v, want the ping at +30s", d)
+	if d, _ := c.Deadline(); d != t0.Add(32500*time.Millisecond) {
+		t.Fatalf("first deadline +%v, want the ping at +32.5s", d.Sub(t0))
 	}
 	// Traffic postpones the ping.
 	c.Step(t0.Add(20*time.Second), EvMessage)
-	out, _ := c.Step(t0.Add(30*time.Second), EvTick)
+	out, _ := c.Step(t0.Add(32500*time.Millisecond), EvTick)
 	if len(out.Actions) != 0 {
 		t.Fatalf("pinged a busy link: %v", kinds(out))
 	}
-	out, _ = c.Step(t0.Add(50*time.Second), EvTick)
+	out, _ = c.Step(t0.Add(52500*time.Millisecond), EvTick)
 	if !slices.Equal(kinds(out), []ActionKind{ActSendPing}) {
-		t.Fatalf("no ping after 30s of silence: %v", kinds(out))
+		t.Fatalf("no ping after 32.5s of silence: %v", kinds(out))
 	}
-	// Nothing answers: dead exactly PongTimeout after the ping.
+	// Nothing answers: dead 40s after the last frame, as for a session.
 	if out, _ := c.Step(t0.Add(60*time.Second-1), EvTick); out.Transition != nil || len(out.Actions) != 0 {
 		t.Fatalf("early: %+v", out)
 	}
@@ -118,6 +119,95 @@ func TestClientDetectsSilentServer(t *testing.T) {
 	}
 	if kinds(out)[0] != ActDrop {
 		t.Fatalf("the dead link is not dropped first: %v", kinds(out))
+	}
+}
+
+// pingsOverAnHour wires a Client to a Session through a link with the
+// given one-way delay, lets it sit idle for an hour with every deadline
+// ticked, and counts the pings each end sends. lag overrides the client's
+// lead-following delay when non-negative (to show what it prevents).
+func pingsOverAnHour(t *testing.T, oneWay time.Duration, lag time.Duration) (client, server int) {
+	t.Helper()
+	l := Liveness{PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second}
+	c := mustClient(t, ClientConfig{Backoff: Backoff{Jitter: JitterNone}, Liveness: l})
+	s := mustSession(t, l)
+	c.Step(t0, EvStart)
+	c.Step(t0, EvDialOK)
+	s.Step(t0, EvUpgraded)
+	type frame struct {
+		at       time.Time
+		toServer bool
+		ping     bool
+	}
+	var inFlight []frame
+	send := func(now time.Time, toServer, ping bool) {
+		inFlight = append(inFlight, frame{now.Add(oneWay), toServer, ping})
+		slices.SortStableFunc(inFlight, func(a, b frame) int { return a.at.Compare(b.at) })
+	}
+	end := t0.Add(time.Hour)
+	if lag >= 0 {
+		c.pingLag = lag
+	}
+	for {
+		cd, _ := c.Deadline()
+		sd, _ := s.Deadline()
+		next := earliest(cd, sd)
+		if len(inFlight) > 0 && !inFlight[0].at.After(next) {
+			f := inFlight[0]
+			inFlight = inFlight[1:]
+			if f.toServer {
+				s.Step(f.at, EvPong)
+				if f.ping {
+					send(f.at, false, false)
+				}
+			} else {
+				c.Step(f.at, EvPong)
+				if f.ping {
+					send(f.at, true, false)
+				}
+			}
+			continue
+		}
+		if next.After(end) {
+			break
+		}
+		if next.Equal(cd) {
+			out, _ := c.Step(next, EvTick)
+			for _, a := range out.Actions {
+				if a.Kind == ActSendPing {
+					client++
+					send(next, true, true)
+				}
+			}
+		}
+		if next.Equal(sd) {
+			out, _ := s.Step(next, EvTick)
+			for _, a := range out.Actions {
+				if a.Kind == ActSendPing {
+					server++
+					send(next, false, true)
+				}
+			}
+		}
+		if c.State() != Connected || s.State() != Alive {
+			t.Fatalf("a live idle link was dropped: client %s, session %s", c.State(), s.State())
+		}
+	}
+	return client, server
+}
+
+// The server leads: on an idle link one ping exchange per interval proves
+// both ends alive, and it is the server's.
+func TestIdleLinkPingsOncePerInterval(t *testing.T) {
+	for _, oneWay := range []time.Duration{0, time.Millisecond, 200 * time.Millisecond, time.Second} {
+		client, server := pingsOverAnHour(t, oneWay, -1)
+		if client != 0 || server < 110 || server > 120 {
+			t.Errorf("one-way %v: client sent %d pings, server %d; want 0 and one per ~30s", oneWay, client, server)
+		}
+	}
+	// Without the lag both ends ping every interval, in lock-step.
+	if client, server := pingsOverAnHour(t, time.Millisecond, 0); client < 100 || server < 100 {
+		t.Fatalf("without the lag: client %d, server %d pings; the test cannot see the lock-step", client, server)
 	}
 }
 

@@ -15,12 +15,22 @@ import (
 // ends the link at once; silence ends it after PingInterval+PongTimeout; an
 // application that sends nothing either way is closed after IdleTimeout.
 //
-// Silence is measured from the last frame heard, of any kind. A ping goes
-// out once the link has been silent for PingInterval (busy links never need
-// one); if nothing answers within PongTimeout the link is dead. So a peer
-// last heard at T is declared dead at exactly ReapDeadline(T) = T +
+// Silence is measured from the last frame heard, of any kind. A session
+// pings once the link has been silent for PingInterval (busy links never
+// need one); if nothing answers within PongTimeout the link is dead. So a
+// peer last heard at T is declared dead at exactly ReapDeadline(T) = T +
 // PingInterval + PongTimeout, and a live peer whose round trip stays under
 // PongTimeout never is.
+//
+// The server leads and the client follows: a client waits PongTimeout/4
+// longer before its own ping (ClientPingAt). Were both ends to ping after
+// PingInterval, their clocks would start together at the handshake and
+// stay in lock-step, each ping crossing the other in flight: two exchanges
+// per interval where one proves both ends alive. With the client behind,
+// a pinging server's ping reaches it first whenever the round trip is
+// under PongTimeout/4, and the client never pings. Facing a server that
+// never pings, the client pings itself and still declares the link dead
+// at ReapDeadline, leaving 3/4 of PongTimeout for the answer.
 type Liveness struct {
 	// PingInterval is how long a link may be silent before a ping is sent.
 	// Zero means 30s.
@@ -102,14 +112,30 @@ func (l Liveness) Validate() error {
 	return errors.Join(errs...)
 }
 
-// PingAt returns when a ping is due on a link last heard at lastHeard whose
-// last ping went out at lastPing (zero if none).
+// PingAt returns when a session's ping is due on a link last heard at
+// lastHeard whose last ping went out at lastPing (zero if none).
 func (l Liveness) PingAt(lastHeard, lastPing time.Time) time.Time {
 	l = l.WithDefaults()
+	return l.pingAt(lastHeard, lastPing, 0)
+}
+
+// ClientPingAt is PingAt for a client, which follows the server's lead by
+// PongTimeout/4 (see Liveness).
+func (l Liveness) ClientPingAt(lastHeard, lastPing time.Time) time.Time {
+	l = l.WithDefaults()
+	return l.pingAt(lastHeard, lastPing, l.PongTimeout/4)
+}
+
+// pingAt and reapAt are PingAt and ReapDeadline for a policy whose
+// defaults are already applied, as Client and Session keep theirs: they
+// run on every tick and frame, where re-applying the defaults to a copy of
+// the policy cost the simulator about a tenth of its time at 10 000
+// sessions. lag delays the first ping of a silence (the client's).
+func (l *Liveness) pingAt(lastHeard, lastPing time.Time, lag time.Duration) time.Time {
 	if lastPing.After(lastHeard) {
 		return lastPing.Add(l.PingInterval)
 	}
-	return lastHeard.Add(l.PingInterval)
+	return lastHeard.Add(l.PingInterval + lag)
 }
 
 // ReapDeadline returns when a link last heard at lastHeard is declared dead
@@ -118,6 +144,10 @@ func (l Liveness) PingAt(lastHeard, lastPing time.Time) time.Time {
 // for reaping a live one.
 func (l Liveness) ReapDeadline(lastHeard time.Time) time.Time {
 	l = l.WithDefaults()
+	return l.reapAt(lastHeard)
+}
+
+func (l *Liveness) reapAt(lastHeard time.Time) time.Time {
 	return lastHeard.Add(l.PingInterval + l.PongTimeout)
 }
 

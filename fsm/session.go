@@ -15,21 +15,24 @@ import (
 // the session reaches Reaped by Liveness.ReapDeadline of the last frame
 // heard, provided the driver ticks at Deadline.
 type Session struct {
-	inst    sessionInstance
-	machine *stateless.StateMachine
-	state   State
-	l       Liveness
-
-	created      time.Time
+	// The fields a heartbeat reads and writes come first, so a step on a
+	// cold session touches two cache lines, not five (the simulator at
+	// 10 000 sessions is bound by those misses).
+	state        State
 	lastHeard    time.Time // any frame
-	lastActivity time.Time // application messages, either way
 	lastPing     time.Time
+	lastActivity time.Time // application messages, either way
+	l            Liveness
+	acts         []Action
+
+	inst         sessionInstance
+	machine      *stateless.StateMachine
+	created      time.Time
 	closingSince time.Time
 	errors       int
 	reason       Reason
 
 	trans Transition
-	acts  []Action
 }
 
 type sessionInstance struct {
@@ -105,7 +108,7 @@ func (s *Session) Deadline() (time.Time, bool) {
 	case Handshaking:
 		return s.created.Add(s.l.HandshakeTimeout), true
 	case Alive, Suspect:
-		d := earliest(s.l.ReapDeadline(s.lastHeard), s.l.PingAt(s.lastHeard, s.lastPing))
+		d := earliest(s.l.reapAt(s.lastHeard), s.l.pingAt(s.lastHeard, s.lastPing, 0))
 		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok {
 			d = earliest(d, idle)
 		}
@@ -180,13 +183,13 @@ func (s *Session) due(now time.Time) Trigger {
 			return HandshakeTimeout
 		}
 	case Alive, Suspect:
-		if !now.Before(s.l.ReapDeadline(s.lastHeard)) {
+		if !now.Before(s.l.reapAt(s.lastHeard)) {
 			return PongTimeout
 		}
 		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok && !now.Before(idle) {
 			return IdleTimeout
 		}
-		if !now.Before(s.l.PingAt(s.lastHeard, s.lastPing)) {
+		if !now.Before(s.l.pingAt(s.lastHeard, s.lastPing, 0)) {
 			s.lastPing = now
 			s.acts = append(s.acts, Action{Kind: ActSendPing})
 		}

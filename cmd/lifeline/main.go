@@ -36,6 +36,7 @@ func commands() []command {
 		{"serve", "run a session-reaping WebSocket echo server with JSON stats at /stats", runServe},
 		{"connect", "stay connected to a WebSocket server, reconnecting by a backoff policy", runConnect},
 		{"bench", "measure conn on real sockets: memory, CPU, reap latency, retries, restart herd", runBench},
+		{"sim", "simulate a fleet through faults in virtual time and check the invariants", runSim},
 	}
 }
 

@@ -1,0 +1,35 @@
+// Package invariant checks lifeline's promises over a trace: incremental
+// checkers that consume trace.Records as a run produces them and compare
+// what happened with the policy oracles of package fsm (Backoff.Earliest,
+// Backoff.Latest, Backoff.GivesUpAfter, Liveness.ReapDeadline,
+// Liveness.IdleReapDeadline).
+//
+// The invariants, by letter:
+//
+//	(a) NoEarlyRetry     no attempt before the policy's earliest bound for its number, on every
+//	                     failure path; and every attempt is one the policy scheduled (its number
+//	                     follows the failures seen), so a driver retrying behind its machine's
+//	                     back is caught even where the earliest bound is zero (full jitter)
+//	(b) BoundedRetries   attempts ≤ MaxAttempts, then GaveUp; each retry by the latest bound
+//	(c) DeadReaped       a session whose peer is dead is reaped by the liveness bound after the
+//	                     peer's last sign of life (at once after a failed send); an idle one by the idle bound
+//	(d) LiveKept         no session is reaped for silence while its peer lives and its path
+//	                     delivers every frame within half the pong timeout
+//	(e) NoSendAfterClose nothing is sent on a session outside Alive and Suspect
+//	(f) RegistryMatches  once the world settles, registered sessions = live peers
+//	(g) HerdSpread       after a server restart, no Window holds more than MaxFraction
+//	                     of the dropped clients' reconnects
+//
+// The records come from the simulator (package sim) or from a real adapter
+// run under testing/synctest; the checkers do not know which. Each Observe
+// is O(1) and allocates nothing in steady state (per-instance tables grow
+// with the ids seen), so a Suite can watch a simulated hour of ten thousand
+// sessions without slowing it.
+//
+// # Usage
+//
+//	s, err := invariant.New(invariant.Config{Backoff: b, Liveness: l})
+//	for each record r, in time order: s.Observe(&r)
+//	s.Finish(end)
+//	for _, v := range s.Violations() { log.Print(v) }
+package invariant

@@ -1,0 +1,110 @@
+package invariant
+
+import (
+	"time"
+
+	"github.com/lifeline-go/lifeline/trace"
+)
+
+// HerdResult is the measured spread of reconnects after one server
+// restart: the first attempt each client made toward the server once its
+// listener was back.
+type HerdResult struct {
+	Server uint32        `json:"server"`
+	DownAt time.Duration `json:"down_at"`
+	UpAt   time.Duration `json:"up_at"`
+	// Dropped is how many sessions the restart dropped.
+	Dropped int `json:"dropped"`
+	// Reconnects is how many clients attempted again after UpAt.
+	Reconnects int `json:"reconnects"`
+	// Window is the width MaxInWindow was counted over.
+	Window time.Duration `json:"window"`
+	// MaxInWindow is the most reconnects any Window held, and MaxAt where
+	// that window starts.
+	MaxInWindow int           `json:"max_in_window"`
+	MaxAt       time.Duration `json:"max_at"`
+	// Spread is the time from the 10th to the 90th percentile reconnect.
+	Spread time.Duration `json:"spread"`
+}
+
+type herdRun struct {
+	server  uint32
+	downAt  time.Duration
+	upAt    time.Duration
+	dropped int
+	open    bool
+	times   []time.Duration
+}
+
+type herd struct {
+	window      time.Duration
+	maxFraction float64
+	minClients  int
+	runs        []herdRun
+	results     []HerdResult
+}
+
+func (h *herd) down(s *Suite, r *trace.Record) {
+	for i := range h.runs {
+		if h.runs[i].server == r.Server {
+			h.runs[i].open = false
+		}
+	}
+	h.runs = append(h.runs, herdRun{server: r.Server, downAt: r.At, dropped: s.registry.count(r.Server)})
+}
+
+func (h *herd) up(_ *Suite, r *trace.Record) {
+	for i := len(h.runs) - 1; i >= 0; i-- {
+		if run := &h.runs[i]; run.server == r.Server && run.upAt == 0 && !run.open {
+			run.upAt, run.open = r.At, true
+			return
+		}
+	}
+}
+
+func (h *herd) dial(s *Suite, r *trace.Record) {
+	for i := range h.runs {
+		run := &h.runs[i]
+		if !run.open || run.server != r.Server {
+			continue
+		}
+		if c := s.client(r.ID); c.herdMark != int32(i+1) {
+			c.herdMark = int32(i + 1)
+			run.times = append(run.times, r.At)
+		}
+	}
+}
+
+func (h *herd) finish(s *Suite) {
+	for i := range h.runs {
+		run := &h.runs[i]
+		if run.upAt == 0 {
+			continue // the listener never came back within the run
+		}
+		res := HerdResult{Server: run.server, DownAt: run.downAt, UpAt: run.upAt, Dropped: run.dropped,
+			Reconnects: len(run.times), Window: h.window}
+		// times are in record order, hence sorted: slide a window over them.
+		lo := 0
+		for hi, t := range run.times {
+			for t-run.times[lo] >= h.window {
+				lo++
+			}
+			if n := hi - lo + 1; n > res.MaxInWindow {
+				res.MaxInWindow, res.MaxAt = n, run.times[lo]
+			}
+		}
+		if n := len(run.times); n > 0 {
+			res.Spread = run.times[n*9/10] - run.times[n/10]
+		}
+		h.results = append(h.results, res)
+		if h.maxFraction == 0 || run.dropped < h.minClients {
+			continue
+		}
+		s.check(HerdSpread)
+		if limit := h.maxFraction * float64(run.dropped); float64(res.MaxInWindow) > limit {
+			s.fail(HerdSpread, run.upAt, 0, 0, s.n,
+				"after server %d's restart, %d of %d dropped clients reconnected within %s of %s (limit %.0f%%)",
+				run.server, res.MaxInWindow, run.dropped, h.window, res.MaxAt, h.maxFraction*100)
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package invariant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// Invariant names one of the promises, (a) to (g).
+type Invariant uint8
+
+// The invariants; see the package doc for each statement.
+const (
+	NoEarlyRetry Invariant = iota + 1
+	BoundedRetries
+	DeadReaped
+	LiveKept
+	NoSendAfterClose
+	RegistryMatches
+	HerdSpread
+)
+
+// All lists the invariants in letter order.
+var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread}
+
+var invNames = [...]string{
+	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
+	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
+	HerdSpread: "herd_spread",
+}
+
+// String returns the invariant's name, e.g. "no_early_retry".
+func (i Invariant) String() string {
+	if i >= NoEarlyRetry && int(i) < len(invNames) {
+		return invNames[i]
+	}
+	return "Invariant(" + strconv.Itoa(int(i)) + ")"
+}
+
+// Letter returns the invariant's letter, 'a' to 'g', as the issue names them.
+func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
+
+// Config sets the oracles and the tolerances. The zero value of each field
+// means what its comment says.
+type Config struct {
+	// Backoff is the clients' reconnect policy; zero fields mean fsm's defaults.
+	Backoff fsm.Backoff
+	// Liveness is the server sessions' liveness policy; zero fields mean
+	// fsm's defaults.
+	Liveness fsm.Liveness
+	// Slack is how late an upper bound (latest retry, reap deadline) may be
+	// met. Zero suits the simulator, which ticks exactly at deadlines; a
+	// real driver states its timer and scheduling latency here.
+	Slack time.Duration
+	// HerdWindow is the width of the window (g) counts reconnects in.
+	// Zero means 100ms.
+	HerdWindow time.Duration
+	// HerdMaxFraction is the share of a restart's dropped clients one
+	// window may hold. Zero turns (g) off (a policy without jitter cannot
+	// meet any useful bound); the figures are still measured.
+	HerdMaxFraction float64
+	// HerdMinClients is the fewest dropped clients for which (g) is
+	// judged: a bound on shares means nothing for a handful. Zero means 100.
+	HerdMinClients int
+	// Only, when not empty, limits the verdicts to these invariants (the
+	// others are still tracked, as they share state, but never fail).
+	Only []Invariant
+}
+
+// Validate reports what is wrong with c, naming each field.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Backoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Backoff: %w", err))
+	}
+	if err := c.Liveness.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Liveness: %w", err))
+	}
+	if c.Slack < 0 {
+		errs = append(errs, fmt.Errorf("invariant: Config.Slack must not be negative (got %s)", c.Slack))
+	}
+	if c.HerdWindow < 0 {
+		errs = append(errs, fmt.Errorf("invariant: Config.HerdWindow must not be negative (got %s)", c.HerdWindow))
+	}
+	if math.IsNaN(c.HerdMaxFraction) || c.HerdMaxFraction < 0 || c.HerdMaxFraction > 1 {
+		errs = append(errs, fmt.Errorf("invariant: Config.HerdMaxFraction must be within [0, 1] (got %v)", c.HerdMaxFraction))
+	}
+	if c.HerdMinClients < 0 {
+		errs = append(errs, fmt.Errorf("invariant: Config.HerdMinClients must not be negative (got %d)", c.HerdMinClients))
+	}
+	for _, i := range c.Only {
+		if i < NoEarlyRetry || i > HerdSpread {
+			errs = append(errs, fmt.Errorf("invariant: Config.Only holds unknown invariant %d", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Violation is one broken promise.
+type Violation struct {
+	Invariant Invariant
+	// At is the time of the record that revealed it (the end of the run
+	// for what Finish finds).
+	At time.Duration
+	// Machine and ID name the instance it concerns (zero for the world).
+	Machine fsm.Machine
+	ID      uint32
+	// Index is the number of the record that revealed it (0-based, in the
+	// order observed), or the count of records seen when Finish found it.
+	Index  int
+	Detail string
+}
+
+// String renders the violation on one line.
+func (v Violation) String() string {
+	subject := "world"
+	if v.Machine != 0 {
+		subject = v.Machine.String() + " " + strconv.FormatUint(uint64(v.ID), 10)
+	}
+	return fmt.Sprintf("(%c) %s violated at %s by %s: %s", v.Invariant.Letter(), v.Invariant, v.At, subject, v.Detail)
+}
+
+// Verdict sums up one invariant over a run.
+type Verdict struct {
+	Invariant  Invariant `json:"-"`
+	Name       string    `json:"invariant"`
+	Letter     string    `json:"letter"`
+	Checked    int       `json:"checked"`
+	Violations int       `json:"violations"`
+}
+
+// Held reports whether the invariant was checked at least once and never
+// violated.
+func (v Verdict) Held() bool { return v.Violations == 0 }
+
+// keepViolations bounds the violations kept in full; all are counted.
+const keepViolations = 64
+
+// oracle converts the fsm policies, which speak time.Time, to the
+// durations-since-epoch of a trace.
+type oracle struct {
+	b     fsm.Backoff
+	l     fsm.Liveness
+	slack time.Duration
+}
+
+var epoch = time.Unix(0, 0).UTC()
+
+func (o *oracle) earliest(n int32) time.Duration { return o.b.Earliest(int(n)) }
+func (o *oracle) latest(n int32) time.Duration   { return o.b.Latest(int(n)) }
+func (o *oracle) reapDeadline(lastHeard time.Duration) time.Duration {
+	return o.l.ReapDeadline(epoch.Add(lastHeard)).Sub(epoch)
+}
+func (o *oracle) idleReapDeadline(lastActivity time.Duration) (time.Duration, bool) {
+	t, ok := o.l.IdleReapDeadline(epoch.Add(lastActivity))
+	return t.Sub(epoch), ok
+}

@@ -1,0 +1,119 @@
+package invariant
+
+import (
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/trace"
+)
+
+// retries checks (a) and (b) from the driver's own facts (Dial, Up, Down),
+// not from the client machine's counters, so a driver that retries behind
+// its machine's back (the historical tight loop) is caught too. The
+// failure count follows fsm's rule: a link that lived Backoff.StableAfter
+// ends the run of failures.
+type retries struct {
+	quiesced  bool
+	quiesceAt time.Duration
+}
+
+func (rt *retries) down(s *Suite, r *trace.Record) {
+	c := s.client(r.ID)
+	if c.exited {
+		return
+	}
+	if c.up && r.At-c.upAt >= s.o.b.StableAfter {
+		c.n = 0
+	}
+	c.up, c.link = false, trace.NoID
+	c.n++
+	c.lastFail = r.At
+	c.exhausted = s.o.b.GivesUpAfter(int(c.n))
+	c.pending = !c.exhausted
+}
+
+func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
+	c := s.client(r.ID)
+	s.check(NoEarlyRetry)
+	s.check(BoundedRetries)
+	switch {
+	case c.exhausted || c.gaveUp:
+		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
+			"attempt %d started after failure %d had exhausted MaxAttempts=%d", r.Attempt, c.n, s.o.b.MaxAttempts)
+	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts:
+		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
+			"attempt number %d exceeds MaxAttempts=%d", c.n+1, s.o.b.MaxAttempts)
+	}
+	if r.Attempt != c.n+1 {
+		// The machine numbers attempts by the failures it was told of; a
+		// number that lags the failures seen means the driver retried
+		// without asking it, whatever the delay.
+		s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
+			"attempt numbered %d after %d consecutive failures: the driver retried without its machine's decision", r.Attempt, c.n)
+	}
+	if c.pending {
+		since := r.At - c.lastFail
+		if lo := s.o.earliest(c.n); since < lo {
+			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
+				"attempt %d came %s after failure %d at %s; the policy's earliest is %s", r.Attempt, since, c.n, c.lastFail, lo)
+		}
+		if hi := s.o.latest(c.n); since > hi+s.o.slack {
+			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
+				"attempt %d came %s after failure %d at %s; the policy's latest is %s", r.Attempt, since, c.n, c.lastFail, hi)
+		}
+	}
+	c.pending = false
+}
+
+func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
+	c := s.client(r.ID)
+	switch r.To {
+	case fsm.BackingOff:
+		// The machine's own decision, checked against the same oracle.
+		s.check(NoEarlyRetry)
+		if lo := s.o.earliest(c.n); r.Delay < lo {
+			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
+				"backoff delay %s after failure %d is below the policy's earliest %s", r.Delay, c.n, lo)
+		}
+		if hi := s.o.latest(c.n); r.Delay > hi {
+			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
+				"backoff delay %s after failure %d is above the policy's latest %s", r.Delay, c.n, hi)
+		}
+	case fsm.GaveUp:
+		s.check(BoundedRetries)
+		if !c.exhausted {
+			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
+				"gave up after %d consecutive failures; MaxAttempts=%d", c.n, s.o.b.MaxAttempts)
+		}
+		c.gaveUp, c.pending = true, false
+	case fsm.Stopped:
+		c.pending = false
+	}
+}
+
+// finish reports clients still owed a retry whose latest bound passed
+// before the run ended (or before the world quiesced), and clients that
+// used up their attempts without giving up.
+func (rt *retries) finish(s *Suite, end time.Duration) {
+	limit := end
+	if rt.quiesced && rt.quiesceAt < limit {
+		limit = rt.quiesceAt
+	}
+	for id := range s.clients {
+		c := &s.clients[id]
+		if c.exited {
+			continue
+		}
+		if c.pending {
+			s.check(BoundedRetries)
+			if due := c.lastFail + s.o.latest(c.n) + s.o.slack; due < limit {
+				s.fail(BoundedRetries, end, fsm.MachineClient, uint32(id), s.n,
+					"no attempt since failure %d at %s; the policy's latest retry was due at %s", c.n, c.lastFail, due)
+			}
+		}
+		if c.exhausted && !c.gaveUp {
+			s.fail(BoundedRetries, end, fsm.MachineClient, uint32(id), s.n,
+				"failure %d exhausted MaxAttempts=%d but the client never gave up", c.n, s.o.b.MaxAttempts)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package invariant
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/trace"
+)
+
+// Suite runs every checker over one run's records. Feed it the records in
+// the order they happened with Observe, then call Finish once with the
+// run's end. A Suite is not safe for concurrent use.
+type Suite struct {
+	o       oracle
+	enabled [HerdSpread + 1]bool
+	n       int // records observed
+
+	checked    [HerdSpread + 1]int
+	violations [HerdSpread + 1]int
+	kept       []Violation
+
+	clients  []clientFacts
+	sessions []sessionFacts
+
+	retries  retries
+	registry registry
+	herd     herd
+	finished bool
+}
+
+// New returns a Suite for cfg, or cfg's validation error.
+func New(cfg Config) (*Suite, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), l: cfg.Liveness.WithDefaults(), slack: cfg.Slack}}
+	for _, i := range All {
+		s.enabled[i] = len(cfg.Only) == 0
+	}
+	for _, i := range cfg.Only {
+		s.enabled[i] = true
+	}
+	s.herd = herd{window: cfg.HerdWindow, maxFraction: cfg.HerdMaxFraction, minClients: cfg.HerdMinClients}
+	if s.herd.window == 0 {
+		s.herd.window = 100 * time.Millisecond
+	}
+	if s.herd.minClients == 0 {
+		s.herd.minClients = 100
+	}
+	return s, nil
+}
+
+// clientFacts is what the checkers know of one client.
+type clientFacts struct {
+	n         int32 // consecutive failures, counted from Down records
+	lastFail  time.Duration
+	upAt      time.Duration
+	link      uint32 // session the client is up on, or trace.NoID
+	herdMark  int32  // herd+1 whose first reconnect this client already gave
+	up        bool
+	pending   bool // a failure awaits its retry
+	exhausted bool // the last failure used up MaxAttempts
+	gaveUp    bool
+	exited    bool
+}
+
+// sessionFacts is what the checkers know of one session.
+type sessionFacts struct {
+	created, upgraded, closingAt  time.Duration
+	lastActivity, lastSign        time.Duration
+	sendFailedAt, degradedAt      time.Duration
+	client, server                uint32
+	state                         fsm.State
+	known, registered, upgradedOK bool
+	closing, dead, sendFailed     bool
+	degraded, reaped              bool
+}
+
+// Observe checks one record. Records must come in time order.
+func (s *Suite) Observe(r *trace.Record) {
+	idx := s.n
+	s.n++
+	switch r.Kind {
+	case trace.Transition:
+		if r.Machine == fsm.MachineClient {
+			s.retries.transition(s, r, idx)
+		} else {
+			s.sessionTransition(r, idx)
+		}
+	case trace.Dial:
+		s.retries.dial(s, r, idx)
+		s.herd.dial(s, r)
+	case trace.Up:
+		c := s.client(r.ID)
+		c.up, c.upAt, c.link = true, r.At, r.Peer
+	case trace.Down:
+		s.retries.down(s, r)
+	case trace.ClientStart:
+		*s.client(r.ID) = clientFacts{link: trace.NoID}
+	case trace.ClientExit:
+		c := s.client(r.ID)
+		c.exited, c.up, c.pending, c.link = true, false, false, trace.NoID
+	case trace.Register:
+		f := s.session(r.ID)
+		f.known, f.registered, f.created, f.client, f.server, f.state = true, true, r.At, r.Peer, r.Server, fsm.Handshaking
+		s.registry.add(r.Server, 1)
+	case trace.Unregister:
+		if f := s.session(r.ID); f.registered {
+			f.registered = false
+			s.registry.add(f.server, -1)
+		}
+	case trace.Send:
+		s.send(r, idx)
+	case trace.SendFailed:
+		if f := s.session(r.ID); !f.sendFailed {
+			f.sendFailed, f.sendFailedAt = true, r.At
+		}
+	case trace.PeerDead:
+		if f := s.session(r.ID); !f.dead {
+			f.dead, f.lastSign = true, r.LastSign
+		}
+	case trace.Degraded:
+		f := s.session(r.ID)
+		f.degraded, f.degradedAt = true, r.At
+	case trace.ServerDown:
+		s.herd.down(s, r)
+	case trace.ServerUp:
+		s.herd.up(s, r)
+	case trace.Quiesce:
+		s.retries.quiesced, s.retries.quiesceAt = true, r.At
+	case trace.Settled:
+		s.registry.settled(s, r, idx)
+	}
+}
+
+// Finish runs the end-of-run checks at end: retries still owed, dead or
+// idle sessions never reaped, herd spreads. Call it once, after the last
+// Observe.
+func (s *Suite) Finish(end time.Duration) {
+	if s.finished {
+		return
+	}
+	s.finished = true
+	s.retries.finish(s, end)
+	for id := range s.sessions {
+		f := &s.sessions[id]
+		if f.known && !f.reaped {
+			s.checkReapBy(f, uint32(id), end, end, s.n, true)
+		}
+	}
+	s.herd.finish(s)
+}
+
+// Failed reports whether any enabled invariant was violated so far. It is
+// cheap enough to poll after every record.
+func (s *Suite) Failed() bool { return len(s.kept) > 0 }
+
+// Violations returns the violations found, in the order found (at most 64
+// per run are kept in full; Verdicts counts all).
+func (s *Suite) Violations() []Violation { return s.kept }
+
+// Verdicts returns, per invariant in letter order, how often it was
+// checked and violated. Invariants left out by Config.Only are omitted.
+func (s *Suite) Verdicts() []Verdict {
+	var out []Verdict
+	for _, i := range All {
+		if s.enabled[i] {
+			out = append(out, Verdict{Invariant: i, Name: i.String(), Letter: string(i.Letter()),
+				Checked: s.checked[i], Violations: s.violations[i]})
+		}
+	}
+	return out
+}
+
+// Herds returns the measured spread of reconnects after each server
+// restart, available after Finish.
+func (s *Suite) Herds() []HerdResult { return s.herd.results }
+
+func (s *Suite) check(i Invariant) { s.checked[i]++ }
+
+func (s *Suite) fail(i Invariant, at time.Duration, m fsm.Machine, id uint32, idx int, format string, args ...any) {
+	if !s.enabled[i] {
+		return
+	}
+	s.violations[i]++
+	if len(s.kept) < keepViolations {
+		s.kept = append(s.kept, Violation{Invariant: i, At: at, Machine: m, ID: id, Index: idx, Detail: fmt.Sprintf(format, args...)})
+	}
+}
+
+func (s *Suite) client(id uint32) *clientFacts {
+	for int(id) >= len(s.clients) {
+		s.clients = append(s.clients, clientFacts{link: trace.NoID})
+	}
+	return &s.clients[id]
+}
+
+func (s *Suite) session(id uint32) *sessionFacts {
+	if int(id) >= len(s.sessions) {
+		s.sessions = append(s.sessions, make([]sessionFacts, int(id)+1-len(s.sessions))...)
+	}
+	return &s.sessions[id]
+}

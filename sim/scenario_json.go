@@ -1,0 +1,234 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// The JSON form of a scenario uses snake_case keys and durations as Go
+// duration strings ("1m30s"); see sim/testdata/*.json for examples.
+
+// duration is a time.Duration that reads and writes "1m30s".
+type duration time.Duration
+
+func (d duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string like \"1m30s\" (got %s)", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("bad duration %q: %w", s, err)
+	}
+	*d = duration(v)
+	return nil
+}
+
+type backoffJSON struct {
+	Initial        duration `json:"initial,omitempty"`
+	Multiplier     float64  `json:"multiplier,omitempty"`
+	Max            duration `json:"max,omitempty"`
+	Jitter         string   `json:"jitter,omitempty"`
+	JitterFraction float64  `json:"jitter_fraction,omitempty"`
+	MaxAttempts    int      `json:"max_attempts,omitempty"`
+	FirstImmediate bool     `json:"first_immediate,omitempty"`
+	ConnectTimeout duration `json:"connect_timeout,omitempty"`
+	StableAfter    duration `json:"stable_after,omitempty"`
+}
+
+type livenessJSON struct {
+	PingInterval     duration `json:"ping_interval,omitempty"`
+	PongTimeout      duration `json:"pong_timeout,omitempty"`
+	IdleTimeout      duration `json:"idle_timeout,omitempty"`
+	WriteTimeout     duration `json:"write_timeout,omitempty"`
+	MaxErrors        int      `json:"max_errors,omitempty"`
+	HandshakeTimeout duration `json:"handshake_timeout,omitempty"`
+	CloseTimeout     duration `json:"close_timeout,omitempty"`
+}
+
+type latencyJSON struct {
+	Base   duration `json:"base,omitempty"`
+	Jitter duration `json:"jitter,omitempty"`
+	Dist   string   `json:"dist,omitempty"`
+}
+
+type faultJSON struct {
+	Kind    string       `json:"kind"`
+	Start   duration     `json:"start,omitempty"`
+	End     duration     `json:"end,omitempty"`
+	Clients []int        `json:"clients,omitempty"`
+	Servers []int        `json:"servers,omitempty"`
+	Rate    float64      `json:"rate,omitempty"`
+	Code    int          `json:"code,omitempty"`
+	Latency *latencyJSON `json:"latency,omitempty"`
+}
+
+type scenarioJSON struct {
+	Seed           uint64        `json:"seed"`
+	Clients        int           `json:"clients"`
+	Servers        int           `json:"servers,omitempty"`
+	Duration       duration      `json:"duration,omitempty"`
+	Backoff        *backoffJSON  `json:"backoff,omitempty"`
+	ClientLiveness *livenessJSON `json:"client_liveness,omitempty"`
+	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
+	Latency        *latencyJSON  `json:"latency,omitempty"`
+	EventInterval  duration      `json:"event_interval,omitempty"`
+	Faults         []faultJSON   `json:"faults,omitempty"`
+	Bugs           []string      `json:"bugs,omitempty"`
+}
+
+// MarshalJSON writes s in the scenario file format.
+func (s Scenario) MarshalJSON() ([]byte, error) {
+	j := scenarioJSON{
+		Seed: s.Seed, Clients: s.Clients, Servers: s.Servers, Duration: duration(s.Duration),
+		EventInterval: duration(s.EventInterval),
+	}
+	if s.Backoff != (fsm.Backoff{}) {
+		b := s.Backoff
+		j.Backoff = &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
+			b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter)}
+	}
+	j.ClientLiveness, j.ServerLiveness = livenessToJSON(s.ClientLiveness), livenessToJSON(s.ServerLiveness)
+	j.Latency = latencyToJSON(s.Latency)
+	for _, f := range s.Faults {
+		fj := faultJSON{Kind: f.Kind.String(), Start: duration(f.Start), End: duration(f.End), Servers: f.Servers,
+			Rate: f.Rate, Code: f.Code, Latency: latencyToJSON(f.Latency)}
+		if !f.Clients.all() {
+			fj.Clients = []int{f.Clients.From, f.Clients.To}
+		}
+		j.Faults = append(j.Faults, fj)
+	}
+	for _, b := range s.Bugs {
+		j.Bugs = append(j.Bugs, b.String())
+	}
+	return json.Marshal(j)
+}
+
+func livenessToJSON(l fsm.Liveness) *livenessJSON {
+	if l == (fsm.Liveness{}) {
+		return nil
+	}
+	return &livenessJSON{duration(l.PingInterval), duration(l.PongTimeout), duration(l.IdleTimeout),
+		duration(l.WriteTimeout), l.MaxErrors, duration(l.HandshakeTimeout), duration(l.CloseTimeout)}
+}
+
+func latencyToJSON(l Latency) *latencyJSON {
+	if l == (Latency{}) {
+		return nil
+	}
+	return &latencyJSON{duration(l.Base), duration(l.Jitter), l.Dist.String()}
+}
+
+// UnmarshalJSON reads s from the scenario file format. Unknown keys are
+// errors, so a misspelt field does not silently mean its default.
+func (s *Scenario) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var j scenarioJSON
+	if err := dec.Decode(&j); err != nil {
+		return fmt.Errorf("%w: %w", ErrScenario, err)
+	}
+	out := Scenario{Seed: j.Seed, Clients: j.Clients, Servers: j.Servers, Duration: time.Duration(j.Duration),
+		EventInterval: time.Duration(j.EventInterval)}
+	if b := j.Backoff; b != nil {
+		out.Backoff = fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
+			JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
+			ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter)}
+		if b.Jitter != "" {
+			k, err := fsm.ParseJitter(b.Jitter)
+			if err != nil {
+				return fmt.Errorf("%w: backoff.jitter: %w", ErrScenario, err)
+			}
+			out.Backoff.Jitter = k
+		}
+	}
+	out.ClientLiveness, out.ServerLiveness = livenessFromJSON(j.ClientLiveness), livenessFromJSON(j.ServerLiveness)
+	var err error
+	if out.Latency, err = latencyFromJSON(j.Latency, "latency"); err != nil {
+		return err
+	}
+	for i, fj := range j.Faults {
+		k, err := ParseFaultKind(fj.Kind)
+		if err != nil {
+			return fmt.Errorf("faults[%d].kind: %w", i, err)
+		}
+		f := Fault{Kind: k, Start: time.Duration(fj.Start), End: time.Duration(fj.End), Servers: fj.Servers,
+			Rate: fj.Rate, Code: fj.Code}
+		switch len(fj.Clients) {
+		case 0:
+		case 2:
+			f.Clients = Range{fj.Clients[0], fj.Clients[1]}
+		default:
+			return fmt.Errorf("%w: faults[%d].clients must be [from, to) as two numbers (got %v)", ErrScenario, i, fj.Clients)
+		}
+		if f.Latency, err = latencyFromJSON(fj.Latency, fmt.Sprintf("faults[%d].latency", i)); err != nil {
+			return err
+		}
+		out.Faults = append(out.Faults, f)
+	}
+	for i, name := range j.Bugs {
+		b, err := ParseBug(name)
+		if err != nil {
+			return fmt.Errorf("bugs[%d]: %w", i, err)
+		}
+		out.Bugs = append(out.Bugs, b)
+	}
+	*s = out
+	return nil
+}
+
+func livenessFromJSON(l *livenessJSON) fsm.Liveness {
+	if l == nil {
+		return fsm.Liveness{}
+	}
+	return fsm.Liveness{PingInterval: time.Duration(l.PingInterval), PongTimeout: time.Duration(l.PongTimeout),
+		IdleTimeout: time.Duration(l.IdleTimeout), WriteTimeout: time.Duration(l.WriteTimeout), MaxErrors: l.MaxErrors,
+		HandshakeTimeout: time.Duration(l.HandshakeTimeout), CloseTimeout: time.Duration(l.CloseTimeout)}
+}
+
+func latencyFromJSON(l *latencyJSON, field string) (Latency, error) {
+	if l == nil {
+		return Latency{}, nil
+	}
+	out := Latency{Base: time.Duration(l.Base), Jitter: time.Duration(l.Jitter)}
+	switch l.Dist {
+	case "", "uniform":
+	case "exponential":
+		out.Dist = Exponential
+	default:
+		return Latency{}, fmt.Errorf("%w: %s.dist must be uniform or exponential (got %q)", ErrScenario, field, l.Dist)
+	}
+	return out, nil
+}
+
+// ParseScenario reads a scenario from JSON and validates it.
+func ParseScenario(data []byte) (Scenario, error) {
+	var s Scenario
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Scenario{}, err
+	}
+	if err := s.Validate(); err != nil {
+		return Scenario{}, err
+	}
+	return s, nil
+}
+
+// LoadScenario reads and validates the scenario file at path.
+func LoadScenario(path string) (Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Scenario{}, fmt.Errorf("sim: read scenario: %w", err)
+	}
+	s, err := ParseScenario(data)
+	if err != nil {
+		return Scenario{}, fmt.Errorf("sim: scenario %s: %w", path, err)
+	}
+	return s, nil
+}

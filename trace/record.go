@@ -1,0 +1,119 @@
+package trace
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// Kind says what a Record reports and which of its fields are set.
+type Kind uint8
+
+// Record kinds. IDs: a client is numbered by its process slot, a session
+// (one server-side link) by the order links were opened; both are dense
+// from 0, which lets checkers index slices by them.
+const (
+	// Transition: a state change of a client (ID = client) or a session
+	// (ID = session), with Machine, From, To, Trigger and, as
+	// fsm.Transition has them, Reason, Attempt and Delay.
+	Transition Kind = iota + 1
+	// Dial: client ID began attempt Attempt toward server Server.
+	Dial
+	// Up: client ID's link came up; Peer is its session, or NoID when the
+	// far end is not a lifeline server (an accept-then-close proxy).
+	Up
+	// Down: client ID saw its attempt or its link fail (dial refused,
+	// timed out, link dropped or declared dead), before handing it to its
+	// lifecycle. The invariants count consecutive failures from these.
+	Down
+	// ClientStart: a client process started a fresh run.
+	ClientStart
+	// ClientExit: client process ID died (kill -9, host crash).
+	ClientExit
+	// Register: server Server registered session ID for client Peer.
+	Register
+	// Unregister: the server removed session ID from its registry.
+	Unregister
+	// Send: an application message was written on session ID.
+	Send
+	// SendFailed: a write on session ID failed: the fast liveness tier,
+	// after which the session must be reaped at once.
+	SendFailed
+	// PeerDead: nothing more will be heard from session ID's peer (it died,
+	// or its path is dead for good); its last frame reaches the server at
+	// LastSign.
+	PeerDead
+	// Degraded: a frame on session ID's path was lost, held or took at
+	// least half the pong timeout: a reap for silence is excused.
+	Degraded
+	// ServerDown: server Server stopped; its listener refuses until ServerUp.
+	ServerDown
+	// ServerUp: server Server's listener is back.
+	ServerUp
+	// Quiesce: no new attempts start from now on; the world settles.
+	Quiesce
+	// Settled: the world has settled; the registry must match the live peers.
+	Settled
+)
+
+var kindNames = [...]string{
+	Transition: "transition", Dial: "dial", Up: "up", Down: "down", ClientStart: "client_start",
+	ClientExit: "client_exit", Register: "register", Unregister: "unregister", Send: "send",
+	SendFailed: "send_failed", PeerDead: "peer_dead", Degraded: "degraded", ServerDown: "server_down",
+	ServerUp: "server_up", Quiesce: "quiesce", Settled: "settled",
+}
+
+// String returns the kind's name as it appears in text traces.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// NoID marks an absent client or session in Peer.
+const NoID = ^uint32(0)
+
+// Record is one entry of a trace. Only the fields its Kind names are set;
+// the rest are zero. At and LastSign are virtual (or synctest) time since
+// the run's epoch.
+type Record struct {
+	At       time.Duration
+	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen
+	LastSign time.Duration // PeerDead: when the peer's last frame reaches the server
+	ID       uint32
+	Peer     uint32
+	Server   uint32
+	Attempt  int32
+	Kind     Kind
+	Machine  fsm.Machine
+	From     fsm.State
+	To       fsm.State
+	Trigger  fsm.Trigger
+	Reason   fsm.Reason
+}
+
+// FromTransition returns the Transition record of instance id for tr,
+// with tr.At measured from epoch.
+func FromTransition(epoch time.Time, id uint32, tr *fsm.Transition) Record {
+	return Record{
+		At: tr.At.Sub(epoch), Kind: Transition, Machine: tr.Machine, ID: id,
+		From: tr.From, To: tr.To, Trigger: tr.Trigger, Reason: tr.Reason,
+		Attempt: int32(tr.Attempt), Delay: tr.Delay,
+	}
+}
+
+// Subject returns the machine and id a record is about: the client or
+// session whose history it belongs to. World-level records return 0.
+func (r *Record) Subject() (fsm.Machine, uint32) {
+	switch r.Kind {
+	case Transition:
+		return r.Machine, r.ID
+	case Dial, Up, Down, ClientStart, ClientExit:
+		return fsm.MachineClient, r.ID
+	case Register, Unregister, Send, SendFailed, PeerDead, Degraded:
+		return fsm.MachineSession, r.ID
+	}
+	return 0, 0
+}

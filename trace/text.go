@@ -1,0 +1,141 @@
+package trace
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// AppendText appends r as one line of text (with its newline) to b and
+// returns the extended buffer. The format is stable, so equal traces render
+// to equal bytes:
+//
+//	1m30.25s client 3 transition Connecting->BackingOff trigger=dial_failed attempt=2 delay=0s
+func (r *Record) AppendText(b []byte) []byte {
+	b = appendDur(b, r.At)
+	switch m, id := r.Subject(); {
+	case m != 0:
+		b = append(b, ' ')
+		b = append(b, m.String()...)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(id), 10)
+	case r.Kind == ServerDown || r.Kind == ServerUp:
+		b = append(b, " server "...)
+		b = strconv.AppendUint(b, uint64(r.Server), 10)
+	default:
+		b = append(b, " world"...)
+	}
+	b = append(b, ' ')
+	b = append(b, r.Kind.String()...)
+	switch r.Kind {
+	case Transition:
+		b = append(b, ' ')
+		b = append(b, r.From.String()...)
+		b = append(b, "->"...)
+		b = append(b, r.To.String()...)
+		b = append(b, " trigger="...)
+		b = append(b, r.Trigger.String()...)
+		if r.Reason != 0 {
+			b = append(b, " reason="...)
+			b = append(b, r.Reason.String()...)
+		}
+		if r.Attempt != 0 {
+			b = appendInt(b, " attempt=", int64(r.Attempt))
+		}
+		if r.To == fsm.BackingOff {
+			b = append(b, " delay="...)
+			b = appendDur(b, r.Delay)
+		}
+	case Dial:
+		b = appendInt(b, " attempt=", int64(r.Attempt))
+		b = appendInt(b, " server=", int64(r.Server))
+	case Up:
+		if r.Peer == NoID {
+			b = append(b, " session=none"...)
+		} else {
+			b = appendInt(b, " session=", int64(r.Peer))
+		}
+	case Register:
+		b = appendInt(b, " client=", int64(r.Peer))
+		b = appendInt(b, " server=", int64(r.Server))
+	case PeerDead:
+		b = append(b, " last_sign="...)
+		b = appendDur(b, r.LastSign)
+	case Settled:
+		b = appendInt(b, " live_peers=", int64(r.Peer))
+		b = appendInt(b, " registered=", int64(r.ID))
+	}
+	return append(b, '\n')
+}
+
+// String returns r as AppendText renders it, without the newline.
+func (r Record) String() string {
+	b := r.AppendText(nil)
+	return string(b[:len(b)-1])
+}
+
+func appendInt(b []byte, key string, v int64) []byte {
+	b = append(b, key...)
+	return strconv.AppendInt(b, v, 10)
+}
+
+// appendDur renders d like time.Duration.String, which is exact and stable.
+func appendDur(b []byte, d time.Duration) []byte { return append(b, d.String()...) }
+
+// Write renders recs to w, one line each.
+func Write(w io.Writer, recs []Record) error {
+	bw := bufio.NewWriter(w)
+	var line []byte
+	for i := range recs {
+		line = recs[i].AppendText(line[:0])
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// Excerpt returns the records that tell the story of one subject up to and
+// including record index upto, keeping the last max of them: the subject's
+// own records, those of its counterpart (a session's client, a client's
+// sessions) and the server and world records in that span. It is what a
+// failing property prints: the shortest part of the trace that shows the
+// violation.
+func Excerpt(recs []Record, m fsm.Machine, id uint32, upto, max int) []Record {
+	if upto >= len(recs) {
+		upto = len(recs) - 1
+	}
+	client, sessions := NoID, map[uint32]bool{}
+	if m == fsm.MachineClient {
+		client = id
+	} else {
+		sessions[id] = true
+	}
+	for i := 0; i <= upto; i++ { // who belongs to whom, from the registry
+		r := &recs[i]
+		if r.Kind != Register {
+			continue
+		}
+		if m == fsm.MachineSession && r.ID == id {
+			client = r.Peer
+		}
+		if m == fsm.MachineClient && r.Peer == id {
+			sessions[r.ID] = true
+		}
+	}
+	var out []Record
+	for i := 0; i <= upto; i++ {
+		r := &recs[i]
+		rm, rid := r.Subject()
+		if rm == 0 || (rm == fsm.MachineClient && rid == client) || (rm == fsm.MachineSession && sessions[rid]) {
+			out = append(out, *r)
+		}
+	}
+	if len(out) > max {
+		out = out[len(out)-max:]
+	}
+	return out
+}
