@@ -22,9 +22,11 @@ import (
 
 // These properties run the real Client and Server, over net.Pipe, inside
 // testing/synctest bubbles: virtual time, so minutes of backoff and
-// heartbeats take milliseconds, and every timing is exact. They check the
-// fsm oracles directly: Backoff.Earliest/Latest for retries,
-// Liveness.ReapDeadline for reaps. Each is also shown to fail on a
+// heartbeats take milliseconds, and every timing is exact. Each run is
+// judged twice: by package invariant, the checkers the simulator runs
+// (invariant_test.go builds their records), and directly against the fsm
+// oracles: Backoff.Earliest/Latest for retries, Liveness.ReapDeadline for
+// reaps, with the reap reason. Each is also shown to fail on a
 // deliberately broken adapter (testHooks), the way the field reports'
 // peers were broken.
 //
@@ -113,9 +115,22 @@ type holdConn struct {
 	hold time.Duration
 }
 
+// clientRun is what one client case produced: the client's own
+// observations, and among them, in the order they happened, the dials the
+// world saw (obsWorldDial: independent of what the client says of itself).
+type clientRun struct {
+	start time.Time
+	obs   []Observation
+}
+
+// obsWorldDial marks, in a client run's observations, a dial that reached
+// the test world. It is the test's own kind, never made by conn.
+const obsWorldDial ObservationKind = 200
+
 // runClientCase runs one client against the scripted world until it
-// gives up or the horizon passes, and returns its observations.
-func runClientCase(c clientCase, hooks *testHooks) []Observation {
+// gives up or the horizon passes, and returns what it observed.
+func runClientCase(c clientCase, hooks *testHooks) clientRun {
+	run := clientRun{start: time.Now()}
 	forbid, drop := newMemListener(), newMemListener()
 	hsForbid := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "no", http.StatusForbidden)
@@ -139,6 +154,7 @@ func runClientCase(c clientCase, hooks *testHooks) []Observation {
 	go func() { _ = hsForbid.Serve(forbid) }()
 	go func() { _ = hsDrop.Serve(drop) }()
 
+	rec := newRecorder()
 	var mu sync.Mutex
 	attempt := 0
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -148,6 +164,7 @@ func runClientCase(c clientCase, hooks *testHooks) []Observation {
 			step = c.script[attempt]
 		}
 		attempt++
+		rec.observe(Observation{Kind: obsWorldDial, At: time.Now()})
 		mu.Unlock()
 		switch step.outcome {
 		case outHang:
@@ -160,7 +177,6 @@ func runClientCase(c clientCase, hooks *testHooks) []Observation {
 		}
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	}
-	rec := newRecorder()
 	ctx, cancel := context.WithCancel(context.Background())
 	// A client that retries without waiting never lets virtual time
 	// advance: stop it after maxAttempts attempts, whatever the clock says.
@@ -193,7 +209,8 @@ func runClientCase(c clientCase, hooks *testHooks) []Observation {
 	_ = hsDrop.Close()
 	_ = forbid.Close()
 	_ = drop.Close()
-	return rec.all()
+	run.obs = rec.all()
+	return run
 }
 
 // checkClientRetries checks the backoff oracles on one run: every retry
@@ -234,8 +251,9 @@ func checkClientRetries(t *rapid.T, b fsm.Backoff, obs []Observation) {
 func clientRetryProperty(t *testing.T, hooks *testHooks) func(*rapid.T) {
 	return func(rt *rapid.T) {
 		c := drawClientCase(rt)
-		obs := inBubble(t, func() []Observation { return runClientCase(c, hooks) })
-		checkClientRetries(rt, c.backoff, obs)
+		run := inBubble(t, func() clientRun { return runClientCase(c, hooks) })
+		judgeClientRun(rt, c, run)
+		checkClientRetries(rt, c.backoff, run.obs)
 	}
 }
 
@@ -246,7 +264,7 @@ func TestPropertyClientRetriesFollowPolicy(t *testing.T) {
 // The field report's client: its exception path skipped the wait.
 func TestPropertyClientRetriesCatchesHastyDriver(t *testing.T) {
 	report := proptest.ExpectFailure(t, clientRetryProperty(t, &testHooks{hasty: true}))
-	if !strings.Contains(report, "too early") {
+	if !strings.Contains(report, "(a) no_early_retry") {
 		t.Fatalf("the property failed for another reason:\n%s", report)
 	}
 }
@@ -487,6 +505,7 @@ func serverLivenessProperty(t *testing.T, hooks *testHooks) func(*rapid.T) {
 	return func(rt *rapid.T) {
 		c := drawServerCase(rt)
 		run := inBubble(t, func() serverRun { return runServerCase(c, hooks) })
+		judgeServerRun(rt, c, run)
 		checkServerRun(rt, c, run)
 	}
 }
@@ -498,7 +517,7 @@ func TestPropertyServerReapsDeadKeepsLive(t *testing.T) {
 // A server that ignores pongs reaps live peers.
 func TestPropertyServerCatchesDeafServer(t *testing.T) {
 	report := proptest.ExpectFailure(t, serverLivenessProperty(t, &testHooks{deaf: true}))
-	if !strings.Contains(report, "live peer") {
+	if !strings.Contains(report, "(d) live_kept") {
 		t.Fatalf("the property failed for another reason:\n%s", report)
 	}
 }
@@ -508,7 +527,10 @@ func TestPropertyServerCatchesDeafServer(t *testing.T) {
 // ones, never pinged, are reaped by the backstop too. Either shows it.
 func TestPropertyServerCatchesMissingTimer(t *testing.T) {
 	report := proptest.ExpectFailure(t, serverLivenessProperty(t, &testHooks{noTicks: true}))
-	if !strings.Contains(report, "not reaped by its deadline") && !strings.Contains(report, "live peer") {
+	// The invariant suite judges reaps for silence (PongTimeout); the backstop
+	// reaps with read_error, which the direct check below it catches.
+	if !strings.Contains(report, "(c) dead_reaped") && !strings.Contains(report, "(d) live_kept") &&
+		!strings.Contains(report, "not reaped by its deadline") && !strings.Contains(report, "live peer") {
 		t.Fatalf("the property failed for another reason:\n%s", report)
 	}
 }
@@ -516,7 +538,7 @@ func TestPropertyServerCatchesMissingTimer(t *testing.T) {
 // The field report's server: it kept sending to dead sessions.
 func TestPropertyServerCatchesSendAfterReap(t *testing.T) {
 	report := proptest.ExpectFailure(t, serverLivenessProperty(t, &testHooks{unguarded: true}))
-	if !strings.Contains(report, "after its reap") {
+	if !strings.Contains(report, "(e) no_send_after_close") {
 		t.Fatalf("the property failed for another reason:\n%s", report)
 	}
 }

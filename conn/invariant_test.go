@@ -1,0 +1,154 @@
+package conn
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/invariant"
+	"github.com/lifeline-go/lifeline/trace"
+	"pgregory.net/rapid"
+)
+
+// The properties in property_test.go also hand their runs to package
+// invariant, the checkers the simulator runs: the real Client and Server
+// are judged by the same statements (a)–(f) as the simulated fleet, from
+// trace.Records built here. What only the test world knows (when a dial
+// reached it, when a peer died, which peers are slow) comes from the
+// world, not from the adapter's account of itself, so an adapter that
+// lies to its own machine is still caught.
+
+// timedRecord is a record with the time it happened. Records made from
+// observations come in the order observed, which under synctest is the
+// only order among facts of one instant; the world's own facts are added
+// after them and merged by time.
+type timedRecord struct {
+	at  time.Time
+	rec trace.Record
+}
+
+// judge runs the invariant suite over recs, stably ordered by time, and
+// fails t with the first violation.
+func judge(t *rapid.T, cfg invariant.Config, start, end time.Time, recs []timedRecord) {
+	slices.SortStableFunc(recs, func(a, b timedRecord) int { return a.at.Compare(b.at) })
+	s, err := invariant.New(cfg)
+	if err != nil {
+		t.Fatalf("invariant config: %v", err)
+	}
+	for i := range recs {
+		recs[i].rec.At = recs[i].at.Sub(start)
+		s.Observe(&recs[i].rec)
+	}
+	s.Finish(end.Sub(start))
+	if v := s.Violations(); len(v) > 0 {
+		t.Fatalf("invariant %s", v[0])
+	}
+}
+
+// transitionRecord turns an observed transition into its record, timed by
+// the observation (the clock when the adapter acted), not by the time the
+// adapter stamped on the event it handed fsm; judge sets Record.At.
+func transitionRecord(id uint32, o Observation) timedRecord {
+	return timedRecord{at: o.At, rec: trace.FromTransition(o.At, id, &o.Transition)}
+}
+
+// judgeClientRun checks (a) and (b) on one client run. Failures (Down) are
+// the client's transitions into BackingOff or GaveUp; attempts (Dial) are
+// the world's dial calls, numbered by the attempt the client's machine had
+// last started.
+func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
+	const id = 0
+	recs := []timedRecord{{at: run.start, rec: trace.Record{Kind: trace.ClientStart, ID: id}}}
+	attempt := int32(0)
+	for _, o := range run.obs {
+		if o.Kind == obsWorldDial {
+			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Dial, ID: id, Attempt: attempt}})
+			continue
+		}
+		if o.Kind != ObsTransition {
+			continue
+		}
+		switch tr := o.Transition; tr.To {
+		case fsm.BackingOff, fsm.GaveUp:
+			if tr.From == fsm.Connecting || tr.From == fsm.Connected {
+				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Down, ID: id}})
+			}
+		case fsm.Connected:
+			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Up, ID: id, Peer: trace.NoID}})
+		case fsm.Connecting:
+			attempt = int32(tr.Attempt)
+		}
+		recs = append(recs, transitionRecord(id, o))
+	}
+	end := run.start.Add(c.horizon)
+	if n := len(run.obs); n > 0 && run.obs[n-1].At.After(end) {
+		end = run.obs[n-1].At
+	}
+	judge(t, invariant.Config{Backoff: c.backoff, Liveness: c.live, Only: []invariant.Invariant{
+		invariant.NoEarlyRetry, invariant.BoundedRetries}}, run.start, end, recs)
+}
+
+// judgeServerRun checks (c)–(f) on one server run. The world supplies the
+// peers (each a client whose link is its session), their deaths with the
+// last frame the server heard from them, the slow paths (a pong latency of
+// at least half the pong timeout excuses a reap for silence, as (d)
+// states), and the moment the world has settled: every dead peer's
+// deadline passed, before the shutdown.
+func judgeServerRun(t *rapid.T, c serverCase, run serverRun) {
+	lastHeard := map[uint32]time.Time{}
+	var recs []timedRecord
+	for _, o := range run.obs {
+		n, err := strconv.ParseUint(o.ID, 10, 32)
+		if err != nil {
+			t.Fatalf("session id %q: %v", o.ID, err)
+		}
+		id := uint32(n)
+		switch o.Kind {
+		case ObsTransition:
+			tr := o.Transition
+			if tr.From == fsm.Handshaking {
+				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Register, ID: id, Peer: id}})
+			}
+			recs = append(recs, transitionRecord(id, o))
+			if tr.To == fsm.Reaped {
+				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Unregister, ID: id}})
+			} else if tr.To == fsm.Alive && lastHeard[id].IsZero() {
+				lastHeard[id] = o.At
+			}
+		case ObsReceive:
+			if o.At.After(lastHeard[id]) {
+				lastHeard[id] = o.At
+			}
+		case ObsSend:
+			switch {
+			case o.Frame == FrameText || o.Frame == FrameBinary:
+				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Send, ID: id}})
+			case o.Frame == FramePing && 2*c.peers[id-1].latency >= c.live.PongTimeout:
+				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Degraded, ID: id}})
+			}
+		}
+	}
+	settled := run.start
+	for i, p := range c.peers {
+		id := uint32(i + 1)
+		recs = append(recs, timedRecord{at: run.start, rec: trace.Record{Kind: trace.Up, ID: id, Peer: id}})
+		if p.kind == peerLive {
+			continue
+		}
+		dieAt := run.start.Add(p.dieAt)
+		heard := lastHeard[id]
+		recs = append(recs,
+			timedRecord{at: dieAt, rec: trace.Record{Kind: trace.ClientExit, ID: id}},
+			timedRecord{at: dieAt, rec: trace.Record{Kind: trace.PeerDead, ID: id, LastSign: heard.Sub(run.start)}})
+		if d := c.live.ReapDeadline(heard).Add(defaultTimerGranularity); d.After(settled) {
+			settled = d
+		}
+	}
+	if settled.Before(run.shutdownAt) {
+		recs = append(recs, timedRecord{at: settled, rec: trace.Record{Kind: trace.Settled}})
+	}
+	judge(t, invariant.Config{Liveness: c.live, Slack: defaultTimerGranularity, Only: []invariant.Invariant{
+		invariant.DeadReaped, invariant.LiveKept, invariant.NoSendAfterClose, invariant.RegistryMatches}},
+		run.start, run.shutdownAt, recs)
+}
