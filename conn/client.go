@@ -35,9 +35,12 @@ type ClientConfig struct {
 	// defaults applied, so FirstImmediate is then what you set.)
 	Backoff fsm.Backoff
 
-	// Liveness decides when a connected server has gone silent: the client
-	// pings after PingInterval without hearing anything, and drops the link
-	// and reconnects PongTimeout later if still nothing came. WriteTimeout
+	// Liveness decides when a connected server has gone silent: a server
+	// that pings every PingInterval keeps the link proven and the client
+	// only answers; if nothing is heard for PingInterval + PongTimeout/4
+	// the client pings itself, and if still nothing came by PingInterval +
+	// PongTimeout after the last frame it drops the link and reconnects by
+	// the policy (fsm.Liveness.ClientPingAt, ReapDeadline). WriteTimeout
 	// bounds each Send. The zero value means fsm's defaults (30 s, 10 s,
 	// 10 s); IdleTimeout, MaxErrors and the handshake/close timeouts are not
 	// used by clients.
@@ -104,8 +107,8 @@ func (c ClientConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Client is a reconnecting WebSocket client. Run dials, keeps the link
-// alive with pings, and on every failure path (refused, DNS, TLS, connect
+// Client is a reconnecting WebSocket client. Run dials, watches the link
+// (pinging a server gone quiet), and on every failure path (refused, DNS, TLS, connect
 // or handshake timeout, a non-101 answer, a drop, a silent server) waits
 // exactly as long as its Backoff policy says before the next attempt.
 //

@@ -8,8 +8,9 @@
 //
 // # Client
 //
-// Client.Run dials, keeps the link alive with pings, and on every failure
-// path waits exactly what the Backoff policy says:
+// Client.Run dials, watches the link (pinging when the server has been
+// quiet past its own ping interval), and on every failure path waits
+// exactly what the Backoff policy says:
 //
 //	c, err := conn.NewClient(conn.ClientConfig{
 //		URL:       "ws://127.0.0.1:8080/",
