@@ -52,6 +52,14 @@ type ClientConfig struct {
 	// dropped. Nil discards messages.
 	OnMessage func(t MessageType, data []byte)
 
+	// OnConnect is called after every connect, the first and each
+	// reconnect, on Run's goroutine once the link is up and reading: what
+	// it sends (a hello, a OneBot lifecycle event) goes out before
+	// anything sent after it returns. Run waits for it, so it should only
+	// send; a Send that fails there (the link dropped at once) is the
+	// caller's to ignore, as the reconnect will call OnConnect again.
+	OnConnect func(c *Client)
+
 	// TLSConfig is used for wss:// URLs. Nil means the system roots.
 	TLSConfig *tls.Config
 

@@ -138,6 +138,9 @@ func (r *runner) handle(ev clientEvent) {
 		if c.State() == fsm.Connected {
 			r.wg.Add(1)
 			go l.readLoop()
+			if c.cfg.OnConnect != nil {
+				c.cfg.OnConnect(c)
+			}
 		} else {
 			_ = ev.ws.Close()
 		}

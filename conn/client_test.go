@@ -6,8 +6,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,4 +526,61 @@ func rawWSServer(t testing.TB, handle func(ws *websocket.Conn)) string {
 		wg.Wait()
 	})
 	return "ws://" + ln.Addr().String() + "/"
+}
+
+// OnConnect runs on every connect, and what it sends is the first message
+// of each link: a server that drops the first link sees the hello again
+// on the second.
+func TestClientOnConnectOnEveryConnect(t *testing.T) {
+	firsts := make(chan string, 4)
+	var sessions sync.WaitGroup
+	n := 0
+	var mu sync.Mutex
+	up := websocket.Upgrader{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		sessions.Add(1)
+		defer sessions.Done()
+		defer ws.Close()
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		firsts <- string(msg)
+		mu.Lock()
+		n++
+		keep := n > 1
+		mu.Unlock()
+		for keep { // the second link stays until the client closes it
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer hs.Close()
+	var calls atomic.Int32
+	c, _, _ := newTestClient(t, ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http"),
+		Backoff: fsm.Backoff{Initial: 10 * time.Millisecond, FirstImmediate: true},
+		OnConnect: func(c *Client) {
+			k := calls.Add(1)
+			_ = c.Send(context.Background(), TextMessage, []byte("hello "+strconv.Itoa(int(k))))
+		}})
+	stop := runClient(t, c)
+	for want := 1; want <= 2; want++ {
+		select {
+		case m := <-firsts:
+			if m != "hello "+strconv.Itoa(want) {
+				t.Fatalf("link %d began with %q, want the hello of connect %d", want, m, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no first message on link %d", want)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	sessions.Wait()
 }
