@@ -339,9 +339,19 @@ func (srv *Server) SendTo(id uint64, t MessageType, data []byte) error {
 // could not take it (its queue was full: it is reaped for slow_consumer, the
 // others are not held back).
 func (srv *Server) Broadcast(t MessageType, data []byte) (int, error) {
+	return srv.BroadcastTo(nil, t, data)
+}
+
+// BroadcastTo is Broadcast to the sessions keep accepts (nil: all), as a
+// protocol with several kinds of session sends events to some of them.
+// keep is called without any lock held.
+func (srv *Server) BroadcastTo(keep func(*Session) bool, t MessageType, data []byte) (int, error) {
 	var errs []error
 	n := 0
 	for _, s := range srv.snapshot() {
+		if keep != nil && !keep(s) {
+			continue
+		}
 		err := s.Send(t, data)
 		switch {
 		case err == nil:

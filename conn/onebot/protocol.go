@@ -1,0 +1,215 @@
+package onebot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Retcodes of failed responses. A WebSocket call has no HTTP status, so
+// the spec moves the status into retcode: 1400 for a bad request, 1404 for
+// an unknown action (communication/ws.md).
+const (
+	RetOK         = 0
+	RetBadRequest = 1400
+	RetNotFound   = 1404
+	// RetFailed is for an action that ran and failed; the spec leaves
+	// non-HTTP codes to implementations.
+	RetFailed = 100
+)
+
+// Request is an API call: {"action": ..., "params": {...}, "echo": ...}.
+// Echo is any JSON value, returned unchanged in the response.
+type Request struct {
+	Action string          `json:"action"`
+	Params json.RawMessage `json:"params,omitempty"`
+	Echo   json.RawMessage `json:"echo,omitempty"`
+}
+
+// Response answers a Request: status "ok" or "failed", a retcode, the
+// action's data, and the request's echo.
+type Response struct {
+	Status  string          `json:"status"`
+	Retcode int             `json:"retcode"`
+	Data    json.RawMessage `json:"data"`
+	Echo    json.RawMessage `json:"echo,omitempty"`
+	// Message says why a call failed (an extension most implementations
+	// carry as "msg" or "wording"; lifeline fills "msg").
+	Message string `json:"msg,omitempty"`
+}
+
+// Status is what get_status answers and every heartbeat carries: whether
+// the bot is online, and whether everything works as expected.
+type Status struct {
+	Online bool `json:"online"`
+	Good   bool `json:"good"`
+}
+
+// VersionInfo is get_version_info's answer.
+type VersionInfo struct {
+	AppName         string `json:"app_name"`
+	AppVersion      string `json:"app_version"`
+	ProtocolVersion string `json:"protocol_version"`
+}
+
+// LoginInfo is get_login_info's answer.
+type LoginInfo struct {
+	UserID   int64  `json:"user_id"`
+	Nickname string `json:"nickname"`
+}
+
+// Version is lifeline's OneBot implementation version, in
+// get_version_info and the User-Agent of reverse links.
+const Version = "0.1.0"
+
+// AppName is the app_name get_version_info reports.
+const AppName = "lifeline"
+
+// metaEvent is the shape shared by the meta events lifeline emits.
+type metaEvent struct {
+	Time          int64   `json:"time"`
+	SelfID        int64   `json:"self_id"`
+	PostType      string  `json:"post_type"`
+	MetaEventType string  `json:"meta_event_type"`
+	SubType       string  `json:"sub_type,omitempty"`
+	Status        *Status `json:"status,omitempty"`
+	Interval      int64   `json:"interval,omitempty"`
+}
+
+// LifecycleConnect returns the lifecycle meta event with sub_type
+// "connect" that opens every event-carrying WebSocket link.
+func LifecycleConnect(selfID int64, now time.Time) []byte {
+	return mustJSON(metaEvent{Time: now.Unix(), SelfID: selfID, PostType: "meta_event",
+		MetaEventType: "lifecycle", SubType: "connect"})
+}
+
+// Heartbeat returns the heartbeat meta event: the status now, and the
+// interval to the next heartbeat in milliseconds.
+func Heartbeat(selfID int64, now time.Time, st Status, interval time.Duration) []byte {
+	return mustJSON(metaEvent{Time: now.Unix(), SelfID: selfID, PostType: "meta_event",
+		MetaEventType: "heartbeat", Status: &st, Interval: interval.Milliseconds()})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("onebot: marshal %T: %v", v, err)) // fixed shapes: cannot fail
+	}
+	return b
+}
+
+// ActionFunc runs one action. params is the request's "params" (nil when
+// absent). The result is marshalled into "data"; an error makes a failed
+// response, with the retcode of an *ActionError or RetFailed.
+type ActionFunc func(ctx context.Context, params json.RawMessage) (any, error)
+
+// ActionError is an action's failure with the retcode to answer.
+type ActionError struct {
+	Retcode int
+	Message string
+}
+
+func (e *ActionError) Error() string {
+	return fmt.Sprintf("onebot: retcode %d: %s", e.Retcode, e.Message)
+}
+
+// Actions maps action names to their implementations.
+type Actions map[string]ActionFunc
+
+// StandardActions returns the three actions every lifeline OneBot end
+// answers from its own state: get_status (status()), get_version_info
+// and get_login_info (selfID, nickname).
+func StandardActions(selfID int64, nickname string, status func() Status) Actions {
+	return Actions{
+		"get_status": func(context.Context, json.RawMessage) (any, error) { return status(), nil },
+		"get_version_info": func(context.Context, json.RawMessage) (any, error) {
+			return VersionInfo{AppName: AppName, AppVersion: Version, ProtocolVersion: "v11"}, nil
+		},
+		"get_login_info": func(context.Context, json.RawMessage) (any, error) {
+			return LoginInfo{UserID: selfID, Nickname: nickname}, nil
+		},
+	}
+}
+
+// ErrMalformed is wrapped by Handle's error for a message that is not a
+// JSON API request. The connection layer counts it as a protocol error.
+var ErrMalformed = errors.New("onebot: malformed request")
+
+// Handle answers one API request message: the response to send, and an
+// error wrapping ErrMalformed when msg was not a JSON object with a
+// string "action" (then the response is a failed 1400, echo included if
+// one could be read, so the caller still learns its request was refused).
+// Unknown actions answer failed 1404; they are the caller's mistake, not
+// the link's, and return no error. Action suffixes "_async" and
+// "_rate_limited" run the action and answer "async", as the spec's
+// HTTP API does.
+func (a Actions) Handle(ctx context.Context, msg []byte) ([]byte, error) {
+	var req Request
+	if err := json.Unmarshal(msg, &req); err != nil || req.Action == "" {
+		if err == nil {
+			err = errors.New(`no "action"`)
+		}
+		resp := Response{Status: "failed", Retcode: RetBadRequest, Data: jsonNull, Echo: echoOf(msg),
+			Message: "malformed request"}
+		return mustJSON(resp), fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	name, async := req.Action, false
+	for _, suffix := range []string{"_async", "_rate_limited"} {
+		if base, ok := strings.CutSuffix(name, suffix); ok {
+			name, async = base, true
+		}
+	}
+	resp := Response{Status: "ok", Data: jsonNull, Echo: req.Echo}
+	fn, ok := a[name]
+	switch {
+	case !ok:
+		resp.Status, resp.Retcode, resp.Message = "failed", RetNotFound, "unknown action "+req.Action
+	default:
+		data, err := fn(ctx, req.Params)
+		var ae *ActionError
+		switch {
+		case errors.As(err, &ae):
+			resp.Status, resp.Retcode, resp.Message = "failed", ae.Retcode, ae.Message
+		case err != nil:
+			resp.Status, resp.Retcode, resp.Message = "failed", RetFailed, err.Error()
+		case async:
+			resp.Status, resp.Retcode = "async", 1
+		default:
+			resp.Data = mustJSON(data)
+		}
+	}
+	return mustJSON(resp), nil
+}
+
+var jsonNull = json.RawMessage("null")
+
+// echoOf digs the echo out of a request that failed to decode as a whole
+// (a wrong type in params, say), or returns nil.
+func echoOf(msg []byte) json.RawMessage {
+	var probe struct {
+		Echo json.RawMessage `json:"echo"`
+	}
+	if json.Unmarshal(msg, &probe) != nil || len(probe.Echo) == 0 {
+		return nil
+	}
+	return probe.Echo
+}
+
+// isResponse tells a response from an event or a request by its
+// "retcode" and "status" keys (events carry "post_type", requests
+// "action").
+func isResponse(msg []byte) bool {
+	var probe struct {
+		Status  *string          `json:"status"`
+		Retcode *json.RawMessage `json:"retcode"`
+		Action  *json.RawMessage `json:"action"`
+	}
+	if !bytes.Contains(msg, []byte(`"retcode"`)) || json.Unmarshal(msg, &probe) != nil {
+		return false
+	}
+	return probe.Retcode != nil && probe.Status != nil && probe.Action == nil
+}
