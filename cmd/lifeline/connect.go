@@ -28,15 +28,7 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "usage: lifeline connect ws://host:port/path [flags]")
 		fs.PrintDefaults()
 	}
-	d := fsm.DefaultBackoff()
-	var b fsm.Backoff
-	fs.DurationVar(&b.Initial, "initial", d.Initial, "first backoff delay after the immediate retry")
-	fs.Float64Var(&b.Multiplier, "multiplier", d.Multiplier, "backoff growth per failure")
-	fs.DurationVar(&b.Max, "max", d.Max, "backoff cap, jitter included")
-	jitter := fs.String("jitter", d.Jitter.String(), "jitter: none, symmetric, full, equal or decorrelated")
-	fs.IntVar(&b.MaxAttempts, "max-attempts", 0, "give up after this many consecutive failed attempts (0: never)")
-	fs.BoolVar(&b.FirstImmediate, "first-immediate", true, "retry at once after the first failure of a run")
-	fs.DurationVar(&b.ConnectTimeout, "connect-timeout", d.ConnectTimeout, "bound on one attempt, dial and handshake")
+	backoff := backoffFlags(fs, fsm.DefaultBackoff())
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
 	token := fs.String("token", "", "send `Authorization: Bearer <token>`")
@@ -49,8 +41,9 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if len(pos) != 1 {
 		return usageError{fmt.Errorf("want exactly one ws:// or wss:// URL, got %d arguments", len(pos))}
 	}
-	if b.Jitter, err = fsm.ParseJitter(*jitter); err != nil {
-		return usageError{err}
+	b, err := backoff()
+	if err != nil {
+		return err
 	}
 	logger, err := newLogger(*logFormat, stderr)
 	if err != nil {
@@ -71,11 +64,38 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return usageError{err}
 	}
 	go sendLines(ctx, c, stdin, stderr)
-	err = c.Run(ctx)
+	return gaveUp(c.Run(ctx), b.MaxAttempts)
+}
+
+// backoffFlags registers the reconnect policy flags connect and onebot
+// connect share, with d's values as defaults; the returned function reads
+// them into a Backoff after parsing.
+func backoffFlags(fs *flag.FlagSet, d fsm.Backoff) func() (fsm.Backoff, error) {
+	var b fsm.Backoff
+	fs.DurationVar(&b.Initial, "initial", d.Initial, "first backoff delay after the immediate retry")
+	fs.Float64Var(&b.Multiplier, "multiplier", d.Multiplier, "backoff growth per failure")
+	fs.DurationVar(&b.Max, "max", d.Max, "backoff cap, jitter included")
+	jitter := fs.String("jitter", d.Jitter.String(), "jitter: none, symmetric, full, equal or decorrelated")
+	fs.IntVar(&b.MaxAttempts, "max-attempts", 0, "give up after this many consecutive failed attempts (0: never)")
+	fs.BoolVar(&b.FirstImmediate, "first-immediate", true, "retry at once after the first failure of a run")
+	fs.DurationVar(&b.ConnectTimeout, "connect-timeout", d.ConnectTimeout, "bound on one attempt, dial and handshake")
+	return func() (fsm.Backoff, error) {
+		j, err := fsm.ParseJitter(*jitter)
+		if err != nil {
+			return fsm.Backoff{}, usageError{err}
+		}
+		b.Jitter = j
+		return b, nil
+	}
+}
+
+// gaveUp turns a *conn.GaveUpError into the exit error connect commands
+// end with; other errors pass through.
+func gaveUp(err error, maxAttempts int) error {
 	var gu *conn.GaveUpError
 	if errors.As(err, &gu) {
 		return exitError{1, fmt.Errorf("gave up after %d consecutive failed attempts (max-attempts %d); last error: %v",
-			gu.Attempts, b.MaxAttempts, gu.Last)}
+			gu.Attempts, maxAttempts, gu.Last)}
 	}
 	return err
 }

@@ -51,15 +51,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return serve(ctx, srv, ln, cfg.Authorize, logger)
+	return serve(ctx, srv, func() any { return srv.Stats() }, ln, cfg.Authorize, logger)
 }
 
-// serve runs srv on ln, with JSON stats at GET /stats, until ctx ends; then
-// it shuts the sessions down (1001, bounded by shutdownGrace) and the HTTP
-// server after them.
-func serve(ctx context.Context, srv *conn.Server, ln net.Listener, auth func(*http.Request) error, logger *slog.Logger) error {
+// lifecycleServer is what serve runs: conn.Server, onebot.Server.
+type lifecycleServer interface {
+	http.Handler
+	Shutdown(ctx context.Context) error
+}
+
+// serve runs srv on ln, with stats() as JSON at GET /stats, until ctx
+// ends; then it shuts the sessions down (1001, bounded by shutdownGrace)
+// and the HTTP server after them.
+func serve(ctx context.Context, srv lifecycleServer, stats func() any, ln net.Listener, auth func(*http.Request) error, logger *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.Handle("GET /stats", statsHandler(srv, auth))
+	mux.Handle("GET /stats", statsHandler(stats, auth))
 	mux.Handle("/", srv)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("listening", "addr", ln.Addr().String(), "websocket", "ws://"+ln.Addr().String()+"/",
@@ -82,14 +88,13 @@ func serve(ctx context.Context, srv *conn.Server, ln net.Listener, auth func(*ht
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
-	st := srv.Stats()
-	logger.Info("stopped", "reaped_total", st.ReapedTotal, "refused", st.Refused)
+	logger.Info("stopped", "stats", stats())
 	return nil
 }
 
-// statsHandler answers GET /stats with the server's ServerStats as JSON,
-// behind the same authorization as the WebSocket endpoint.
-func statsHandler(srv *conn.Server, auth func(*http.Request) error) http.Handler {
+// statsHandler answers GET /stats with stats() as JSON, behind the same
+// authorization as the WebSocket endpoint.
+func statsHandler(stats func() any, auth func(*http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if auth != nil {
 			if err := auth(r); err != nil {
@@ -104,7 +109,7 @@ func statsHandler(srv *conn.Server, auth func(*http.Request) error) http.Handler
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(srv.Stats())
+		_ = enc.Encode(stats())
 	})
 }
 
