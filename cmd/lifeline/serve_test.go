@@ -18,12 +18,21 @@ import (
 // returns its address and exit status channel; it stops when the test ends.
 func startServe(t *testing.T, args ...string) (addr string, logs *syncio.Buffer) {
 	t.Helper()
+	return startListening(t, []string{"serve"}, args...)
+}
+
+// startListening runs a serving command (serve, onebot serve) in-process
+// on a free loopback port with JSON logs, and returns its address once it
+// logged "listening"; it stops when the test ends and must exit 0.
+func startListening(t *testing.T, command []string, args ...string) (addr string, logs *syncio.Buffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	logs = &syncio.Buffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...), io.Discard, pw)
+		argv := append(append(command[:len(command):len(command)], "--addr", "127.0.0.1:0", "--log-format", "json"), args...)
+		done <- run(ctx, argv, io.Discard, pw)
 		_ = pw.Close()
 	}()
 	found := make(chan string, 1)
@@ -42,16 +51,16 @@ func startServe(t *testing.T, args ...string) (addr string, logs *syncio.Buffer)
 		select {
 		case code := <-done:
 			if code != 0 {
-				t.Errorf("serve exited %d after SIGINT-equivalent, want 0", code)
+				t.Errorf("%s exited %d after SIGINT-equivalent, want 0", command, code)
 			}
 		case <-time.After(10 * time.Second):
-			t.Errorf("serve did not stop")
+			t.Errorf("%s did not stop", command)
 		}
 	})
 	select {
 	case addr = <-found:
 	case <-time.After(10 * time.Second):
-		t.Fatal("serve printed no listening line")
+		t.Fatalf("%s printed no listening line", command)
 	}
 	return addr, logs
 }

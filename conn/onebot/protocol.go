@@ -213,3 +213,15 @@ func isResponse(msg []byte) bool {
 	}
 	return probe.Retcode != nil && probe.Status != nil && probe.Action == nil
 }
+
+// isEvent tells an event by its string "post_type" and no "action".
+func isEvent(msg []byte) bool {
+	var probe struct {
+		PostType *string         `json:"post_type"`
+		Action   json.RawMessage `json:"action"`
+	}
+	if !bytes.Contains(msg, []byte(`"post_type"`)) || json.Unmarshal(msg, &probe) != nil {
+		return false
+	}
+	return probe.PostType != nil && probe.Action == nil
+}

@@ -230,7 +230,13 @@ func (srv *Server) onMessage(s *conn.Session, _ conn.MessageType, data []byte) e
 
 // answer handles one request and sends the response; a malformed request
 // is logged (one line, this message only) and returned as the error.
+//
+// Responses and events are not requests: answering them would start two
+// OneBot ends answering each other's answers, so they are dropped.
 func answer(ctx context.Context, a Actions, log *slog.Logger, machine, id string, data []byte, send func([]byte) error) error {
+	if isResponse(data) || isEvent(data) {
+		return nil
+	}
 	resp, herr := a.Handle(ctx, data)
 	if herr != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "malformed request", slog.String("machine", machine),

@@ -336,3 +336,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
+
+// Two OneBot ends facing each other (our reverse client dialling our
+// forward server) must not answer each other's events and responses: the
+// link stays up with no protocol errors.
+func TestEndsDoNotAnswerAnswers(t *testing.T) {
+	f := startForward(t, ServerConfig{HeartbeatInterval: 20 * time.Millisecond})
+	cl, logs := runReverse(t, ClientConfig{URL: f.url + "/", HeartbeatInterval: 20 * time.Millisecond})
+	c := cl.Links()[Universal]
+	waitFor(t, "connected", func() bool { return c.State() == fsm.Connected })
+	waitFor(t, "session open", func() bool { return f.Stats().Open == 1 })
+	time.Sleep(200 * time.Millisecond) // the observation window: ten heartbeat periods each way
+	if st := f.Stats(); st.ReapedTotal != 0 || strings.Contains(f.logs.String(), "malformed") || strings.Contains(logs.String(), "malformed") {
+		t.Fatalf("reaped %v; server log:\n%s\nclient log:\n%s", st.Reaped, f.logs.String(), logs.String())
+	}
+	if c.Stats().Connects != 1 {
+		t.Fatalf("the link was dropped: %+v", c.Stats())
+	}
+}
