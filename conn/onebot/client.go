@@ -154,12 +154,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Nickname == "" {
-		cfg.Nickname = AppName
-	}
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
-	}
+	botDefaults(&cfg.Nickname, &cfg.HeartbeatInterval)
 	if cfg.Conn.Backoff == (fsm.Backoff{}) {
 		cfg.Conn.Backoff = DefaultBackoff()
 	}
@@ -174,10 +169,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cl.status == nil {
 		cl.status = cl.linkStatus
 	}
-	cl.actions = StandardActions(cfg.SelfID, cfg.Nickname, cl.status)
-	for name, fn := range cfg.Actions {
-		cl.actions[name] = fn
-	}
+	cl.actions = actionsFor(cfg.SelfID, cfg.Nickname, cl.status, cfg.Actions)
 	for _, spec := range cfg.links() {
 		l := &clientLink{role: spec.role}
 		cc := cfg.Conn

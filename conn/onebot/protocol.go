@@ -135,6 +135,26 @@ func StandardActions(selfID int64, nickname string, status func() Status) Action
 	}
 }
 
+// botDefaults fills the zero values both ends share: the nickname and the
+// heartbeat interval.
+func botDefaults(nickname *string, heartbeat *time.Duration) {
+	if *nickname == "" {
+		*nickname = AppName
+	}
+	if *heartbeat == 0 {
+		*heartbeat = DefaultHeartbeatInterval
+	}
+}
+
+// actionsFor returns the standard actions for the bot with extra on top.
+func actionsFor(selfID int64, nickname string, status func() Status, extra Actions) Actions {
+	a := StandardActions(selfID, nickname, status)
+	for name, fn := range extra {
+		a[name] = fn
+	}
+	return a
+}
+
 // ErrMalformed is wrapped by Handle's error for a message that is not a
 // JSON API request. The connection layer counts it as a protocol error.
 var ErrMalformed = errors.New("onebot: malformed request")

@@ -133,12 +133,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Nickname == "" {
-		cfg.Nickname = AppName
-	}
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
-	}
+	botDefaults(&cfg.Nickname, &cfg.HeartbeatInterval)
 	srv := &Server{cfg: cfg, roles: map[uint64]Role{}, closing: make(chan struct{})}
 	srv.log = cfg.Conn.Logger
 	if srv.log == nil {
@@ -152,10 +147,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if srv.status == nil {
 		srv.status = srv.transportStatus
 	}
-	srv.actions = StandardActions(cfg.SelfID, cfg.Nickname, srv.status)
-	for name, fn := range cfg.Actions {
-		srv.actions[name] = fn
-	}
+	srv.actions = actionsFor(cfg.SelfID, cfg.Nickname, srv.status, cfg.Actions)
 	cc := cfg.Conn
 	if cfg.AccessToken != "" {
 		cc.Authorize = conn.BearerToken(cfg.AccessToken)
