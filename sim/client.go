@@ -149,14 +149,22 @@ func (w *world) dial(c *client, n int32) {
 	w.transmit(li, true, fHello, w.now)
 }
 
-// closeClientLink releases c's transport: the server sees EOF.
+// closeClientLink releases c's transport: the server sees EOF, when the
+// FIN gets through. Either way nothing more comes from this end, so the
+// link's peer is dead from here on: a FIN held up by loss past the
+// liveness bound leaves the server to reap the session for silence, and
+// that reap is due (an abandoned handshake whose hello arrived late is
+// the case that showed it).
 func (w *world) closeClientLink(c *client) {
 	if c.link == noLink {
 		return
 	}
-	l := w.links.at(uint32(c.link))
+	li := uint32(c.link)
+	l := w.links.at(li)
 	l.clientUp = false
-	w.transmit(uint32(c.link), true, fFIN, w.now)
+	lastSign := l.c2s // before the FIN: the last frame that could keep the session alive
+	w.transmit(li, true, fFIN, w.now)
+	w.peerDead(li, lastSign)
 	c.link, c.up = noLink, false
 }
 
