@@ -380,6 +380,10 @@ type ServerStats struct {
 	Open int64 `json:"open"`
 	// Reaped counts reaped sessions by reason name; every reason is present.
 	Reaped map[string]uint64 `json:"reaped"`
+	// Registered is the size of the registry itself (what Broadcast and
+	// SendTo reach). It equals Open but for the instant of a transition;
+	// a difference that lasts means a reaped session was never released.
+	Registered int `json:"registered"`
 	// ReapedTotal is the sum of Reaped.
 	ReapedTotal uint64 `json:"reaped_total"`
 	// Refused counts requests turned away before the upgrade (401/403).
@@ -408,6 +412,9 @@ func (srv *Server) Stats() ServerStats {
 	}
 	st.Refused = srv.refused.Load()
 	st.DroppedMessages = srv.dropped.Load()
+	srv.mu.Lock()
+	st.Registered = len(srv.sessions)
+	srv.mu.Unlock()
 	return st
 }
 

@@ -37,6 +37,7 @@ func (s Self) Start(stderr io.Writer, args ...string) (*Child, error) {
 	argv := append(append([]string{}, s.Argv[1:]...), args...)
 	cmd := exec.Command(s.Argv[0], argv...)
 	cmd.Env = append(os.Environ(), s.Env...)
+	dieWithParent(cmd)
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
