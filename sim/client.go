@@ -164,7 +164,12 @@ func (w *world) closeClientLink(c *client) {
 	l.clientUp = false
 	lastSign := l.c2s // before the FIN: the last frame that could keep the session alive
 	w.transmit(li, true, fFIN, w.now)
-	w.peerDead(li, lastSign)
+	if !l.peerDead {
+		// Recorded for the invariants only: the report's reap latency
+		// (l.lastSign) stays about peers that died, not links closed.
+		l.peerDead = true
+		w.emit(trace.Record{Kind: trace.PeerDead, ID: li, LastSign: durationOf(lastSign)})
+	}
 	c.link, c.up = noLink, false
 }
 
