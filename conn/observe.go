@@ -111,7 +111,12 @@ func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error)
 	if cause != nil {
 		attrs = append(attrs, slog.String("error", cause.Error()))
 	}
-	log.LogAttrs(context.Background(), slog.LevelInfo, "transition", attrs...)
+	// The record carries the transition's own time (the configured
+	// clock's, as fsm saw it), not the moment the line was written, so
+	// that gaps read off the log are the gaps the policy kept.
+	r := slog.NewRecord(tr.At, slog.LevelInfo, "transition", 0)
+	r.AddAttrs(attrs...)
+	_ = log.Handler().Handle(context.Background(), r)
 }
 
 // orDefault returns l, or the process's default logger when l is nil, so a
