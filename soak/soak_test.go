@@ -295,9 +295,9 @@ func TestChurnSoak(t *testing.T) {
 	t.Logf("this process at the end: %d fds (start %d), %d goroutines (start %d), %.1f MiB heap+stack (start %.1f)",
 		end.fds, firstUse.fds, end.goroutines, firstUse.goroutines, float64(end.heap)/(1<<20), float64(firstUse.heap)/(1<<20))
 	report.Add(t, report.Row{Section: "Churn soak (1 000 clients in 50 processes)",
-		Case: fmt.Sprintf("%s: a kill round every %s (%d %% of the clients, SIGKILL, replaced), a server restart every %s", p.duration, p.killEvery, killFraction, p.restartEvery),
-		Path: "killed: session Alive→Reaped (read_error); restart: all Reaped (shutdown), clients back by the policy",
-		Bound: fmt.Sprintf("open = registered = live clients within %s of each event; fds ≤ sessions + %d, goroutines ≤ sessions + %d; heap+stack ≤ 1.5× the first check", settleBound, slackFDs, slackGoroutines),
+		Case:     fmt.Sprintf("%s: a kill round every %s (%d %% of the clients, SIGKILL, replaced), a server restart every %s", p.duration, p.killEvery, killFraction, p.restartEvery),
+		Path:     "killed: session Alive→Reaped (read_error); restart: all Reaped (shutdown), clients back by the policy",
+		Bound:    fmt.Sprintf("open = registered = live clients within %s of each event; fds ≤ sessions + %d, goroutines ≤ sessions + %d; heap+stack ≤ 1.5× the first check", settleBound, slackFDs, slackGoroutines),
 		Observed: fmt.Sprintf("%d kill rounds, %d restarts; settled within %s at worst", kills, restarts, worstSettle.Round(time.Millisecond)),
 		Evidence: fmt.Sprintf("%d clients killed and replaced; open = live (%d) after every event; fds %d→%d, goroutines %d→%d, heap+stack %.1f→%.1f MiB",
 			killed, procs*perProc, firstUse.fds, end.fds, firstUse.goroutines, end.goroutines, float64(firstUse.heap)/(1<<20), float64(end.heap)/(1<<20))})

@@ -188,9 +188,9 @@ func TestInteropTheirClientOurServer(t *testing.T) {
 			t.Logf("%s client stopped with SIGSTOP: session reaped %s after the signal, %s after its last frame (pong_timeout; bound %s)",
 				p.name, took.Round(time.Millisecond), silence().Round(time.Millisecond), bound)
 			report.Add(t, report.Row{Section: "OneBot interop (independent clients against onebot.Server)",
-				Case: p.name + " client: no token / wrong token; SIGKILL; SIGSTOP",
-				Path: "401 / 403 before the upgrade; session Reaped (read_error); session Reaped (pong_timeout)",
-				Bound: "reap ≤ ping+pong+50ms = " + bound.String() + " after the last frame",
+				Case:     p.name + " client: no token / wrong token; SIGKILL; SIGSTOP",
+				Path:     "401 / 403 before the upgrade; session Reaped (read_error); session Reaped (pong_timeout)",
+				Bound:    "reap ≤ ping+pong+50ms = " + bound.String() + " after the last frame",
 				Observed: fmt.Sprintf("SIGKILL %s; SIGSTOP %s after the last frame", killTook.Round(time.Millisecond), silence().Round(time.Millisecond)),
 				Evidence: "lifecycle, heartbeat and an API answer received first; open sessions 0 after"})
 		})
@@ -254,9 +254,9 @@ func TestInteropOurClientTheirServer(t *testing.T) {
 			}
 			t.Logf("%s server down: %d attempts in %s; the policy allows %d at most", p.name, attempts, window, most)
 			report.Add(t, report.Row{Section: "OneBot interop (onebot.Client against independent servers)",
-				Case: p.name + " server: drops the first link; killed; restarted on the same port",
-				Path: "Connected→BackingOff→Connected (lifecycle again); refused attempts at the policy's pace; Connected",
-				Bound: fmt.Sprintf("≤ %d attempts in %s (100 ms ×2 ≤ 400 ms ±20 %%)", most, window),
+				Case:     p.name + " server: drops the first link; killed; restarted on the same port",
+				Path:     "Connected→BackingOff→Connected (lifecycle again); refused attempts at the policy's pace; Connected",
+				Bound:    fmt.Sprintf("≤ %d attempts in %s (100 ms ×2 ≤ 400 ms ±20 %%)", most, window),
 				Observed: fmt.Sprintf("%d attempts", attempts),
 				Evidence: "X-Self-ID, X-Client-Role, Authorization, User-Agent seen on every link; get_login_info answered"})
 			// Back on the same port: the client reconnects by itself.
