@@ -38,6 +38,11 @@ var (
 	// the server answers 403 before the upgrade. Any other error from the
 	// hook is treated the same way.
 	ErrForbidden = errors.New("conn: forbidden: wrong credentials")
+
+	// ErrInvalidUTF8 is the cause logged when a peer sends a text message
+	// that is not valid UTF-8: the session is reaped (read_error) and the
+	// peer gets close code 1007, as RFC 6455 requires.
+	ErrInvalidUTF8 = errors.New("conn: text message is not valid UTF-8")
 )
 
 // NotConnectedError reports a Client.Send made while the client had no open

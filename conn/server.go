@@ -58,6 +58,14 @@ type ServerConfig struct {
 	// one closes the session with 1009 (read_error). Zero means 64 KiB.
 	ReadLimit int64
 
+	// MaxHandshakes caps the requests being authorized and upgraded at
+	// once. A request over the cap is answered 503 before Authorize runs
+	// and counted in ServerStats.Overloaded, so a flood of handshakes
+	// cannot queue work without bound. Zero means no cap. (A peer that
+	// opens TCP and sends nothing never reaches the handler: bound that
+	// with http.Server.ReadHeaderTimeout, as `lifeline serve` does.)
+	MaxHandshakes int
+
 	// CheckOrigin vets the Origin header of browser clients. Nil means
 	// gorilla/websocket's default: no Origin header, or one matching Host.
 	CheckOrigin func(r *http.Request) bool
@@ -114,6 +122,10 @@ func (c ServerConfig) Validate() error {
 		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "ReadLimit",
 			Rule: "must not be negative (0 means 64 KiB)", Value: c.ReadLimit})
 	}
+	if c.MaxHandshakes < 0 {
+		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "MaxHandshakes",
+			Rule: "must not be negative (0 means no cap)", Value: c.MaxHandshakes})
+	}
 	if c.TimerGranularity < 0 {
 		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "TimerGranularity",
 			Rule: "must not be negative (0 means 20ms)", Value: c.TimerGranularity})
@@ -156,6 +168,8 @@ type Server struct {
 	states  [32]atomic.Int64  // sessions per fsm.State (Reaped is not kept)
 	reaped  [16]atomic.Uint64 // reaps per fsm.Reason
 	refused atomic.Uint64     // requests refused before the upgrade
+	inHand  atomic.Int64      // requests inside ServeHTTP's handshake part
+	over    atomic.Uint64     // requests refused by MaxHandshakes
 	dropped atomic.Uint64     // queued messages discarded when a session closed
 }
 
@@ -204,10 +218,18 @@ func (srv *Server) Liveness() fsm.Liveness { return srv.live }
 
 // ServeHTTP authenticates the request, upgrades it and starts the session.
 // A refused request gets 401 or 403 and creates no session; during
-// Shutdown every request gets 503.
+// Shutdown, and over MaxHandshakes, every request gets 503.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.isClosing() {
 		http.Error(w, "lifeline: server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	n := srv.inHand.Add(1)
+	defer srv.inHand.Add(-1)
+	if max := srv.cfg.MaxHandshakes; max > 0 && n > int64(max) {
+		srv.over.Add(1)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "lifeline: too many handshakes in progress", http.StatusServiceUnavailable)
 		return
 	}
 	if srv.cfg.Authorize != nil {
@@ -388,6 +410,9 @@ type ServerStats struct {
 	ReapedTotal uint64 `json:"reaped_total"`
 	// Refused counts requests turned away before the upgrade (401/403).
 	Refused uint64 `json:"refused"`
+	// Overloaded counts requests answered 503 because MaxHandshakes
+	// handshakes were already in progress.
+	Overloaded uint64 `json:"overloaded"`
 	// DroppedMessages counts queued messages discarded because their
 	// session closed before they were written.
 	DroppedMessages uint64 `json:"dropped_messages"`
@@ -411,6 +436,7 @@ func (srv *Server) Stats() ServerStats {
 		st.ReapedTotal += n
 	}
 	st.Refused = srv.refused.Load()
+	st.Overloaded = srv.over.Load()
 	st.DroppedMessages = srv.dropped.Load()
 	srv.mu.Lock()
 	st.Registered = len(srv.sessions)

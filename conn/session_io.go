@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/lifeline-go/lifeline/fsm"
@@ -43,8 +44,31 @@ func (s *Session) consume(mt int, r io.Reader) bool {
 		s.readFailed(err)
 		return false
 	}
+	// RFC 6455 §8.1: a text message that is not UTF-8 fails the
+	// connection with 1007. gorilla/websocket checks close-frame reasons
+	// but not text data, so it is checked here, once per whole message.
+	if mt == websocket.TextMessage && !utf8.Valid(data) {
+		s.invalidText()
+		return false
+	}
 	s.onMessage(mt, data)
 	return true
+}
+
+// invalidText reaps the session for a text message that is not UTF-8:
+// a read error whose close frame says 1007 (invalid payload data).
+func (s *Session) invalidText() {
+	now := s.srv.clk.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs.State() == fsm.Reaped {
+		return
+	}
+	out, err := s.fs.Step(now, fsm.EvReadError)
+	if err != nil {
+		return
+	}
+	s.applyEcho(out, ErrInvalidUTF8, websocket.CloseInvalidFramePayloadData)
 }
 
 // onMessage takes one application message off the reader.
@@ -107,8 +131,8 @@ func (s *Session) readFailed(err error) {
 	s.applyEcho(out, err, echo)
 }
 
-// applyEcho is applyLocked for a peer close, whose reap carries the close
-// code to echo rather than one of fsm's.
+// applyEcho is applyLocked for a reap whose close code is not fsm's: the
+// code of a peer's close, echoed, or 1007 for invalid UTF-8.
 func (s *Session) applyEcho(out fsm.Output, cause error, echo int) {
 	if tr := out.Transition; tr != nil {
 		s.srv.count(tr)

@@ -109,6 +109,11 @@ func (l Liveness) Validate() error {
 	if e := l.WithDefaults(); l.PingInterval >= 0 && l.PongTimeout >= 0 && e.PongTimeout >= e.PingInterval {
 		bad("PongTimeout", fmt.Sprintf("must be shorter than PingInterval (%s), or a second ping goes out before the first can fail", e.PingInterval), e.PongTimeout)
 	}
+	if e := l.WithDefaults(); l.PingInterval > 0 && l.PongTimeout == 0 && e.PongTimeout == 0 {
+		// Found by FuzzLivenessValidate: the default PingInterval/2 of a
+		// 1 ns interval is 0, a pong timeout that reaps every session.
+		bad("PongTimeout", fmt.Sprintf("defaults to PingInterval/2, which is zero for PingInterval %s: set it", e.PingInterval), e.PongTimeout)
+	}
 	return errors.Join(errs...)
 }
 
