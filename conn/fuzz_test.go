@@ -56,8 +56,8 @@ func FuzzServerFrames(f *testing.F) {
 		maskedFrame(true, 8, []byte{0x03, 0xe8, 0xff}),
 		maskedFrame(true, 1, make([]byte, 5000)),
 		{0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}, // 2^63-1 length
-		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, // unmasked
-		{0x0f, 0x80, 0, 0, 0, 0},             // reserved opcode
+		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},                                    // unmasked
+		{0x0f, 0x80, 0, 0, 0, 0},                                                 // reserved opcode
 	} {
 		f.Add(seed)
 	}

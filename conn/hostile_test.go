@@ -241,4 +241,3 @@ func TestServerFragmentedInvalidUTF8(t *testing.T) {
 		})
 	}
 }
-
