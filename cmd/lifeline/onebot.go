@@ -41,8 +41,12 @@ func oneBotServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
 	logFormat := fs.String("log-format", "text", "log format: json or text")
+	lim := limitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := lim.check(); err != nil {
+		return usageError{err}
 	}
 	if *selfID <= 0 {
 		return usageError{fmt.Errorf("-self-id is required (a positive account number), got %d", *selfID)}
@@ -51,8 +55,10 @@ func oneBotServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	cc := conn.ServerConfig{Liveness: live, Logger: logger}
+	lim.apply(&cc)
 	srv, err := onebot.NewServer(onebot.ServerConfig{SelfID: *selfID, Nickname: *nickname, AccessToken: *token,
-		HeartbeatInterval: *hb, Conn: conn.ServerConfig{Liveness: live, Logger: logger}})
+		HeartbeatInterval: *hb, Conn: cc})
 	if err != nil {
 		return usageError{err}
 	}
@@ -65,7 +71,7 @@ func oneBotServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if *token != "" {
 		auth = conn.BearerToken(*token)
 	}
-	return serve(ctx, srv, func() any { return srv.Stats() }, ln, auth, logger)
+	return serve(ctx, srv, func() any { return srv.Stats() }, ln, auth, logger, lim.handshake)
 }
 
 // oneBotConnect runs a reverse WebSocket client: Universal, or API and/or

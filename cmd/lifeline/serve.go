@@ -28,8 +28,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&live.IdleTimeout, "idle-timeout", 0, "close sessions with no application message for this long (0: off)")
 	token := fs.String("token", "", "require `Authorization: Bearer <token>` (or ?access_token=) before the upgrade, and for /stats")
 	logFormat := fs.String("log-format", "text", "log format: json or text")
+	lim := limitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := lim.check(); err != nil {
+		return usageError{err}
 	}
 	logger, err := newLogger(*logFormat, stderr)
 	if err != nil {
@@ -43,6 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *token != "" {
 		cfg.Authorize = conn.BearerToken(*token)
 	}
+	lim.apply(&cfg)
 	srv, err := conn.NewServer(cfg)
 	if err != nil {
 		return usageError{err}
@@ -51,7 +56,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return serve(ctx, srv, func() any { return srv.Stats() }, ln, cfg.Authorize, logger)
+	return serve(ctx, srv, func() any { return srv.Stats() }, ln, cfg.Authorize, logger, lim.handshake)
 }
 
 // lifecycleServer is what serve runs: conn.Server, onebot.Server.
@@ -62,12 +67,14 @@ type lifecycleServer interface {
 
 // serve runs srv on ln, with stats() as JSON at GET /stats, until ctx
 // ends; then it shuts the sessions down (1001, bounded by shutdownGrace)
-// and the HTTP server after them.
-func serve(ctx context.Context, srv lifecycleServer, stats func() any, ln net.Listener, auth func(*http.Request) error, logger *slog.Logger) error {
+// and the HTTP server after them. headerTimeout bounds the request
+// headers of every connection (a slowloris peer is cut off there).
+func serve(ctx context.Context, srv lifecycleServer, stats func() any, ln net.Listener, auth func(*http.Request) error,
+	logger *slog.Logger, headerTimeout time.Duration) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /stats", statsHandler(stats, auth))
 	mux.Handle("/", srv)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout}
 	logger.Info("listening", "addr", ln.Addr().String(), "websocket", "ws://"+ln.Addr().String()+"/",
 		"stats", "http://"+ln.Addr().String()+"/stats")
 	errc := make(chan error, 1)
