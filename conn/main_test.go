@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/lifeline-go/lifeline/internal/leakcheck"
 )
 
 // TestMain runs a helper process when the test binary is re-executed by a
@@ -14,5 +14,5 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(helperEnv); role != "" {
 		os.Exit(runHelper(role))
 	}
-	goleak.VerifyTestMain(m)
+	os.Exit(leakcheck.Main(m))
 }

@@ -17,9 +17,9 @@ import (
 
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/leakcheck"
 	"github.com/lifeline-go/lifeline/internal/proc"
 	"github.com/lifeline-go/lifeline/internal/report"
-	"go.uber.org/goleak"
 )
 
 // The churn soak: a server in this process, a fleet of conn.Clients in
@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(roleEnv) == "clients" {
 		os.Exit(runClients())
 	}
-	goleak.VerifyTestMain(m)
+	os.Exit(leakcheck.Main(m))
 }
 
 // runClients is a child process: perProc clients against the address in

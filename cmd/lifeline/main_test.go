@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/lifeline-go/lifeline/internal/leakcheck"
 )
 
 // TestMain lets the demo and the benchmarks re-execute this test binary as
@@ -20,5 +20,5 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	goleak.VerifyTestMain(m)
+	os.Exit(leakcheck.Main(m))
 }

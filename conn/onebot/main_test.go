@@ -1,12 +1,13 @@
 package onebot
 
 import (
+	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/lifeline-go/lifeline/internal/leakcheck"
 )
 
 // TestMain fails the package if any goroutine outlives its tests.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	os.Exit(leakcheck.Main(m))
 }
