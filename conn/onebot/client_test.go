@@ -28,9 +28,11 @@ type appLink struct {
 // testApp is a minimal OneBot application: it accepts reverse links and
 // hands each to the test.
 type testApp struct {
-	url   string
-	links chan *appLink
-	wg    sync.WaitGroup
+	url    string
+	links  chan *appLink
+	wg     sync.WaitGroup // readers
+	mu     sync.Mutex     // guards closed, and orders wg.Add before wg.Wait
+	closed bool
 }
 
 func startApp(t *testing.T) *testApp {
@@ -43,7 +45,14 @@ func startApp(t *testing.T) *testApp {
 			return
 		}
 		l := &appLink{header: r.Header.Clone(), ws: ws, msgs: make(chan map[string]any, 64)}
+		app.mu.Lock()
+		if app.closed { // the test is over: a handler still running after hs.Close (hijacked)
+			app.mu.Unlock()
+			_ = ws.Close()
+			return
+		}
 		app.wg.Add(1)
+		app.mu.Unlock()
 		go func() { // answers the client's pings (gorilla's default) and collects messages
 			defer app.wg.Done()
 			defer close(l.msgs)
@@ -64,6 +73,9 @@ func startApp(t *testing.T) *testApp {
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		hs.Close()
+		app.mu.Lock()
+		app.closed = true // no reader starts after this
+		app.mu.Unlock()
 		for {
 			select {
 			case l := <-app.links:
