@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/lifeline-go/lifeline/internal/report"
@@ -53,6 +54,9 @@ func run(in, doc string) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
+	// Sections in reading order: the fault matrix first, whatever order
+	// the tests ran in; sections not named here follow as they came.
+	slices.SortStableFunc(order, func(x, y string) int { return rank(x) - rank(y) })
 	var b bytes.Buffer
 	b.WriteString(begin + "\n")
 	for _, sec := range order {
@@ -74,6 +78,19 @@ func run(in, doc string) error {
 	}
 	out := append(append(append([]byte{}, old[:i]...), b.Bytes()...), old[j+len(end):]...)
 	return os.WriteFile(doc, out, 0o644)
+}
+
+// sectionOrder lists section title prefixes in the order the document
+// presents them.
+var sectionOrder = []string{"Fault matrix", "Hostile input", "Churn soak", "OneBot interop"}
+
+func rank(section string) int {
+	for i, p := range sectionOrder {
+		if strings.HasPrefix(section, p) {
+			return i
+		}
+	}
+	return len(sectionOrder)
 }
 
 func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
