@@ -292,8 +292,11 @@ func TestPeerRecheck(t *testing.T) {
 	if out, _ := e.Step(t0, EvPeerLeft); out.Transition != nil {
 		t.Fatal("a late leave moved an expired peer")
 	}
-	if _, ok := e.Deadline(); ok {
-		t.Fatal("an expired peer asks for re-checks")
+	if d, ok := e.Deadline(); !ok || !d.Equal(t0.Add(3*time.Second)) {
+		t.Fatal("an expired peer stops re-checking: a new incarnation the watch missed would stay unseen")
+	}
+	if u, _ := NewPeer(t0, Lease{}, 0); u.State() != Expired {
+		t.Fatalf("a peer not yet seen starts in %s", u.State())
 	}
 	if _, err := e.Step(t0, EvDialOK); !errors.Is(err, ErrUnhandled) {
 		t.Fatalf("client event on a peer: %v", err)
