@@ -357,6 +357,8 @@ func TestLeaseValidate(t *testing.T) {
 		{"fence at ttl", Lease{Fence: 10 * time.Second}, []string{"Fence"}},
 		{"fence past ttl", Lease{Fence: 11 * time.Second}, []string{"Fence"}},
 		{"fence at heartbeat", Lease{Fence: 3 * time.Second}, []string{"Fence"}},
+		{"fence under two heartbeats", Lease{Fence: 5999 * time.Millisecond}, []string{"Fence"}},
+		{"fence at two heartbeats", Lease{Fence: 6 * time.Second}, nil},
 		{"tiny ttl default heartbeat", Lease{TTL: time.Nanosecond}, []string{"TTL", "Heartbeat"}},
 	}
 	for _, tc := range tests {

@@ -12,9 +12,11 @@ import (
 // other checkers keep. It stays off, and costs nothing, until the first
 // cluster record.
 //
-//	(h) NodeDeclaredDead  every node that was up and reaching the engine counts a node whose
-//	                      lease ended dead by Lease.LatestDead of the lease's last write
-//	                      (with Failover when the engine failed over meanwhile)
+//	(h) NodeDeclaredDead  every node that counted an incarnation of a node alive, and was up and
+//	                      reaching the engine, counts it dead once its lease ended, by
+//	                      Lease.LatestDead of the lease's last write (with Failover when the
+//	                      engine failed over meanwhile); a node that never saw the incarnation
+//	                      holds none of its sessions
 //	(i) FencedFirst       when a node counts a peer's incarnation dead, that incarnation
 //	                      serves nothing: it is fenced, left or crashed, with no open session
 //	(j) DeliveredLive     a send answered "delivered" was written on its session between
@@ -44,6 +46,7 @@ type nodeFacts struct {
 	writes   map[uint64]time.Duration // the engine's last write per incarnation
 	ends     []leaseEnd               // incarnations whose lease ended
 	declared []uint64                 // by node: the newest incarnation this one counted dead
+	knew     map[[2]uint64]bool       // {node, incarnation} this one counted alive
 	down     []span                   // crashed or cut off
 }
 
@@ -54,7 +57,7 @@ type leaseEnd struct {
 
 func (c *cluster) node(id uint32) *nodeFacts {
 	for int(id) >= len(c.nodes) {
-		c.nodes = append(c.nodes, nodeFacts{writes: map[uint64]time.Duration{}})
+		c.nodes = append(c.nodes, nodeFacts{writes: map[uint64]time.Duration{}, knew: map[[2]uint64]bool{}})
 		c.views = append(c.views, nil)
 	}
 	return &c.nodes[id]
@@ -122,6 +125,7 @@ func (c *cluster) observe(s *Suite, r *trace.Record, idx int) {
 		n.closeDown(r.At)
 		n.alive, n.started, n.inc, n.state = true, r.At, r.Inc, fsm.Joining
 		n.declared = n.declared[:0]
+		clear(n.knew)
 		c.views[r.Server] = c.views[r.Server][:0]
 	case trace.NodeCrash:
 		n := c.node(r.Server)
@@ -152,9 +156,12 @@ func (c *cluster) observe(s *Suite, r *trace.Record, idx int) {
 		n := c.node(r.Server)
 		n.ends = append(n.ends, leaseEnd{r.Inc, r.At})
 	case trace.Transition:
-		if r.Machine == fsm.MachineNode {
+		switch {
+		case r.Machine == fsm.MachineNode:
 			n := c.node(r.ID)
 			n.state, n.inc = r.To, r.Inc
+		case r.Machine == fsm.MachinePeer && r.To == fsm.Alive:
+			c.node(r.ID).knew[[2]uint64{uint64(r.Peer), r.Inc}] = true
 		}
 	case trace.Declared:
 		c.declared(s, r, idx)
@@ -255,7 +262,7 @@ func (c *cluster) finish(s *Suite, end time.Duration) {
 			}
 			for o := range c.nodes {
 				obs := &c.nodes[o]
-				if o == d || !obs.alive || obs.started >= e.at || obs.excused(w, b) {
+				if o == d || !obs.alive || !obs.knew[[2]uint64{uint64(d), e.inc}] || obs.excused(w, b) {
 					continue
 				}
 				s.check(NodeDeclaredDead)

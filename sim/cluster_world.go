@@ -33,8 +33,9 @@ type cnode struct {
 	watchAt int64 // last watch arrival: the watch delivers in order
 	cut     int   // open cut-off windows
 	lost    int   // open watch-loss windows
+	dirSeq  int64 // directory changes made
+	dirAck  int64 // directory changes the engine acknowledged
 	alive   bool
-	dirty   bool // directory changes not yet written
 	flush   bool // a flush is queued
 }
 
@@ -67,6 +68,7 @@ const (
 	mRecheckReply                     // engine → node: present (ok), inc
 	mXReq                             // sender → owner over the bus
 	mXReply                           // owner → sender
+	mDirAck                           // engine → node: directory written up to sentAt (a change count)
 )
 
 // cmsg is one message in flight. It lives in a slot of cluster.msgs from
@@ -197,7 +199,7 @@ func (w *world) nodeStart(i int) {
 	if err != nil {
 		panic(err) // the scenario was validated
 	}
-	n.m, n.alive, n.dirty, n.watchAt = m, true, false, w.now
+	n.m, n.alive, n.dirSeq, n.dirAck, n.watchAt = m, true, 0, 0, w.now
 	for j := range n.peers {
 		n.peers[j] = nil
 		if j != i {
@@ -443,21 +445,25 @@ func (w *world) dirChanged(li uint32, open bool) {
 
 func (w *world) markDirty(i int) {
 	n := &w.cl.nodes[i]
-	n.dirty = true
+	n.dirSeq++
 	if !n.flush {
 		n.flush = true
 		w.q.push(event{at: w.now + int64(w.cl.c.DirBatch), kind: evDirFlush, id: uint32(i)})
 	}
 }
 
+// dirFlush writes node i's directory, and writes it again a heartbeat
+// later until the engine has acknowledged every change: a write lost to a
+// failover or a cut-off must not leave the directory behind for good.
 func (w *world) dirFlush(i int) {
 	n := &w.cl.nodes[i]
 	n.flush = false
-	if !n.dirty || !n.alive || !n.m.Serving() {
-		return
+	if n.dirAck >= n.dirSeq || !n.alive || !n.m.Serving() {
+		return // a node that joins again marks its directory changed
 	}
-	n.dirty = false
-	w.toEngine(cmsg{kind: mDirSync, from: uint16(i), inc: n.m.Incarnation()})
+	w.toEngine(cmsg{kind: mDirSync, from: uint16(i), inc: n.m.Incarnation(), sentAt: n.dirSeq})
+	n.flush = true
+	w.q.push(event{at: w.now + int64(w.cl.c.Lease.Heartbeat), kind: evDirFlush, id: uint32(i)})
 }
 
 // atEngine handles a message reaching the engine.
@@ -507,6 +513,7 @@ func (w *world) atEngine(m *cmsg) {
 			e.present, e.inc = want, m.inc
 			w.watch(cmsg{kind: mWatchDir, from: m.from, link: li, inc: m.inc, ok: want})
 		}
+		w.toNode(cmsg{kind: mDirAck, to: m.from, sentAt: m.sentAt, inc: m.inc}, 0)
 	case mRecheck:
 		ls := &cl.leases[m.to]
 		w.toNode(cmsg{kind: mRecheckReply, to: m.from, from: m.to, inc: ls.inc, ok: ls.present}, 0)
@@ -532,6 +539,10 @@ func (w *world) atNode(m *cmsg) {
 	now := at(w.now)
 	j := int(m.from)
 	switch m.kind {
+	case mDirAck:
+		if m.inc == n.m.Incarnation() {
+			n.dirAck = max(n.dirAck, m.sentAt)
+		}
 	case mAck:
 		var out fsm.Output
 		var err error

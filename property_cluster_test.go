@@ -1,0 +1,155 @@
+// The cluster half of the root property suite: rapid generates clusters
+// of 2 to 5 nodes, lease policies, and schedules of node crashes, nodes
+// cut off from the engine, engine failovers and lost or delayed watch
+// events (with the single-node faults mixed in), runs them in the
+// simulator and checks every invariant, (h) to (k) included. Each cluster
+// invariant is shown to bite on a realistic broken variant.
+package lifeline_test
+
+import (
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/invariant"
+	"github.com/lifeline-go/lifeline/sim"
+)
+
+var clusterFaults = []sim.FaultKind{sim.NodeCrash, sim.NodeCutOff, sim.EngineFailover, sim.WatchLoss, sim.WatchDelay}
+
+// clusterMix is what a cluster run draws from: the cluster's own faults
+// twice over, and the single-node faults that move clients between nodes.
+var clusterMix = append(append(append([]sim.FaultKind{}, clusterFaults...), clusterFaults...),
+	sim.Kill, sim.Crash, sim.Blackhole, sim.RST, sim.Partition, sim.Restart, sim.Loss, sim.LatencySpike, sim.Refused)
+
+// genLease draws a lease policy: the defaults, the fast 3s/1s profile, or
+// anything valid.
+func genLease(t *rapid.T) fsm.Lease {
+	switch rapid.IntRange(0, 2).Draw(t, "lease_kind") {
+	case 0:
+		return fsm.Lease{}
+	case 1:
+		return fsm.Lease{TTL: 3 * time.Second, Heartbeat: time.Second}
+	}
+	l := fsm.Lease{TTL: time.Duration(rapid.IntRange(1, 20).Draw(t, "ttl_s")) * time.Second}
+	l.Heartbeat = dur(t, 100*time.Millisecond, l.TTL/3, "heartbeat")
+	if rapid.Bool().Draw(t, "fence_set") {
+		l.Fence = dur(t, 2*l.Heartbeat, l.TTL-time.Millisecond, "fence")
+	}
+	l.Failover = dur(t, time.Second, 15*time.Second, "failover")
+	l.Slack = dur(t, 500*time.Millisecond, 2*time.Second, "slack")
+	return l
+}
+
+func genClusterFault(t *rapid.T, sc *sim.Scenario, i int, kinds []sim.FaultKind) sim.Fault {
+	p := func(s string) string { return "cfault" + string(rune('0'+i)) + "_" + s }
+	k := rapid.SampledFrom(kinds).Draw(t, p("kind"))
+	switch k {
+	case sim.NodeCrash, sim.NodeCutOff, sim.EngineFailover, sim.WatchLoss, sim.WatchDelay:
+	default:
+		return genFault(t, sc, i, []sim.FaultKind{k})
+	}
+	f := sim.Fault{Kind: k, Start: dur(t, 0, sc.Duration-time.Second, p("start"))}
+	f.End = f.Start + dur(t, time.Second, sc.Duration/2, p("length"))
+	if k == sim.EngineFailover {
+		f.End = f.Start + dur(t, 100*time.Millisecond, sc.Cluster.Lease.WithDefaults().Failover, p("failover"))
+	} else if rapid.Bool().Draw(t, p("one_node")) {
+		f.Servers = []int{rapid.IntRange(0, sc.Servers-1).Draw(t, p("node"))}
+	}
+	if k == sim.NodeCrash && rapid.Bool().Draw(t, p("for_good")) {
+		f.End = 0 // never restarts
+	}
+	if k == sim.WatchDelay {
+		f.Latency = sim.Latency{Base: dur(t, 0, 10*time.Second, p("watch_base")), Jitter: dur(t, 0, time.Second, p("watch_jitter"))}
+	}
+	return f
+}
+
+// genClusterScenario draws a cluster: 2 to 5 nodes, a few clients, a lease
+// policy, cross-node sends, and a fault schedule.
+func genClusterScenario(t *rapid.T, kinds []sim.FaultKind) sim.Scenario {
+	sc := sim.Scenario{
+		Seed:           rapid.Uint64().Draw(t, "seed"),
+		Clients:        rapid.IntRange(1, 10).Draw(t, "clients"),
+		Servers:        rapid.IntRange(2, 5).Draw(t, "nodes"),
+		Duration:       dur(t, time.Minute, 5*time.Minute, "duration"),
+		Backoff:        genBackoff(t),
+		ClientLiveness: genLiveness(t, "client"),
+		ServerLiveness: genLiveness(t, "server"),
+		Latency:        genLatency(t, "latency"),
+		Cluster: &sim.Cluster{
+			Lease:        genLease(t),
+			SendInterval: dur(t, 100*time.Millisecond, 5*time.Second, "send_interval"),
+		},
+	}
+	if rapid.Bool().Draw(t, "traffic") {
+		sc.EventInterval = dur(t, 500*time.Millisecond, time.Minute, "event_interval")
+	}
+	for i, n := 0, rapid.IntRange(0, 6).Draw(t, "faults"); i < n; i++ {
+		sc.Faults = append(sc.Faults, genClusterFault(t, &sc, i, kinds))
+	}
+	return sc
+}
+
+// TestClusterInvariantsHold: under every cluster fault, for any valid
+// lease and the single-node policies, the correct drivers keep (a) to (k).
+func TestClusterInvariantsHold(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		check(t, genClusterScenario(t, clusterMix), sim.Options{})
+	})
+}
+
+// cutOffNodeZero cuts node 0, which client 0 dials first, off the engine
+// for longer than the lease lives, once its client is likely up.
+func cutOffNodeZero(t *rapid.T, sc *sim.Scenario) {
+	l := sc.Cluster.Lease.WithDefaults()
+	at := dur(t, 10*time.Second, sc.Duration/2, "cut_at")
+	sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.NodeCutOff, Start: at, End: at + l.TTL + l.Heartbeat + 2*time.Second, Servers: []int{0}})
+}
+
+// crashNodeZeroForGood kills node 0 once its client is likely up, and
+// never restarts it.
+func crashNodeZeroForGood(t *rapid.T, sc *sim.Scenario) {
+	sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.NodeCrash, Start: dur(t, 10*time.Second, sc.Duration/2, "crash_at"), Servers: []int{0}})
+}
+
+// loseTheMarker crashes node 0 for good and makes every other node's watch
+// lose events from a second before the crash on: the expiry marker never
+// arrives, only a re-check can find the lease gone.
+func loseTheMarker(t *rapid.T, sc *sim.Scenario) {
+	crashNodeZeroForGood(t, sc)
+	crash := sc.Faults[len(sc.Faults)-1].Start
+	sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.WatchLoss, Start: max(0, crash-time.Second)})
+}
+
+// TestClusterBrokenVariantsAreCaught shows each cluster invariant biting
+// on the broken driver it exists for.
+func TestClusterBrokenVariantsAreCaught(t *testing.T) {
+	cases := []struct {
+		name  string
+		bug   sim.Bug
+		kinds []sim.FaultKind
+		tweak func(*rapid.T, *sim.Scenario)
+		inv   invariant.Invariant
+	}{
+		{"watch without re-check misses an expiry", sim.BugNoRecheck, []sim.FaultKind{sim.WatchLoss}, loseTheMarker, invariant.NodeDeclaredDead},
+		{"no self-fencing serves sessions counted dead", sim.BugNoFence, clusterFaults, cutOffNodeZero, invariant.FencedFirst},
+		{"lease TTL not longer than the heartbeat", sim.BugShortLeaseTTL, clusterFaults, cutOffNodeZero, invariant.FencedFirst},
+		{"delivered answered from a stale directory", sim.BugStaleDirectory, clusterMix, nil, invariant.DeliveredLive},
+		{"dead node's entries kept", sim.BugKeepDeadEntries, clusterFaults, crashNodeZeroForGood, invariant.DirectoryMatches},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bites(t, "("+string(c.inv.Letter())+") "+c.inv.String(), func(t *rapid.T) {
+				sc := genClusterScenario(t, c.kinds)
+				if c.tweak != nil {
+					c.tweak(t, &sc)
+				}
+				sc.Bugs = []sim.Bug{c.bug}
+				check(t, sc, sim.Options{}, c.inv)
+			})
+		})
+	}
+}
