@@ -59,7 +59,10 @@ func genClusterFault(t *rapid.T, sc *sim.Scenario, i int, kinds []sim.FaultKind)
 		f.Servers = []int{rapid.IntRange(0, sc.Servers-1).Draw(t, p("node"))}
 	}
 	if k == sim.NodeCrash && rapid.Bool().Draw(t, p("for_good")) {
-		f.End = 0 // never restarts
+		// Never restarts; the last node always does, or clients would
+		// retry against nothing for minutes (the event budget, not a bug).
+		f.End = 0
+		f.Servers = []int{rapid.IntRange(0, sc.Servers-2).Draw(t, p("gone_node"))}
 	}
 	if k == sim.WatchDelay {
 		f.Latency = sim.Latency{Base: dur(t, 0, 10*time.Second, p("watch_base")), Jitter: dur(t, 0, time.Second, p("watch_jitter"))}
