@@ -87,18 +87,9 @@ func (l Lease) Validate() error {
 	bad := func(field, rule string, v any) {
 		errs = append(errs, &FieldError{Policy: "Lease", Field: field, Rule: rule, Value: v})
 	}
-	neg := false
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"TTL", l.TTL}, {"Heartbeat", l.Heartbeat}, {"Fence", l.Fence}, {"Failover", l.Failover}, {"Slack", l.Slack}} {
-		if d.v < 0 {
-			bad(d.name, "must not be negative", d.v)
-			neg = true
-		}
-	}
-	if neg {
-		return errors.Join(errs...)
+	if negative(bad, []namedDuration{{"TTL", l.TTL}, {"Heartbeat", l.Heartbeat}, {"Fence", l.Fence},
+		{"Failover", l.Failover}, {"Slack", l.Slack}}) {
+		return errors.Join(errs...) // the cross-field rules would only repeat it
 	}
 	e := l.WithDefaults()
 	if e.TTL < time.Second || e.TTL%time.Second != 0 {
@@ -120,6 +111,24 @@ func (l Lease) Validate() error {
 		bad("Fence", fmt.Sprintf("must be at least 2×Heartbeat (%s): the renewal sent a heartbeat after the last proof needs a heartbeat to come back", 2*e.Heartbeat), e.Fence)
 	}
 	return errors.Join(errs...)
+}
+
+// namedDuration is a policy field for negative.
+type namedDuration struct {
+	name string
+	v    time.Duration
+}
+
+// negative reports each negative field through bad, and whether there was one.
+func negative(bad func(field, rule string, v any), ds []namedDuration) bool {
+	found := false
+	for _, d := range ds {
+		if d.v < 0 {
+			bad(d.name, "must not be negative", d.v)
+			found = true
+		}
+	}
+	return found
 }
 
 // FenceAt returns when a node whose last proved lease write was sent at

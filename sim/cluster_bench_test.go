@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -19,21 +18,5 @@ func BenchmarkClusterWorld(b *testing.B) {
 	}
 	sc := Scenario{Seed: 7, Clients: 1000, Servers: 3, Duration: time.Hour, Backoff: fsm.DefaultBackoff(), Faults: faults,
 		Cluster: &Cluster{SendInterval: time.Second}}
-	b.ReportAllocs()
-	var virtual, real time.Duration
-	var events uint64
-	for b.Loop() {
-		res, err := Run(context.Background(), sc, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.Suite.Failed() {
-			b.Fatal(res.Suite.Violations()[0])
-		}
-		virtual += res.Virtual
-		real += res.Real
-		events += res.Events
-	}
-	b.ReportMetric(virtual.Seconds()/real.Seconds(), "virtual-s/s")
-	b.ReportMetric(float64(real.Nanoseconds())/float64(events), "ns/event")
+	benchRun(b, sc)
 }

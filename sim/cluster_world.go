@@ -690,14 +690,26 @@ func (w *world) failOver(c *client) {
 	}
 }
 
-func (w *world) clusterFaultStart(f *Fault) {
+func (w *world) clusterFaultStart(f *Fault) { w.clusterFault(f, true) }
+func (w *world) clusterFaultEnd(f *Fault)   { w.clusterFault(f, false) }
+
+// clusterFault opens (start) or closes cluster fault f's window.
+func (w *world) clusterFault(f *Fault, start bool) {
 	if w.cl == nil || !isClusterFault(f.Kind) {
 		return
 	}
 	cl := w.cl
+	step := 1
+	if !start {
+		step = -1
+	}
 	if f.Kind == EngineFailover {
-		cl.failover++
-		w.emit(trace.Record{Kind: trace.FailoverStart})
+		cl.failover += step
+		kind := trace.FailoverStart
+		if !start {
+			kind = trace.FailoverEnd
+		}
+		w.emit(trace.Record{Kind: kind})
 		return
 	}
 	for i := range cl.nodes {
@@ -706,44 +718,21 @@ func (w *world) clusterFaultStart(f *Fault) {
 		}
 		n := &cl.nodes[i]
 		switch f.Kind {
+		case WatchLoss:
+			n.lost += step
 		case NodeCrash:
-			if n.alive {
+			if start && n.alive {
 				w.crashNode(i)
 			}
-		case NodeCutOff:
-			n.cut++
-			if n.cut == 1 {
-				w.emit(trace.Record{Kind: trace.CutOff, Server: uint32(i)})
-			}
-		case WatchLoss:
-			n.lost++
-		}
-	}
-}
-
-func (w *world) clusterFaultEnd(f *Fault) {
-	if w.cl == nil || !isClusterFault(f.Kind) {
-		return
-	}
-	cl := w.cl
-	if f.Kind == EngineFailover {
-		cl.failover--
-		w.emit(trace.Record{Kind: trace.FailoverEnd})
-		return
-	}
-	for i := range cl.nodes {
-		if !f.hasServer(i) {
-			continue
-		}
-		n := &cl.nodes[i]
-		switch f.Kind {
-		case NodeCrash:
-			if !n.alive && f.End != 0 && f.End < w.sc.Duration {
+			if !start && !n.alive && f.End != 0 && f.End < w.sc.Duration {
 				w.nodeStart(i)
 			}
 		case NodeCutOff:
-			n.cut--
-			if n.cut == 0 {
+			n.cut += step
+			if start && n.cut == 1 {
+				w.emit(trace.Record{Kind: trace.CutOff, Server: uint32(i)})
+			}
+			if !start && n.cut == 0 {
 				w.emit(trace.Record{Kind: trace.Reconnected, Server: uint32(i)})
 				if n.alive {
 					// Back on the engine: list everything again, write the
@@ -757,8 +746,6 @@ func (w *world) clusterFaultEnd(f *Fault) {
 					w.armNode(i)
 				}
 			}
-		case WatchLoss:
-			n.lost--
 		}
 	}
 }
