@@ -134,15 +134,18 @@ func Write(w io.Writer, recs []Record) error {
 // own records, those of its counterpart (a session's client, a client's
 // sessions) and the server and world records in that span. It is what a
 // failing property prints: the shortest part of the trace that shows the
-// violation.
+// violation. For a node it is the cluster's story: every node's and
+// peer view's transitions, deaths, incarnations and declarations (not the
+// routine lease writes and directory entries).
 func Excerpt(recs []Record, m fsm.Machine, id uint32, upto, max int) []Record {
 	if upto >= len(recs) {
 		upto = len(recs) - 1
 	}
 	client, sessions := NoID, map[uint32]bool{}
-	if m == fsm.MachineClient {
+	switch m {
+	case fsm.MachineClient:
 		client = id
-	} else {
+	case fsm.MachineSession:
 		sessions[id] = true
 	}
 	for i := 0; i <= upto; i++ { // who belongs to whom, from the registry
@@ -161,7 +164,9 @@ func Excerpt(recs []Record, m fsm.Machine, id uint32, upto, max int) []Record {
 	for i := 0; i <= upto; i++ {
 		r := &recs[i]
 		rm, rid := r.Subject()
-		if rm == 0 || (rm == fsm.MachineClient && rid == client) || (rm == fsm.MachineSession && sessions[rid]) {
+		cluster := m == fsm.MachineNode && (rm == fsm.MachineNode || rm == fsm.MachinePeer) &&
+			r.Kind != LeaseWrite && r.Kind != DirAdd && r.Kind != DirDel
+		if rm == 0 || cluster || (rm == fsm.MachineClient && rid == client) || (rm == fsm.MachineSession && sessions[rid]) {
 			out = append(out, *r)
 		}
 	}
