@@ -185,3 +185,51 @@ func TestClusterValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterNodeDeathSweep crashes node 0 of a 3-node cluster at 100
+// different moments, with the expiry marker delivered or lost, at the
+// default lease and at 3s/1s, and holds every death (from the crash to
+// each other node counting it dead) within [TTL-Heartbeat,
+// TTL+Heartbeat+Slack]: the node's last write came at most a heartbeat
+// before the crash, and LatestDead counts from that write. go test -v
+// prints the distributions (docs/benchmarks.md).
+func TestClusterNodeDeathSweep(t *testing.T) {
+	for _, lease := range []fsm.Lease{{}, {TTL: 3 * time.Second, Heartbeat: time.Second}} {
+		for _, lost := range []bool{false, true} {
+			l := lease.WithDefaults()
+			var all []time.Duration
+			for seed := uint64(0); seed < 100; seed++ {
+				crash := time.Minute + time.Duration(seed)*37*time.Millisecond
+				faults := []Fault{{Kind: NodeCrash, Start: crash, Servers: []int{0}}}
+				if lost {
+					faults = append(faults, Fault{Kind: WatchLoss, Start: crash})
+				}
+				sc := tinyCluster(faults...)
+				sc.Seed, sc.Duration, sc.Cluster.Lease = seed, 2*time.Minute, lease
+				res, err := Run(context.Background(), sc, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Suite.Failed() {
+					t.Fatal(res.Suite.Violations()[0])
+				}
+				if d := res.Stats.NodeDeath; d == nil || d.N != 2 {
+					t.Fatalf("seed %d: node death %+v, want 2 observers", seed, d)
+				}
+				all = append(all, res.Stats.NodeDeath.P50, res.Stats.NodeDeath.Max)
+			}
+			p := percentiles(all)
+			lo, hi := l.TTL-l.Heartbeat, l.TTL+l.Heartbeat+l.Slack
+			t.Logf("TTL %s heartbeat %s, marker lost %v: death after crash p50 %s p90 %s max %s (allowed [%s, %s])",
+				l.TTL, l.Heartbeat, lost, p.P50.Round(time.Millisecond), p.P90.Round(time.Millisecond), p.Max.Round(time.Millisecond), lo, hi)
+			if p.Max > hi {
+				t.Fatalf("a death outside [%s, %s]: %+v", lo, hi, p)
+			}
+			for _, d := range all {
+				if d < lo {
+					t.Fatalf("a death after %s, before TTL-Heartbeat", d)
+				}
+			}
+		}
+	}
+}
