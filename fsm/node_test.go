@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -378,7 +379,7 @@ func TestLeaseValidate(t *testing.T) {
 				t.Fatalf("err = %v, want ErrInvalidPolicy", err)
 			}
 			for _, f := range tc.fields {
-				if !contains(err.Error(), "Lease."+f+" ") {
+				if !strings.Contains(err.Error(), "Lease."+f+" ") {
 					t.Errorf("error does not name %s: %v", f, err)
 				}
 			}
@@ -390,15 +391,6 @@ func TestLeaseValidate(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 func TestSessionFence(t *testing.T) {
