@@ -20,7 +20,8 @@ type Scenario struct {
 	// Clients is the number of client processes, one link each. At least 1.
 	Clients int
 	// Servers is the number of servers; client i dials server i mod
-	// Servers. Zero means 1.
+	// Servers first (in a cluster it moves to the next server on each
+	// failure). Zero means 1.
 	Servers int
 	// Duration is the virtual time faults and retries run for. Then the
 	// world quiesces (no new attempts, every fault over) and runs on until

@@ -292,6 +292,11 @@ func (r *simReport) writeText(w io.Writer) {
 	fmt.Fprintf(w, "policy: backoff initial %s ×%g max %s, jitter %s %g, first immediate %v, attempts %s, connect timeout %s, stable after %s\n",
 		b.Initial, b.Multiplier, b.Max, b.Jitter, b.JitterFraction, b.FirstImmediate, attempts, b.ConnectTimeout, b.StableAfter)
 	fmt.Fprintf(w, "        server liveness ping %s pong %s idle %s\n", l.PingInterval, l.PongTimeout, idle)
+	if c := sc.Cluster; c != nil {
+		ls := c.Lease.WithDefaults()
+		fmt.Fprintf(w, "        cluster of %d nodes: lease TTL %s heartbeat %s fence %s (failover allowance %s, slack %s), a cross-node send every %s\n",
+			sc.Servers, ls.TTL, ls.Heartbeat, ls.Fence, ls.Failover, ls.Slack, c.SendInterval)
+	}
 	if len(sc.Bugs) > 0 {
 		fmt.Fprintf(w, "BROKEN DRIVER: %v\n", sc.Bugs)
 	}
