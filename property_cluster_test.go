@@ -17,7 +17,7 @@ import (
 	"github.com/lifeline-go/lifeline/sim"
 )
 
-var clusterFaults = []sim.FaultKind{sim.NodeCrash, sim.NodeCutOff, sim.EngineFailover, sim.WatchLoss, sim.WatchDelay}
+var clusterFaults = []sim.FaultKind{sim.NodeCrash, sim.NodeCutOff, sim.EngineFailover, sim.WatchLoss, sim.WatchDelay, sim.NodeLeave}
 
 // genLease draws a lease policy: the defaults, the fast 3s/1s profile, or
 // anything valid.

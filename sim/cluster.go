@@ -107,7 +107,7 @@ func (c *Cluster) settleSpan() time.Duration {
 	return l.TTL + 3*l.Heartbeat + l.Failover + l.Slack + d.DirBatch + 8*(d.EngineLatency.max()+d.WatchLatency.max())
 }
 
-func isClusterFault(k FaultKind) bool { return k >= NodeCrash && k <= WatchDelay }
+func isClusterFault(k FaultKind) bool { return k >= NodeCrash && k <= NodeLeave }
 
 // validateCluster checks what only cluster faults need.
 func (f *Fault) validateCluster(s Scenario) error {

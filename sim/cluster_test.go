@@ -233,3 +233,30 @@ func TestClusterNodeDeathSweep(t *testing.T) {
 		}
 	}
 }
+
+// A node that leaves cleanly is counted dead by the others at once (a
+// delete, no waiting for the TTL), after closing its sessions with 1001;
+// its clients move to the other nodes.
+func TestClusterLeave(t *testing.T) {
+	res := mustRun(t, tinyCluster(Fault{Kind: NodeLeave, Start: time.Minute, Servers: []int{0}}))
+	if v := res.Suite.Violations(); len(v) > 0 {
+		t.Fatal(v[0])
+	}
+	declared, left := 0, false
+	for _, r := range res.Trace {
+		switch {
+		case r.Kind == trace.Transition && r.Machine == fsm.MachineNode && r.ID == 0 && r.To == fsm.Left:
+			left = r.At == time.Minute
+		case r.Kind == trace.Declared && r.Peer == 0:
+			declared++
+			if r.At-time.Minute > 20*time.Millisecond {
+				t.Fatalf("node %d counted the departed node dead %s after it left", r.ID, r.At-time.Minute)
+			}
+		case r.Kind == trace.Register && r.At > time.Minute && r.Server == 0:
+			t.Fatalf("a session registered on the departed node at %s", r.At)
+		}
+	}
+	if !left || declared != 2 || res.Stats.Reaps["shutdown"] != 3 {
+		t.Fatalf("left at 1m: %v, declared by %d nodes, reaps %v: want true, 2, 3 shutdown", left, declared, res.Stats.Reaps)
+	}
+}

@@ -69,6 +69,7 @@ const (
 	mXReq                             // sender → owner over the bus
 	mXReply                           // owner → sender
 	mDirAck                           // engine → node: directory written up to sentAt (a change count)
+	mRemove                           // node → engine: delete its entries and its lease (a clean leave)
 )
 
 // cmsg is one message in flight. It lives in a slot of cluster.msgs from
@@ -80,7 +81,7 @@ type cmsg struct {
 	from, to uint16 // nodes; for watch and bus messages "from" is the node the news is about / the sender
 	kind     cmsgKind
 	ok       bool
-	create   bool
+	create   bool // mWrite: a create; mWatchLease: the lease was deleted on a leave
 	result   int32
 }
 
@@ -207,6 +208,10 @@ func (w *world) nodeStart(i int) {
 		}
 	}
 	w.servers[i].down = false
+	v := cl.views[i]
+	for k := range v {
+		v[k] = viewEntry{} // a new process starts with an empty view
+	}
 	w.emit(trace.Record{Kind: trace.NodeStart, Server: uint32(i), Inc: n.lastInc})
 	if cl.reachable(i) && cl.failover == 0 {
 		w.relist(i)
@@ -265,6 +270,23 @@ func (w *world) crashNode(i int) {
 	for k := range v {
 		v[k] = viewEntry{} // the view died with the process
 	}
+}
+
+// leaveNode shuts node i down cleanly: its sessions close with 1001 (the
+// listener refuses from now on), and its lease machine leaves, which
+// deletes its directory entries and its lease at once. The process stays
+// up to finish the close handshakes.
+func (w *world) leaveNode(i int) {
+	if !w.servers[i].down {
+		w.stopServer(i)
+	}
+	n := &w.cl.nodes[i]
+	out, err := n.m.Step(at(w.now), fsm.EvLeave)
+	if err != nil {
+		panic(err) // EvLeave is accepted in every state
+	}
+	w.nodeOut(i, out)
+	w.armNode(i)
 }
 
 // armNode arms node i's timer for its machine's and its peer views'
@@ -337,6 +359,9 @@ func (w *world) nodeOut(i int, out fsm.Output) {
 		switch a.Kind {
 		case fsm.ActCreateLease, fsm.ActRenewLease:
 			w.toEngine(cmsg{kind: mWrite, from: uint16(i), inc: a.Incarnation, sentAt: w.now, create: a.Kind == fsm.ActCreateLease})
+		case fsm.ActRemoveSessions:
+			// One message carries both deletes; ActDeleteLease follows it.
+			w.toEngine(cmsg{kind: mRemove, from: uint16(i), inc: a.Incarnation})
 		case fsm.ActFence:
 			if w.bugs[BugNoFence] {
 				continue
@@ -514,6 +539,18 @@ func (w *world) atEngine(m *cmsg) {
 			w.watch(cmsg{kind: mWatchDir, from: m.from, link: li, inc: m.inc, ok: want})
 		}
 		w.toNode(cmsg{kind: mDirAck, to: m.from, sentAt: m.sentAt, inc: m.inc}, 0)
+	case mRemove:
+		for _, li := range cl.nodes[m.from].links {
+			if e := w.entry(li); e.present && e.inc <= m.inc {
+				e.present = false
+				w.watch(cmsg{kind: mWatchDir, from: m.from, link: li, inc: e.inc})
+			}
+		}
+		if ls := &cl.leases[m.from]; ls.present && ls.inc == m.inc {
+			ls.present = false
+			w.emit(trace.Record{Kind: trace.LeaseEnd, Server: uint32(m.from), Inc: ls.inc})
+			w.watch(cmsg{kind: mWatchLease, from: m.from, inc: ls.inc, create: true})
+		}
 	case mRecheck:
 		ls := &cl.leases[m.to]
 		w.toNode(cmsg{kind: mRecheckReply, to: m.from, from: m.to, inc: ls.inc, ok: ls.present}, 0)
@@ -562,7 +599,11 @@ func (w *world) atNode(m *cmsg) {
 			out, _ := p.Seen(now, m.inc)
 			w.peerOut(i, j, out)
 		case p.Incarnation() <= m.inc:
-			out, _ := p.Step(now, fsm.EvLeaseGone)
+			ev := fsm.EvLeaseGone
+			if m.create {
+				ev = fsm.EvPeerLeft
+			}
+			out, _ := p.Step(now, ev)
 			w.peerOut(i, j, out)
 		}
 		if m.kind == mRecheckReply {
@@ -720,11 +761,14 @@ func (w *world) clusterFault(f *Fault, start bool) {
 		switch f.Kind {
 		case WatchLoss:
 			n.lost += step
-		case NodeCrash:
-			if start && n.alive {
+		case NodeCrash, NodeLeave:
+			if start && n.alive && f.Kind == NodeCrash {
 				w.crashNode(i)
 			}
-			if !start && !n.alive && f.End != 0 && f.End < w.sc.Duration {
+			if start && n.alive && f.Kind == NodeLeave && n.m.State() != fsm.Left {
+				w.leaveNode(i)
+			}
+			if !start && (!n.alive || n.m.State() == fsm.Left) && f.End != 0 && f.End < w.sc.Duration {
 				w.nodeStart(i)
 			}
 		case NodeCutOff:

@@ -13,7 +13,7 @@ import (
 const DefaultMix = "restart,kill:0.02,crash:0.02,blackhole:0.01,rst:0.01,partition,latency,loss:0.001,refused,occupied,dns,stall,auth,accept_close"
 
 // DefaultClusterMix is DefaultMix plus one window of each cluster fault.
-const DefaultClusterMix = DefaultMix + ",node_crash,node_cutoff,engine_failover,watch_loss,watch_delay"
+const DefaultClusterMix = DefaultMix + ",node_crash,node_cutoff,engine_failover,watch_loss,watch_delay,node_leave"
 
 // Mix returns a fault schedule for n clients and servers over d, drawn
 // from spec with a source seeded by seed: the same arguments give the same

@@ -172,6 +172,12 @@ const (
 	// WatchDelay: watch events to affected nodes take Fault.Latency during
 	// the window. Cluster only.
 	WatchDelay
+	// NodeLeave: affected nodes shut down cleanly at Start: every session
+	// is closed with 1001, the node's directory entries and its lease are
+	// deleted at once (no waiting for the TTL), and the listener refuses;
+	// they start again, with a new incarnation, at End if End is before
+	// Duration. Cluster only.
+	NodeLeave
 )
 
 var faultNames = [...]string{
@@ -179,7 +185,7 @@ var faultNames = [...]string{
 	AcceptClose: "accept_close", Kill: "kill", Crash: "crash", Blackhole: "blackhole", RST: "rst",
 	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart",
 	NodeCrash: "node_crash", NodeCutOff: "node_cutoff", EngineFailover: "engine_failover",
-	WatchLoss: "watch_loss", WatchDelay: "watch_delay",
+	WatchLoss: "watch_loss", WatchDelay: "watch_delay", NodeLeave: "node_leave",
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
