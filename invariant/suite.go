@@ -64,7 +64,7 @@ type clientFacts struct {
 	lowRun    int32         // backoff delays in a row in the bottom quarter of their range
 	link      uint32        // session the client is up on, or trace.NoID
 	downLink  uint32        // the link its last failure ended, or trace.NoID
-	herdMark  int32  // herd+1 whose first reconnect this client already gave
+	herdMark  int32         // herd+1 whose first reconnect this client already gave
 	up        bool
 	pending   bool // a failure awaits its retry
 	exhausted bool // the last failure used up MaxAttempts
