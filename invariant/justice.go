@@ -98,6 +98,14 @@ func (s *Suite) judgeClientDrop(c *clientFacts, r *trace.Record, idx int) {
 		li, r.At-window)
 }
 
+// ClientSlowFrame is the one-way transit time from which a frame excuses
+// a client's drop for silence: 3/8 of its PongTimeout. A client pings
+// PongTimeout/4 after the server would have (fsm.Liveness), so it leaves
+// its own ping 3/4 of PongTimeout for the answer; a round trip of two
+// frames each under 3/8 of it always fits. (A server leaves PongTimeout,
+// hence its PongTimeout/2.) l must have its defaults applied.
+func ClientSlowFrame(l fsm.Liveness) time.Duration { return l.PongTimeout * 3 / 8 }
+
 // degraded records a slow, lost or held frame on a session's path, for
 // each end whose pong timeout it is slow enough for.
 func (s *Suite) degraded(r *trace.Record) {
@@ -105,7 +113,7 @@ func (s *Suite) degraded(r *trace.Record) {
 	if r.Delay == 0 || r.Delay >= s.o.l.PongTimeout/2 {
 		f.degraded, f.degradedAt = true, r.At
 	}
-	if r.Delay == 0 || r.Delay >= s.o.cl.PongTimeout/2 {
+	if r.Delay == 0 || r.Delay >= ClientSlowFrame(s.o.cl) {
 		f.cDegraded, f.cDegradedAt = true, r.At
 	}
 }
@@ -136,8 +144,8 @@ func (s *Suite) sessionFact(r *trace.Record) {
 // every time once its range has opened.
 func (s *Suite) growth(c *clientFacts, r *trace.Record, idx int) {
 	lo, hi := s.o.earliest(c.n), s.o.b.LatestAfter(int(c.n), c.prevDelay)
-	if hi <= lo {
-		return // no jitter, or the immediate first retry: the range is one point
+	if hi-lo < time.Microsecond {
+		return // no jitter, or the immediate first retry: a point, or one only rounding widens
 	}
 	if r.Delay > lo+(hi-lo)/4 {
 		c.lowRun = 0
