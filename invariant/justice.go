@@ -94,7 +94,7 @@ func (s *Suite) judgeClientDrop(c *clientFacts, r *trace.Record, idx int) {
 		return
 	}
 	s.fail(LiveKept, r.At, fsm.MachineClient, r.ID, idx,
-		"dropped session %d for silence while the server end lived and the path reported no loss or delay ≥ PongTimeout/2 since %s",
+		"dropped session %d for silence while the server end lived and the path reported no loss or delay ≥ 3/8 PongTimeout since %s",
 		li, r.At-window)
 }
 
