@@ -97,7 +97,7 @@ type demo struct {
 	fleet    []*conn.Client
 	trans    [][]conn.Observation // per in-process client, its transitions
 	sobs     []serverObs          // the sessions' transitions and data frames, both servers
-	signals  []sentSignal             // the faults sent to the victims
+	signals  []sentSignal         // the faults sent to the victims
 }
 
 func (d *demo) say(format string, args ...any) {
