@@ -121,11 +121,15 @@ func (d *demo) records(settledAt time.Time) []trace.Record {
 	// The fleet: attempts, failures and links from its own transitions.
 	// A link's session is the one its hello named, registered last before
 	// the link came up.
+	// Timed by the machine's own stamps: (a) asks whether the driver's
+	// timers ever fired before the policy allowed, which observation
+	// times, taken a moment after the stamp, would blur.
 	for i, ts := range d.trans {
 		c := uint32(i)
 		add(d.start, 0, trace.Record{Kind: trace.ClientStart, ID: c})
 		for _, o := range ts {
 			tr := o.Transition
+			o.At = tr.At
 			switch {
 			case tr.To == fsm.Connecting:
 				add(o.At, 1, trace.Record{Kind: trace.Dial, ID: c, Attempt: int32(tr.Attempt)})
@@ -154,19 +158,23 @@ func (d *demo) records(settledAt time.Time) []trace.Record {
 }
 
 // linkOf returns the session client c's link that came up at t is on:
-// the last one named for c whose upgrade the server saw by then (the
-// server upgrades before the client reads the 101), or NoID.
+// of the sessions named for c, the one whose upgrade the server saw
+// closest to t (the two ends see the same upgrade a moment apart, in
+// either order; a client's links are a backoff delay apart), or NoID.
 func (d *demo) linkOf(c uint32, ids map[sessionKey]uint32, t time.Time) uint32 {
-	link := trace.NoID
+	link, best := trace.NoID, time.Duration(-1)
 	for _, so := range d.sobs {
-		if so.o.Transition.From != fsm.Handshaking || so.o.At.After(t) {
+		if so.o.Kind != conn.ObsTransition || so.o.Transition.From != fsm.Handshaking {
 			continue
 		}
 		var id uint64
 		fmt.Sscan(so.o.ID, &id)
 		k := sessionKey{so.gen, id}
-		if o, ok := d.clientIndex(d.named[k]); ok && o == c {
-			link = ids[k] // sobs are in order observed: the last one wins
+		if o, ok := d.clientIndex(d.named[k]); !ok || o != c {
+			continue
+		}
+		if gap := so.o.At.Sub(t).Abs(); best < 0 || gap < best {
+			link, best = ids[k], gap
 		}
 	}
 	return link
@@ -174,7 +182,12 @@ func (d *demo) linkOf(c uint32, ids map[sessionKey]uint32, t time.Time) uint32 {
 
 // judge runs package invariant over the run and returns its suite.
 func (d *demo) judge(settledAt time.Time) (*invariant.Suite, error) {
-	s, err := invariant.New(invariant.Config{Backoff: demoBackoff(), Liveness: d.live, Slack: demoSlack})
+	// (b)'s latest-retry bound is a statement about the host's scheduling
+	// latency, which a demo on a busy machine cannot make; the simulator
+	// and conn's synctest properties judge it. (g) needs a fleet of 100.
+	s, err := invariant.New(invariant.Config{Backoff: demoBackoff(), Liveness: d.live, Slack: demoSlack,
+		Only: []invariant.Invariant{invariant.NoEarlyRetry, invariant.DeadReaped, invariant.LiveKept,
+			invariant.NoSendAfterClose, invariant.RegistryMatches}})
 	if err != nil {
 		return nil, err
 	}
