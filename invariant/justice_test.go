@@ -125,3 +125,48 @@ func TestNoUnjustEnd(t *testing.T) {
 		})
 	}
 }
+
+// A policy change at run time reaches a pending retry: it may move to the
+// new policy's bounds, never before the old earliest bound.
+func TestBackoffChanges(t *testing.T) {
+	const s = time.Second
+	slow := fsm.Backoff{Initial: 10 * s, Jitter: fsm.JitterNone}
+	fast := fsm.Backoff{Initial: s, Jitter: fsm.JitterNone}
+	slower := fsm.Backoff{Initial: 30 * s, Jitter: fsm.JitterNone}
+	run := func(changes []invariant.BackoffChange, recs ...trace.Record) []invariant.Violation {
+		si, err := invariant.New(invariant.Config{Backoff: slow, BackoffChanges: changes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range recs {
+			si.Observe(&recs[i])
+		}
+		si.Finish(recs[len(recs)-1].At)
+		return si.Violations()
+	}
+	failed := []trace.Record{dial(0, 0, 1), down(0, 0)}
+	toFast := []invariant.BackoffChange{{At: 2 * s, Backoff: fast}}
+	if v := run(toFast, append(failed, dial(10*s, 0, 2))...); len(v) > 0 {
+		t.Fatalf("a retry at the old bound after a change to a faster policy: %v", v)
+	}
+	if v := run(toFast, append(failed, dial(5*s, 0, 2))...); len(v) == 0 || !strings.Contains(v[0].String(), "attempt 2 came 5s after failure 1 at 0s; the policy's earliest is 10s") {
+		t.Fatalf("a retry moved before the old promise: %v", v)
+	}
+	twice := []invariant.BackoffChange{{At: 2 * s, Backoff: fast}, {At: 3 * s, Backoff: fast}}
+	if v := run(twice, append(failed, dial(5*s, 0, 2))...); len(v) == 0 {
+		t.Fatal("two changes added up to a retry before the first promise")
+	}
+	toSlower := []invariant.BackoffChange{{At: 2 * s, Backoff: slower}}
+	if v := run(toSlower, append(failed, dial(30*s, 0, 2))...); len(v) > 0 {
+		t.Fatalf("a retry moved to the slower policy's bound: %v", v)
+	}
+	if v := run(toSlower, append(failed, dial(20*s, 0, 2))...); len(v) == 0 {
+		t.Fatal("a retry before the slower policy's bound after the change")
+	}
+	if v := run(toSlower, append(failed, dial(31*s, 0, 2))...); len(v) == 0 || !strings.Contains(v[0].String(), "(b) bounded_retries") {
+		t.Fatalf("a retry after the slower policy's latest: %v", v)
+	}
+	if err := (invariant.Config{BackoffChanges: []invariant.BackoffChange{{At: 2 * s}, {At: s}}}).Validate(); err == nil {
+		t.Fatal("changes out of order accepted")
+	}
+}

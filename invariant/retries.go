@@ -29,7 +29,7 @@ func (rt *retries) down(s *Suite, r *trace.Record) {
 	c.n++
 	c.lastFail = r.At
 	c.exhausted = s.o.b.GivesUpAfter(int(c.n))
-	c.pending = !c.exhausted
+	c.pending, c.moved = !c.exhausted, false
 }
 
 func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
@@ -53,11 +53,11 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	}
 	if c.pending {
 		since := r.At - c.lastFail
-		if lo := s.o.earliest(c.n); since < lo {
+		if lo, _ := rt.window(s, c); since < lo {
 			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d came %s after failure %d at %s; the policy's earliest is %s", r.Attempt, since, c.n, c.lastFail, lo)
 		}
-		if hi := s.o.latest(c.n); since > hi+s.o.slack {
+		if _, hi := rt.window(s, c); since > hi+s.o.slack {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d came %s after failure %d at %s; the policy's latest is %s", r.Attempt, since, c.n, c.lastFail, hi)
 		}
@@ -114,7 +114,8 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 		}
 		if c.pending {
 			s.check(BoundedRetries)
-			if due := c.lastFail + s.o.latest(c.n) + s.o.slack; due < limit {
+			if _, hi := rt.window(s, c); c.lastFail+hi+s.o.slack < limit {
+				due := c.lastFail + hi + s.o.slack
 				s.fail(BoundedRetries, end, fsm.MachineClient, uint32(id), s.n,
 					"no attempt since failure %d at %s; the policy's latest retry was due at %s", c.n, c.lastFail, due)
 			}
@@ -122,6 +123,44 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 		if c.exhausted && !c.gaveUp {
 			s.fail(BoundedRetries, end, fsm.MachineClient, uint32(id), s.n,
 				"failure %d exhausted MaxAttempts=%d but the client never gave up", c.n, s.o.b.MaxAttempts)
+		}
+	}
+}
+
+// window returns how long after its failure c's pending retry may come:
+// the policy's bounds for its failure count, or the bounds a policy
+// change moved it to.
+func (rt *retries) window(s *Suite, c *clientFacts) (lo, hi time.Duration) {
+	if c.moved {
+		return c.movedLo, c.movedHi
+	}
+	return s.o.earliest(c.n), s.o.latest(c.n)
+}
+
+// applyChanges puts the policy changes due by t into force. A retry
+// pending at a change keeps the old policy's promise, as
+// fsm.Client.SetBackoff states: it may move, but not before the old
+// earliest bound; it is drawn again under the new policy, so it comes by
+// the later of that bound and the new latest.
+func (s *Suite) applyChanges(t time.Duration) {
+	for len(s.changes) > 0 && s.changes[0].At <= t {
+		old := s.o.b
+		s.o.b = s.changes[0].Backoff.WithDefaults()
+		s.changes = s.changes[1:]
+		for i := range s.clients {
+			c := &s.clients[i]
+			if !c.pending || c.exited {
+				continue
+			}
+			// The promise so far: the old earliest, or what earlier
+			// changes already raised it to.
+			oldLo := old.Earliest(int(c.n))
+			if c.moved {
+				oldLo = c.movedLo
+			}
+			c.moved = true
+			c.movedLo = max(oldLo, s.o.earliest(c.n))
+			c.movedHi = max(oldLo, s.o.latest(c.n))
 		}
 	}
 }
