@@ -72,6 +72,8 @@ func TestBackoffValidateEdges(t *testing.T) {
 		{"fraction for symmetric", Backoff{Jitter: JitterSymmetric, JitterFraction: 0.5}, true},
 		{"Max equal to Initial", Backoff{Initial: time.Second, Max: time.Second}, true},
 		{"Max below Initial", Backoff{Initial: time.Second, Max: time.Second - 1}, false},
+		{"Initial above the default Max", Backoff{Initial: 200 * time.Second}, false},
+		{"Max below the default Initial", Backoff{Max: time.Second - 1}, false},
 	} {
 		if err := tc.b.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)

@@ -97,29 +97,7 @@ func TestEdges(t *testing.T) {
 		{"a restart of a server with no sessions", cat(open(), []trace.Record{{At: s, Kind: trace.ServerDown, Server: 1}, {At: 2 * s, Kind: trace.ServerUp, Server: 1}}), 2 * s, nil, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := cfg
-			if tt.cfg != nil {
-				tt.cfg(&c)
-			}
-			s, err := invariant.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.recs {
-				s.Observe(&tt.recs[i])
-			}
-			s.Finish(tt.end)
-			vs := s.Violations()
-			switch {
-			case tt.want == "" && (len(vs) > 0 || s.Failed()):
-				t.Fatalf("unexpected violation: %v", vs)
-			case tt.want != "" && len(vs) == 0:
-				t.Fatalf("no violation; want %q", tt.want)
-			case tt.want != "" && !strings.Contains(vs[0].String(), tt.want):
-				t.Fatalf("violation %q\nwant it to contain %q", vs[0], tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { expect(t, tt.cfg, tt.recs, tt.end, tt.want) })
 	}
 }
 
