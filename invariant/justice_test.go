@@ -148,3 +148,17 @@ func TestBackoffChanges(t *testing.T) {
 		t.Fatal("changes out of order accepted")
 	}
 }
+
+// A new MaxAttempts applies from the next failure: the retry pending at
+// the change still happens.
+func TestBackoffChangeMaxAttempts(t *testing.T) {
+	b := fsm.Backoff{Initial: 10 * ms, Jitter: fsm.JitterNone}
+	limited := b
+	limited.MaxAttempts = 1
+	expect(t, func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: ms, Backoff: limited}}
+	}, []trace.Record{dial(0, 0, 1), down(0, 0), dial(10*ms, 0, 2)}, 10*ms, "")
+	expect(t, func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: 0, Backoff: limited}}
+	}, []trace.Record{dial(0, 0, 1), down(0, 0), dial(10*ms, 0, 2)}, 10*ms, "after failure 1 had exhausted MaxAttempts=1")
+}

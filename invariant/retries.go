@@ -40,7 +40,9 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	case c.exhausted || c.gaveUp:
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt %d started after failure %d had exhausted MaxAttempts=%d", r.Attempt, c.n, s.o.b.MaxAttempts)
-	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts:
+	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts && !c.moved:
+		// (A retry pending when the policy changed still happens: a new
+		// MaxAttempts applies from the next failure, as fsm states.)
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt number %d exceeds MaxAttempts=%d", c.n+1, s.o.b.MaxAttempts)
 	}
@@ -53,6 +55,12 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	}
 	if c.pending {
 		since := r.At - c.lastFail
+		if c.moved {
+			// A policy change drew this retry's delay again; the trace
+			// shows it only as the gap (at least the delay, for a driver
+			// that may be late), and decorrelated jitter grows from it.
+			c.prevDelay = since
+		}
 		if lo, _ := rt.window(s, c); since < lo {
 			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d came %s after failure %d at %s; the policy's earliest is %s", r.Attempt, since, c.n, c.lastFail, lo)
@@ -144,7 +152,7 @@ func (rt *retries) window(s *Suite, c *clientFacts) (lo, hi time.Duration) {
 // the later of that bound and the new latest.
 func (s *Suite) applyChanges(t time.Duration) {
 	for len(s.changes) > 0 && s.changes[0].At <= t {
-		old := s.o.b
+		old, at := s.o.b, s.changes[0].At
 		s.o.b = s.changes[0].Backoff.WithDefaults()
 		s.changes = s.changes[1:]
 		for i := range s.clients {
@@ -160,7 +168,8 @@ func (s *Suite) applyChanges(t time.Duration) {
 			}
 			c.moved = true
 			c.movedLo = max(oldLo, s.o.earliest(c.n))
-			c.movedHi = max(oldLo, s.o.latest(c.n))
+			// (A retry the new policy puts in the past is due at once.)
+			c.movedHi = max(oldLo, s.o.latest(c.n), at-c.lastFail)
 		}
 	}
 }
