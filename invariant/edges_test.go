@@ -218,3 +218,32 @@ func TestConfigEdges(t *testing.T) {
 		t.Error("Only holding invariant 0 accepted")
 	}
 }
+
+// A server going down closes only its own restart's window: server 0's
+// reconnects are still counted after server 1 goes down.
+func TestHerdOtherServerDown(t *testing.T) {
+	s, _ := invariant.New(cfg)
+	recs := []trace.Record{
+		{At: time.Second, Kind: trace.ServerDown, Server: 0}, {At: 2 * time.Second, Kind: trace.ServerUp, Server: 0},
+		{At: 3 * time.Second, Kind: trace.ServerDown, Server: 1},
+		{At: 4 * time.Second, Kind: trace.Dial, ID: 0, Attempt: 1, Server: 0},
+	}
+	for i := range recs {
+		s.Observe(&recs[i])
+	}
+	s.Finish(time.Minute)
+	if h := s.Herds(); len(h) != 1 || h[0].Server != 0 || h[0].Reconnects != 1 {
+		t.Fatalf("herds %+v, want server 0's with its one reconnect", h)
+	}
+}
+
+// The handshake bound: a session reaped exactly at it, or late within the
+// slack, is in time.
+func TestHandshakeBound(t *testing.T) {
+	hs := func(at time.Duration) []trace.Record {
+		return []trace.Record{dial(0, 0, 1), reg(0, 0, 0), sess(at, 0, fsm.Handshaking, fsm.Reaped, fsm.HandshakeTimeout)}
+	}
+	expect(t, nil, hs(10*time.Second), time.Minute, "")
+	expect(t, func(c *invariant.Config) { c.Slack = time.Second }, hs(10*time.Second+500*ms), time.Minute, "")
+	expect(t, nil, hs(10*time.Second+1), time.Minute, "reaped at 10.000000001s; handshaking since 0s, bound 10s")
+}
