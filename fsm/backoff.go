@@ -180,10 +180,7 @@ func (b Backoff) Validate() error {
 // n-th failure, or -1 when the delay is the immediate first retry.
 func (b Backoff) growth(n int) int {
 	if b.FirstImmediate {
-		if n <= 1 {
-			return -1
-		}
-		return n - 2
+		return max(n-2, -1)
 	}
 	return max(n-1, 0)
 }

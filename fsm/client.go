@@ -194,7 +194,7 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 // settle does the bookkeeping that time alone causes: a link that has been
 // up for StableAfter ends the run of failures.
 func (c *Client) settle(now time.Time) {
-	if c.state == Connected && c.failures > 0 && !now.Before(c.connectedAt.Add(c.b.StableAfter)) {
+	if c.state == Connected && !now.Before(c.connectedAt.Add(c.b.StableAfter)) {
 		c.failures, c.delay, c.prevDelay = 0, 0, 0
 	}
 }

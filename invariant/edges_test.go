@@ -247,3 +247,11 @@ func TestHandshakeBound(t *testing.T) {
 	expect(t, func(c *invariant.Config) { c.Slack = time.Second }, hs(10*time.Second+500*ms), time.Minute, "")
 	expect(t, nil, hs(10*time.Second+1), time.Minute, "reaped at 10.000000001s; handshaking since 0s, bound 10s")
 }
+
+// Two policy changes at one instant are in order.
+func TestBackoffChangesAtOneInstant(t *testing.T) {
+	c := invariant.Config{BackoffChanges: []invariant.BackoffChange{{At: time.Second}, {At: time.Second}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
