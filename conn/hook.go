@@ -64,3 +64,6 @@ func (srv *Server) Fence(reason fsm.Reason) int {
 	}
 	return n
 }
+
+// Server returns the Server the session belongs to.
+func (s *Session) Server() *Server { return s.srv }
