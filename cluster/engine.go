@@ -131,6 +131,9 @@ func connect(cfg Config, srv *server.Server, log *slog.Logger) (*nats.Conn, erro
 			log.Info("engine connection back", "node", cfg.Node, "server", nc.ConnectedUrlRedacted())
 		}),
 	}
+	if cfg.NATSListedOnly {
+		opts = append(opts, nats.IgnoreDiscoveredServers())
+	}
 	url := cfg.NATS
 	if srv != nil {
 		url = "nats://in-process"

@@ -165,7 +165,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.eng.Store(e)
 	defer n.eng.Store(nil)
-	return n.loop(ctx, e, &wg)
+	defer n.dir.closeAll()
+	return n.loop(ctx, e, &wg, bg.Done())
 }
 
 // start brings the engine up.
@@ -251,14 +252,14 @@ func (n *Node) post(ev event) {
 
 // loop is the driver: the one goroutine that owns the node's and the
 // peers' fsm machines and the directory replica.
-func (n *Node) loop(ctx context.Context, e *engine, wg *sync.WaitGroup) error {
+func (n *Node) loop(ctx context.Context, e *engine, wg *sync.WaitGroup, quit <-chan struct{}) error {
 	now := time.Now()
 	inc := uint64(now.UnixNano())
 	fn, err := fsm.NewNode(now, n.lease, inc)
 	if err != nil {
 		return err
 	}
-	d := &driver{n: n, e: e, fn: fn, peers: map[string]*fsm.Peer{}, wg: wg, started: now}
+	d := &driver{n: n, e: e, fn: fn, peers: map[string]*fsm.Peer{}, wg: wg, quit: quit, started: now}
 	n.inc.Store(inc)
 	d.step(now, fsm.EvTick, nil)
 	timer := time.NewTimer(time.Hour)
