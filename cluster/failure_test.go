@@ -67,11 +67,14 @@ func (p *proxy) accept() {
 	}
 }
 
-// Cut severs the node behind the proxy from the engine.
+// Cut severs the node behind the proxy from the engine: its connections
+// close and new ones are refused (the listener closes; a listener that
+// accepted and closed at once left nats.go's reconnect sockets half-open).
 func (p *proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	_ = p.ln.Close()
 	for _, c := range p.conns {
 		_ = c.Close()
 	}
@@ -203,10 +206,10 @@ func nextClose(t testing.TB, w <-chan Change, id string, timeout time.Duration) 
 func moveLeader(t testing.TB, n *Node, from string) {
 	e := n.eng.Load()
 	for try := 0; leaseLeader(t, n) == from; try++ {
-		if try == 50 {
+		if try == 200 {
 			t.Fatalf("lease stream still led by %s", from)
 		}
-		if try%10 == 0 {
+		if try%30 == 0 {
 			_, _ = e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+e.leases.Bucket(), nil, 2*time.Second)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the leader, not synchronising on it
