@@ -78,6 +78,10 @@ func TestCluster(t *testing.T) {
 				t.Errorf("%s stats %+v", n.ID(), st)
 			}
 		}
+		// The re-check learns who leads the lease stream (within a heartbeat).
+		waitFor(t, 3*testLease.Heartbeat, "the lease stream's leader in n1's stats", func() bool {
+			return n1.Stats().LeaseLeader != ""
+		})
 		// A close reaches every directory.
 		w := n3.Watch(t.Context())
 		c := dial(t, "carol", n2.url)

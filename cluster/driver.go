@@ -272,7 +272,11 @@ func (d *driver) recheck() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.lease.Heartbeat)
 		defer cancel()
 		found, err := readLeases(ctx, e.leases, names)
-		n.post(event{kind: recheckDone, listing: found, err: err})
+		leader := ""
+		if st, serr := e.js.Stream(ctx, "KV_"+e.leases.Bucket()); serr == nil && st.CachedInfo().Cluster != nil {
+			leader = st.CachedInfo().Cluster.Leader
+		}
+		n.post(event{kind: recheckDone, listing: found, err: err, leader: leader})
 	}()
 }
 
@@ -302,6 +306,9 @@ func readLeases(ctx context.Context, kv jetstream.KeyValue, names []string) (map
 // lease is missing is gone (the watch missed its expiry marker); a lease
 // of a newer incarnation is seen.
 func (d *driver) recheckDone(now time.Time, ev event) {
+	if ev.leader != "" {
+		d.n.setLeader(ev.leader)
+	}
 	if ev.err != nil {
 		d.n.log.Warn("lease re-check failed", "node", d.n.cfg.Node, "error", ev.err)
 		return

@@ -46,8 +46,9 @@ type Node struct {
 	done   chan struct{}   // closed as Run returns
 
 	smu   sync.Mutex // the node view, for Stats
-	state fsm.State
-	view  map[string]peerInfo
+	state  fsm.State
+	view   map[string]peerInfo
+	leader string // the server leading the lease stream, as last seen
 }
 
 // peerInfo is what Stats shows of another node.
@@ -73,6 +74,7 @@ type event struct {
 	err     error
 	entry   jetstream.KeyValueEntry // leaseWatch, dirWatch
 	listing map[string]leaseSeen    // recheck
+	leader  string                  // recheck: the lease stream's leader
 }
 
 type eventKind uint8

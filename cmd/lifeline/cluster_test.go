@@ -148,3 +148,22 @@ func TestServeClusterFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoCluster runs `lifeline demo --cluster` and checks that its own
+// checks passed: three node processes, one SIGKILLed, its sessions gone
+// from the survivors within the bound, the fleet back on them.
+func TestDemoCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: three node processes and a lease expiry")
+	}
+	var out, stderr bytes.Buffer
+	code := run(context.Background(), []string{"demo", "--cluster", "--clients", "6"}, &out, &stderr)
+	if code != 0 {
+		t.Fatalf("demo --cluster exited %d:\n%s\n%s", code, out.String(), stderr.String())
+	}
+	for _, want := range []string{"delivered 1", "gone from every survivor within 5s", "clients back on the survivors: 6 = fleet 6: ok"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
