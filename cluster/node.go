@@ -45,7 +45,7 @@ type Node struct {
 	leave  chan chan error // Shutdown asks Run to leave
 	done   chan struct{}   // closed as Run returns
 
-	smu   sync.Mutex // the node view, for Stats
+	smu    sync.Mutex // the node view, for Stats
 	state  fsm.State
 	view   map[string]peerInfo
 	leader string // the server leading the lease stream, as last seen

@@ -335,4 +335,3 @@ func postSend(ctx context.Context, addr, query, body string) int {
 	_ = resp.Body.Close()
 	return resp.StatusCode
 }
-
