@@ -68,6 +68,9 @@ func (d *driver) apply(out fsm.Output, cause error) {
 	}
 	n.serving.Store(d.fn.Serving())
 	n.inc.Store(d.fn.Incarnation())
+	if p, ok := d.fn.Proof(); ok {
+		n.fenceAt.Store(n.lease.FenceAt(p).UnixNano())
+	}
 	for _, a := range out.Actions {
 		switch a.Kind {
 		case fsm.ActFence:

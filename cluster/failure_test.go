@@ -3,9 +3,12 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/lifeline-go/lifeline/internal/proc"
+	"github.com/lifeline-go/lifeline/internal/report"
 )
 
 // proxy forwards TCP connections to target until cut: then it closes
@@ -117,6 +121,7 @@ func TestClusterFailures(t *testing.T) {
 	})
 
 	t.Run("cut-off node fences before it is counted dead", func(t *testing.T) {
+		dead := time.Hour
 		c4 := dial(t, "dave", n4.url)
 		waitFor(t, 5*time.Second, "n4/1 listed on n1", func() bool { return listed(n1.Node, "n4/1") })
 		w1, w2 := n1.Watch(t.Context()), n2.Watch(t.Context())
@@ -135,13 +140,66 @@ func TestClusterFailures(t *testing.T) {
 			}
 			t.Logf("cut at 0: n4 fenced at %s, client dropped at %s, counted dead at %s",
 				fenced.Sub(cut), dropped.Sub(cut), ch.at.Sub(cut))
+			dead = min(dead, ch.at.Sub(cut))
 		}
+		report.Add(t, report.Row{Section: reportSection, Case: "node cut off from the engine (its NATS path severed)",
+			Path:     "node Member→Fenced (fence_due), session closed 1001 (fenced); others: peer Alive→Expired",
+			Bound:    "fenced ≤ P+Fence (2s) < counted dead ≥ P+TTL (3s)",
+			Observed: fmt.Sprintf("fenced %s, first counted dead %s after the cut", fenced.Sub(cut).Round(time.Millisecond), dead.Round(time.Millisecond)),
+			Evidence: "0 sessions served by a node counted dead"})
+	})
+
+	t.Run("stopped node counted dead, fences itself on resume", func(t *testing.T) {
+		moveLeader(t, n1.Node, "n3")
+		c3 := dial(t, "erin", n3url, n1.url)
+		var id string
+		waitFor(t, 5*time.Second, "erin's session on n3 listed on n1", func() bool {
+			id = idOf(n1.Node, "erin")
+			return strings.HasPrefix(id, "n3/")
+		})
+		w1 := n1.Watch(t.Context())
+		stopped, err := child.Signal(syscall.SIGSTOP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound := testLease.LatestDead(stopped, false)
+		ch := nextClose(t, w1, id, bound.Sub(stopped)+5*time.Second)
+		took := ch.at.Sub(stopped)
+		if ch.at.After(bound) {
+			t.Errorf("stopped n3 counted dead %s after SIGSTOP, past the bound %s", took, bound.Sub(stopped))
+		}
+		// Counted dead: a send answers no such session at once, although
+		// the stopped process still holds its subscription.
+		start := time.Now()
+		if err := n2.SendTo(context.Background(), id, []byte("x")); !errors.Is(err, ErrNoSuchSession) {
+			t.Errorf("send to a stopped node's session counted dead = %v, want ErrNoSuchSession", err)
+		}
+		noSuch := time.Since(start)
+		if _, err := child.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		resumed := time.Now()
+		// Resumed past its fence deadline, n3 serves nothing: its client is
+		// closed (fenced) and comes back on n1.
+		waitFor(t, 10*time.Second, "erin back on n1", func() bool {
+			return c3.c.State() == fsm.Connected && c3.c.URL() == n1.url
+		})
+		back := time.Since(resumed)
+		report.Add(t, report.Row{Section: reportSection, Case: "node process stopped (SIGSTOP) past its TTL, then resumed",
+			Path:  "others: peer Alive→Expired; resumed node Fenced at once (past its fence deadline), client back on another node",
+			Bound: fmt.Sprintf("counted dead ≤ stop + TTL+H+1s = %s; send to its session: no such session", bound.Sub(stopped)),
+			Observed: fmt.Sprintf("counted dead %s; send answered in %s; client back %s after SIGCONT",
+				took.Round(time.Millisecond), noSuch.Round(time.Microsecond), back.Round(time.Millisecond)),
+			Evidence: "sends to it answered no such session, not delivered"})
 	})
 
 	t.Run("SIGKILLed node counted dead within the bound", func(t *testing.T) {
-		c3 := dial(t, "erin", n3url, n1.url)
-		waitFor(t, 5*time.Second, "n3/1 listed on n1 and n2", func() bool {
-			return listed(n1.Node, "n3/1") && listed(n2.Node, "n3/1")
+		waitFor(t, 3*testLease.TTL, "n3 serving again", func() bool { return n1.peer("n3").state == fsm.Alive })
+		c3 := dial(t, "frank", n3url, n1.url)
+		var id string
+		waitFor(t, 5*time.Second, "frank's session on n3 listed on n1 and n2", func() bool {
+			id = idOf(n1.Node, "frank")
+			return strings.HasPrefix(id, "n3/") && listed(n2.Node, id)
 		})
 		// A SIGKILL of the lease stream's leader stalls every renewal
 		// until NATS elects another (measured 4-6 s), longer than this
@@ -157,21 +215,40 @@ func TestClusterFailures(t *testing.T) {
 		}
 		// The last lease write was no later than the kill.
 		bound := testLease.LatestDead(killed, leader)
+		var worst time.Duration
 		for i, w := range []<-chan Change{w1, w2} {
-			ch := nextClose(t, w, "n3/1", bound.Sub(killed)+5*time.Second)
-			t.Logf("n%d counted n3/1 dead %s after the SIGKILL (bound %s, n3 led the lease stream: %v)",
-				i+1, ch.at.Sub(killed), bound.Sub(killed), leader)
+			ch := nextClose(t, w, id, bound.Sub(killed)+5*time.Second)
+			t.Logf("n%d counted %s dead %s after the SIGKILL (bound %s, n3 led the lease stream: %v)",
+				i+1, id, ch.at.Sub(killed), bound.Sub(killed), leader)
 			if ch.at.After(bound) {
-				t.Errorf("n%d counted n3/1 dead %s after the kill, past the bound %s", i+1, ch.at.Sub(killed), bound.Sub(killed))
+				t.Errorf("n%d counted %s dead %s after the kill, past the bound %s", i+1, id, ch.at.Sub(killed), bound.Sub(killed))
 			}
+			worst = max(worst, ch.at.Sub(killed))
 		}
 		waitFor(t, 10*time.Second, "n3's client back on n1", func() bool {
 			return c3.c.State() == fsm.Connected && c3.c.URL() == n1.url
 		})
-		if listed(n1.Node, "n3/1") || listed(n2.Node, "n3/1") {
-			t.Error("n3/1 still listed after it was counted dead")
+		if listed(n1.Node, id) || listed(n2.Node, id) {
+			t.Errorf("%s still listed after it was counted dead", id)
 		}
+		report.Add(t, report.Row{Section: reportSection, Case: "SIGKILL of a node process",
+			Path:  "peer Alive→Expired (lease_gone) on every other node; its sessions dropped (node_dead); client fails over",
+			Bound: fmt.Sprintf("≤ kill + TTL+H+1s = %s", bound.Sub(killed)), Observed: fmt.Sprintf("%s (worst of 2 nodes)", worst.Round(time.Millisecond)),
+			Evidence: "no ghost listed after; the client back on another node"})
 	})
+}
+
+// reportSection groups the cluster rows of docs/reliability.md.
+const reportSection = "Fault matrix: cluster (3 embedded NATS nodes, 2 in-process and 1 a process, + 1 node on external NATS; 127.0.0.1; lease 3s/1s)"
+
+// idOf returns the id of the session with key in n's directory, or "".
+func idOf(n *Node, key string) string {
+	for _, e := range n.List() {
+		if e.Key == key {
+			return e.ID
+		}
+	}
+	return ""
 }
 
 type seenClose struct {

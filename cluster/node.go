@@ -34,6 +34,10 @@ type Node struct {
 
 	ran     atomic.Bool
 	serving atomic.Bool
+	// fenceAt is FenceAt of the latest proof (Unix ns). The session path
+	// checks it itself, so a node whose loop has not run yet (a process
+	// resumed after SIGSTOP) serves nothing past its fence deadline.
+	fenceAt atomic.Int64
 	inc     atomic.Uint64
 	eng     atomic.Pointer[engine]
 
@@ -126,9 +130,11 @@ func (n *Node) ID() string { return n.cfg.Node }
 // Lease returns the lease policy in force, defaults applied.
 func (n *Node) Lease() fsm.Lease { return n.lease }
 
-// Serving reports whether the node takes and serves sessions now (Member
-// or Degraded).
-func (n *Node) Serving() bool { return n.serving.Load() }
+// Serving reports whether the node takes and serves sessions now: Member
+// or Degraded, and not past its fence deadline.
+func (n *Node) Serving() bool {
+	return n.serving.Load() && time.Now().UnixNano() < n.fenceAt.Load()
+}
 
 // ClientURL returns the embedded server's client URL when
 // Config.ClientListen is set and Run has started it, else "".
