@@ -138,8 +138,8 @@ func (d *clusterDemo) run(ctx context.Context) error {
 	if err := poll(ctx, 60*time.Second, "every node a Member seeing the other two", func() bool {
 		for _, n := range d.nodes {
 			st, err := d.stats(ctx, n)
-			if err != nil || st.State != fsm.Member.String() || len(st.Nodes) != 3 {
-				return false
+			if err != nil || st.State != fsm.Member.String() || len(st.Nodes) != 3 || st.LeaseLeader == "" {
+				return false // (the lease stream's leader is learnt at the first re-check)
 			}
 			for _, ns := range st.Nodes {
 				if ns.State != fsm.Member.String() && ns.State != fsm.Alive.String() {
@@ -217,7 +217,10 @@ func (d *clusterDemo) run(ctx context.Context) error {
 
 	// The victim: a node that does not lead the lease stream (killing the
 	// leader adds an election, Lease.Failover, to the bound).
-	st, _ := d.stats(ctx, d.nodes[0])
+	st, err := d.stats(ctx, d.nodes[0])
+	if err != nil || st.LeaseLeader == "" {
+		return fmt.Errorf("the lease stream's leader is unknown (%v)", err)
+	}
 	vi := 2
 	if st.LeaseLeader == "n3" {
 		vi = 1
@@ -233,7 +236,7 @@ func (d *clusterDemo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("SIGKILL %s (%d sessions; the lease stream is led by %s)", victim.name, len(victimIDs), orNone([]string{st.LeaseLeader}))
+	d.say("SIGKILL %s (%d sessions; the lease stream is led by %s)", victim.name, len(victimIDs), st.LeaseLeader)
 	d.nodes[vi].child.Kill()
 	d.nodes[vi].child = nil
 	bound := l.TTL + l.Heartbeat + l.Slack
