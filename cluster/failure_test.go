@@ -157,16 +157,19 @@ func TestClusterFailures(t *testing.T) {
 			id = idOf(n1.Node, "erin")
 			return strings.HasPrefix(id, "n3/")
 		})
-		w1 := n1.Watch(t.Context())
+		w1, w2 := n1.Watch(t.Context()), n2.Watch(t.Context())
 		stopped, err := child.Signal(syscall.SIGSTOP)
 		if err != nil {
 			t.Fatal(err)
 		}
 		bound := testLease.LatestDead(stopped, false)
-		ch := nextClose(t, w1, id, bound.Sub(stopped)+5*time.Second)
-		took := ch.at.Sub(stopped)
-		if ch.at.After(bound) {
-			t.Errorf("stopped n3 counted dead %s after SIGSTOP, past the bound %s", took, bound.Sub(stopped))
+		var took time.Duration
+		for i, w := range []<-chan Change{w1, w2} {
+			ch := nextClose(t, w, id, bound.Sub(stopped)+5*time.Second)
+			took = max(took, ch.at.Sub(stopped))
+			if ch.at.After(bound) {
+				t.Errorf("n%d counted the stopped n3 dead %s after SIGSTOP, past the bound %s", i+1, ch.at.Sub(stopped), bound.Sub(stopped))
+			}
 		}
 		// Counted dead: a send answers no such session at once, although
 		// the stopped process still holds its subscription.
@@ -286,8 +289,9 @@ func moveLeader(t testing.TB, n *Node, from string) {
 		if try == 200 {
 			t.Fatalf("lease stream still led by %s", from)
 		}
-		if try%30 == 0 {
-			_, _ = e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+e.leases.Bucket(), nil, 2*time.Second)
+		if try%30 == 0 { // hand it to the asking node by name: a plain stepdown may elect from again
+			_, _ = e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+e.leases.Bucket(),
+				[]byte(`{"placement":{"preferred":"`+n.ID()+`"}}`), 2*time.Second)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the leader, not synchronising on it
 	}
