@@ -118,7 +118,7 @@ func TestCluster(t *testing.T) {
 			if took > testLease.TTL/2 {
 				t.Errorf("n2's session dropped %s after its shutdown; a clean leave must not wait for the TTL (%s)", took, testLease.TTL)
 			}
-			report.Add(t, report.Row{Section: reportSection, Case: "clean shutdown of a node (Shutdown: leave)",
+			report.Add(t, report.Row{Section: reportSection, Case: "3 embedded nodes: clean shutdown of one (Shutdown: leave)",
 				Path: "node Member→Left; others: peer Alive→Left (peer_left), its sessions dropped (node_dead)",
 				Bound: fmt.Sprintf("at once: well before the TTL (%s)", testLease.TTL), Observed: took.Round(time.Millisecond).String(),
 				Evidence: "a send to its session: no such session"})

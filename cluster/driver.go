@@ -111,6 +111,13 @@ func (d *driver) writeLease(a fsm.Action) {
 		)
 		if create {
 			r, err = e.leases.Create(ctx, n.cfg.Node, val, jetstream.KeyTTL(ttl))
+			if err != nil && missingBucket(err) {
+				// The engine lost the buckets (an external NATS restarted
+				// on memory storage): make them again and retry once.
+				if berr := e.ensureBuckets(ctx, n.cfg); berr == nil {
+					r, err = e.leases.Create(ctx, n.cfg.Node, val, jetstream.KeyTTL(ttl))
+				}
+			}
 		} else {
 			// A renewal that resets the per-key TTL: Put and Update drop
 			// it, so the write goes to the bucket's subject with the TTL

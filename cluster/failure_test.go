@@ -142,7 +142,7 @@ func TestClusterFailures(t *testing.T) {
 				fenced.Sub(cut), dropped.Sub(cut), ch.at.Sub(cut))
 			dead = min(dead, ch.at.Sub(cut))
 		}
-		report.Add(t, report.Row{Section: reportSection, Case: "node cut off from the engine (its NATS path severed)",
+		report.Add(t, report.Row{Section: reportSection, Case: "3 embedded nodes + 1 on them as external NATS: that node cut off from the engine (its NATS path severed)",
 			Path:     "node Member→Fenced (fence_due), session closed 1001 (fenced); others: peer Alive→Expired",
 			Bound:    "fenced ≤ P+Fence (2s) < counted dead ≥ P+TTL (3s)",
 			Observed: fmt.Sprintf("fenced %s, first counted dead %s after the cut", fenced.Sub(cut).Round(time.Millisecond), dead.Round(time.Millisecond)),
@@ -188,7 +188,7 @@ func TestClusterFailures(t *testing.T) {
 			return c3.c.State() == fsm.Connected && c3.c.URL() == n1.url
 		})
 		back := time.Since(resumed)
-		report.Add(t, report.Row{Section: reportSection, Case: "node process stopped (SIGSTOP) past its TTL, then resumed",
+		report.Add(t, report.Row{Section: reportSection, Case: "3 embedded nodes, one a process: that process stopped (SIGSTOP) past its TTL, then resumed",
 			Path:  "others: peer Alive→Expired; resumed node Fenced at once (past its fence deadline), client back on another node",
 			Bound: fmt.Sprintf("counted dead ≤ stop + TTL+H+1s = %s; send to its session: no such session", bound.Sub(stopped)),
 			Observed: fmt.Sprintf("counted dead %s; send answered in %s; client back %s after SIGCONT",
@@ -234,7 +234,7 @@ func TestClusterFailures(t *testing.T) {
 		if listed(n1.Node, id) || listed(n2.Node, id) {
 			t.Errorf("%s still listed after it was counted dead", id)
 		}
-		report.Add(t, report.Row{Section: reportSection, Case: "SIGKILL of a node process",
+		report.Add(t, report.Row{Section: reportSection, Case: "3 embedded nodes, one a process: SIGKILL of that process",
 			Path:  "peer Alive→Expired (lease_gone) on every other node; its sessions dropped (node_dead); client fails over",
 			Bound: fmt.Sprintf("≤ kill + TTL+H+1s = %s", bound.Sub(killed)), Observed: fmt.Sprintf("%s (worst of 2 nodes)", worst.Round(time.Millisecond)),
 			Evidence: "no ghost listed after; the client back on another node"})
@@ -242,7 +242,7 @@ func TestClusterFailures(t *testing.T) {
 }
 
 // reportSection groups the cluster rows of docs/reliability.md.
-const reportSection = "Fault matrix: cluster (3 embedded NATS nodes, 2 in-process and 1 a process, + 1 node on external NATS; 127.0.0.1; lease 3s/1s)"
+const reportSection = "Fault matrix: cluster (nodes on 127.0.0.1, lease TTL 3s / heartbeat 1s; see each case for the layout)"
 
 // idOf returns the id of the session with key in n's directory, or "".
 func idOf(n *Node, key string) string {
