@@ -119,7 +119,7 @@ func TestCluster(t *testing.T) {
 				t.Errorf("n2's session dropped %s after its shutdown; a clean leave must not wait for the TTL (%s)", took, testLease.TTL)
 			}
 			report.Add(t, report.Row{Section: reportSection, Case: "3 embedded nodes: clean shutdown of one (Shutdown: leave)",
-				Path: "node Member→Left; others: peer Alive→Left (peer_left), its sessions dropped (node_dead)",
+				Path:  "node Member→Left; others: peer Alive→Left (peer_left), its sessions dropped (node_dead)",
 				Bound: fmt.Sprintf("at once: well before the TTL (%s)", testLease.TTL), Observed: took.Round(time.Millisecond).String(),
 				Evidence: "a send to its session: no such session"})
 		case <-time.After(2 * testLease.TTL):

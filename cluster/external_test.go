@@ -84,7 +84,7 @@ func TestExternalNATSRestart(t *testing.T) {
 	})
 	back := time.Since(restarted)
 	report.Add(t, report.Row{Section: reportSection, Case: "1 node on an external NATS process: the NATS SIGKILLed, restarted 3s later (memory storage: buckets lost)",
-		Path: "node Member→Degraded/Fenced (sessions closed 1001) → Joining → Member; buckets made again; client back",
+		Path:  "node Member→Degraded/Fenced (sessions closed 1001) → Joining → Member; buckets made again; client back",
 		Bound: fmt.Sprintf("fenced ≤ P+Fence (%s); rejoins once the engine answers", testLease.WithDefaults().Fence),
 		Observed: fmt.Sprintf("fenced %s after the kill; Member %s and client listed again %s after the restart",
 			fenced.Round(time.Millisecond), member.Round(time.Millisecond), back.Round(time.Millisecond)),
