@@ -172,7 +172,7 @@ var triggerNames = map[Trigger]string{
 	ProtocolError: "protocol_error", Recovered: "recovered", IdleTimeout: "idle_timeout",
 	SendError: "send_error", ReadError: "read_error", PeerClose: "peer_close",
 	SlowConsumer: "slow_consumer", Shutdown: "shutdown", Closed: "closed", CloseTimeout: "close_timeout",
-	Fence: "fence",
+	Fence:  "fence",
 	Leased: "leased", RenewFailed: "renew_failed", Renewed: "renewed", FenceDue: "fence_due",
 	Rejoin: "rejoin", Leave: "leave",
 	LeaseGone: "lease_gone", PeerLeft: "peer_left", PeerRejoined: "peer_rejoined",

@@ -22,15 +22,25 @@ const (
 	NoSendAfterClose
 	RegistryMatches
 	HerdSpread
+	// The cluster's promises, judged only on runs with cluster records.
+	NodeDeclaredDead
+	FencedFirst
+	DeliveredLive
+	DirectoryMatches
 )
 
 // All lists the invariants in letter order.
-var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread}
+var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
+	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches}
+
+// numInvariants sizes the per-invariant tables.
+const numInvariants = int(DirectoryMatches) + 1
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
 	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
-	HerdSpread: "herd_spread",
+	HerdSpread: "herd_spread", NodeDeclaredDead: "node_declared_dead", FencedFirst: "fenced_first",
+	DeliveredLive: "delivered_live", DirectoryMatches: "directory_matches",
 }
 
 // String returns the invariant's name, e.g. "no_early_retry".
@@ -41,7 +51,7 @@ func (i Invariant) String() string {
 	return "Invariant(" + strconv.Itoa(int(i)) + ")"
 }
 
-// Letter returns the invariant's letter, 'a' to 'g', as the issue names them.
+// Letter returns the invariant's letter, 'a' to 'k', as the issues name them.
 func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
 
 // Config sets the oracles and the tolerances. The zero value of each field
@@ -52,6 +62,9 @@ type Config struct {
 	// Liveness is the server sessions' liveness policy; zero fields mean
 	// fsm's defaults.
 	Liveness fsm.Liveness
+	// Lease is a cluster's lease policy, the oracle of (h); zero fields
+	// mean fsm's defaults. Unused without cluster records.
+	Lease fsm.Lease
 	// Slack is how late an upper bound (latest retry, reap deadline) may be
 	// met. Zero suits the simulator, which ticks exactly at deadlines; a
 	// real driver states its timer and scheduling latency here.
@@ -80,6 +93,9 @@ func (c Config) Validate() error {
 	if err := c.Liveness.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.Liveness: %w", err))
 	}
+	if err := c.Lease.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Lease: %w", err))
+	}
 	if c.Slack < 0 {
 		errs = append(errs, fmt.Errorf("invariant: Config.Slack must not be negative (got %s)", c.Slack))
 	}
@@ -93,7 +109,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("invariant: Config.HerdMinClients must not be negative (got %d)", c.HerdMinClients))
 	}
 	for _, i := range c.Only {
-		if i < NoEarlyRetry || i > HerdSpread {
+		if i < NoEarlyRetry || int(i) >= numInvariants {
 			errs = append(errs, fmt.Errorf("invariant: Config.Only holds unknown invariant %d", i))
 		}
 	}
@@ -145,6 +161,7 @@ const keepViolations = 64
 type oracle struct {
 	b     fsm.Backoff
 	l     fsm.Liveness
+	lease fsm.Lease
 	slack time.Duration
 }
 

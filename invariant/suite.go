@@ -13,11 +13,11 @@ import (
 // run's end. A Suite is not safe for concurrent use.
 type Suite struct {
 	o       oracle
-	enabled [HerdSpread + 1]bool
+	enabled [numInvariants]bool
 	n       int // records observed
 
-	checked    [HerdSpread + 1]int
-	violations [HerdSpread + 1]int
+	checked    [numInvariants]int
+	violations [numInvariants]int
 	kept       []Violation
 
 	clients  []clientFacts
@@ -26,6 +26,7 @@ type Suite struct {
 	retries  retries
 	registry registry
 	herd     herd
+	cluster  cluster
 	finished bool
 }
 
@@ -34,7 +35,7 @@ func New(cfg Config) (*Suite, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), l: cfg.Liveness.WithDefaults(), slack: cfg.Slack}}
+	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), l: cfg.Liveness.WithDefaults(), lease: cfg.Lease.WithDefaults(), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -83,10 +84,13 @@ func (s *Suite) Observe(r *trace.Record) {
 	s.n++
 	switch r.Kind {
 	case trace.Transition:
-		if r.Machine == fsm.MachineClient {
+		switch r.Machine {
+		case fsm.MachineClient:
 			s.retries.transition(s, r, idx)
-		} else {
+		case fsm.MachineSession:
 			s.sessionTransition(r, idx)
+		default:
+			s.cluster.observe(s, r, idx)
 		}
 	case trace.Dial:
 		s.retries.dial(s, r, idx)
@@ -105,6 +109,7 @@ func (s *Suite) Observe(r *trace.Record) {
 		f := s.session(r.ID)
 		f.known, f.registered, f.created, f.client, f.server, f.state = true, true, r.At, r.Peer, r.Server, fsm.Handshaking
 		s.registry.add(r.Server, 1)
+		s.cluster.registered(r)
 	case trace.Unregister:
 		if f := s.session(r.ID); f.registered {
 			f.registered = false
@@ -112,6 +117,7 @@ func (s *Suite) Observe(r *trace.Record) {
 		}
 	case trace.Send:
 		s.send(r, idx)
+		s.cluster.sent(r)
 	case trace.SendFailed:
 		if f := s.session(r.ID); !f.sendFailed {
 			f.sendFailed, f.sendFailedAt = true, r.At
@@ -131,6 +137,9 @@ func (s *Suite) Observe(r *trace.Record) {
 		s.retries.quiesced, s.retries.quiesceAt = true, r.At
 	case trace.Settled:
 		s.registry.settled(s, r, idx)
+		s.cluster.settled(s, r, idx)
+	default:
+		s.cluster.observe(s, r, idx)
 	}
 }
 
@@ -150,6 +159,7 @@ func (s *Suite) Finish(end time.Duration) {
 		}
 	}
 	s.herd.finish(s)
+	s.cluster.finish(s, end)
 }
 
 // Failed reports whether any enabled invariant was violated so far. It is
@@ -161,11 +171,12 @@ func (s *Suite) Failed() bool { return len(s.kept) > 0 }
 func (s *Suite) Violations() []Violation { return s.kept }
 
 // Verdicts returns, per invariant in letter order, how often it was
-// checked and violated. Invariants left out by Config.Only are omitted.
+// checked and violated. Invariants left out by Config.Only are omitted, and
+// so are the cluster's, (h) to (k), on a run without cluster records.
 func (s *Suite) Verdicts() []Verdict {
 	var out []Verdict
 	for _, i := range All {
-		if s.enabled[i] {
+		if s.enabled[i] && (i < NodeDeclaredDead || s.cluster.on) {
 			out = append(out, Verdict{Invariant: i, Name: i.String(), Letter: string(i.Letter()),
 				Checked: s.checked[i], Violations: s.violations[i]})
 		}

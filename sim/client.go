@@ -124,6 +124,7 @@ func (w *world) clientTimer(e event) {
 	}
 	if tr := out.Transition; tr != nil && (tr.Trigger == fsm.DialTimeout || tr.Trigger == fsm.PongTimeout) {
 		w.emit(trace.Record{Kind: trace.Down, ID: c.id})
+		w.failOver(c)
 	}
 	w.clientOut(c, out)
 }
@@ -230,6 +231,7 @@ func (w *world) clientStep(c *client, ev fsm.Event) {
 // BugNoWaitOnError dials again without asking the machine.
 func (w *world) clientFailed(c *client, ev fsm.Event, exception bool) {
 	w.emit(trace.Record{Kind: trace.Down, ID: c.id})
+	w.failOver(c)
 	if exception && w.bugs[BugNoWaitOnError] {
 		c.link, c.up = noLink, false
 		if !w.quiesced {

@@ -36,6 +36,8 @@ func (w *world) faultStart(i int) {
 				w.stopServer(s)
 			}
 		}
+	default:
+		w.clusterFaultStart(f)
 	}
 }
 
@@ -50,9 +52,11 @@ func (w *world) faultEndEvent(i int) {
 	}
 	f := &w.faults[i]
 	switch f.Kind {
+	default:
+		w.clusterFaultEnd(f)
 	case Restart:
 		for s := range w.servers {
-			if f.hasServer(s) && w.servers[s].down {
+			if f.hasServer(s) && w.servers[s].down && (w.cl == nil || w.cl.nodes[s].alive) {
 				w.servers[s].down = false
 				w.emit(trace.Record{Kind: trace.ServerUp, Server: uint32(s)})
 			}

@@ -18,15 +18,15 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-// clusterOpts are serve's cluster flags.
-type clusterOpts struct {
+// serveClusterOpts are serve's cluster flags.
+type serveClusterOpts struct {
 	node, listen, peers, nats string
 	ttl, heartbeat            time.Duration
 }
 
 // clusterFlags registers the cluster flags of serve.
-func clusterFlags(fs *flag.FlagSet) *clusterOpts {
-	o := &clusterOpts{}
+func clusterFlags(fs *flag.FlagSet) *serveClusterOpts {
+	o := &serveClusterOpts{}
 	d := fsm.DefaultLease()
 	fs.StringVar(&o.node, "node", "", "join a cluster as this node (letters, digits, - and _); session ids are <node>/<n>")
 	fs.StringVar(&o.listen, "cluster-listen", "", "HOST:PORT for the embedded NATS routes (alone: a one-node cluster)")
@@ -45,7 +45,7 @@ var flagOf = map[string]string{
 
 // config returns the node configuration, nil if no cluster flag was set,
 // or a usage error naming the flag that is wrong.
-func (o *clusterOpts) config(logger *slog.Logger, keyOf func(*http.Request) string) (*cluster.Config, error) {
+func (o *serveClusterOpts) config(logger *slog.Logger, keyOf func(*http.Request) string) (*cluster.Config, error) {
 	if o.node == "" && o.listen == "" && o.peers == "" && o.nats == "" {
 		return nil, nil
 	}
