@@ -141,7 +141,7 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	srv := s.srv
 	if tr := out.Transition; tr != nil {
 		srv.count(tr)
-		logTransition(srv.log, sessionID(s.id), tr, cause)
+		logTransition(srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
 		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
 	}
 	closeCode, reap, reason := 0, false, fsm.NoReason

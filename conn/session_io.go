@@ -136,7 +136,7 @@ func (s *Session) readFailed(err error) {
 func (s *Session) applyEcho(out fsm.Output, cause error, echo int) {
 	if tr := out.Transition; tr != nil {
 		s.srv.count(tr)
-		logTransition(s.srv.log, sessionID(s.id), tr, cause)
+		logTransition(s.srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
 		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
 	}
 	for _, a := range out.Actions {

@@ -25,7 +25,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
-	fs.DurationVar(&live.IdleTimeout, "idle-timeout", 0, "close sessions with no application message for this long (0: off)")
+	idleFlag(fs, &live)
 	token := fs.String("token", "", "require `Authorization: Bearer <token>` (or ?access_token=) before the upgrade, and for /stats")
 	logFormat := fs.String("log-format", "text", "log format: json or text")
 	lim := limitFlags(fs)
@@ -125,6 +125,11 @@ func livenessFlags(fs *flag.FlagSet, l *fsm.Liveness) {
 	d := fsm.DefaultLiveness()
 	fs.DurationVar(&l.PingInterval, "ping-interval", d.PingInterval, "ping after this much silence")
 	fs.DurationVar(&l.PongTimeout, "pong-timeout", d.PongTimeout, "drop the link if nothing answers a ping within this")
+}
+
+// idleFlag registers the idle tier's flag serve and audit share.
+func idleFlag(fs *flag.FlagSet, l *fsm.Liveness) {
+	fs.DurationVar(&l.IdleTimeout, "idle-timeout", 0, "close sessions with no application message for this long (0: off)")
 }
 
 // newLogger returns a slog logger writing format ("json" or "text") to w.
