@@ -16,9 +16,14 @@ type testHooks struct {
 	// hasty retries as soon as an attempt fails: the field report's client
 	// whose exception path skipped the reconnect wait.
 	hasty bool
+	// leaky never releases a reaped session from the registry: the field
+	// report's server whose sessions accumulated (Server.Unproven and the
+	// metrics package's anomaly catch it).
+	leaky bool
 }
 
 func (h *testHooks) unguardedSend() bool { return h != nil && h.unguarded }
 func (h *testHooks) ignorePongs() bool   { return h != nil && h.deaf }
 func (h *testHooks) skipTicks() bool     { return h != nil && h.noTicks }
 func (h *testHooks) skipWait() bool      { return h != nil && h.hasty }
+func (h *testHooks) keepReaped() bool    { return h != nil && h.leaky }

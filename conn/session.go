@@ -208,7 +208,9 @@ func (s *Session) reapLocked(reason fsm.Reason, closeCode int) {
 	s.flags &^= flagPing | flagPong
 	s.closeCode = 0
 	s.srv.tq.remove(s)
-	s.srv.unregister(s)
+	if !s.srv.hooks.keepReaped() {
+		s.srv.unregister(s)
+	}
 	s.srv.wg.Add(1)
 	go s.teardown(s.ws, closeCode, reason)
 }
