@@ -29,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	token := fs.String("token", "", "require `Authorization: Bearer <token>` (or ?access_token=) before the upgrade, and for /stats")
 	logFormat := fs.String("log-format", "text", "log format: json or text")
 	lim := limitFlags(fs)
+	mo := metricsFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,10 +49,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Authorize = conn.BearerToken(*token)
 	}
 	lim.apply(&cfg)
+	exp, err := mo.attach(&cfg)
+	if err != nil {
+		return err
+	}
 	srv, err := conn.NewServer(cfg)
 	if err != nil {
 		return usageError{err}
 	}
+	stopMetrics, err := exp.serve(ctx, srv, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

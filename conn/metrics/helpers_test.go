@@ -65,5 +65,5 @@ func attrValue(kv []attribute.KeyValue) string {
 	if len(kv) == 0 {
 		return ""
 	}
-	return kv[0].Value.Emit()
+	return kv[0].Value.String()
 }

@@ -101,7 +101,9 @@ func (b *builder) add(l *Line) {
 	// Node and peer lines (a cluster) carry no fact (a)-(e) judge.
 }
 
-func (b *builder) instanceName(l *Line) string { return l.Source + " " + l.Machine.String() + " " + l.ID }
+func (b *builder) instanceName(l *Line) string {
+	return l.Source + " " + l.Machine.String() + " " + l.ID
+}
 
 func (b *builder) client(l *Line) {
 	k := key{l.Source, l.ID}
