@@ -128,7 +128,7 @@ func TestServeMetrics(t *testing.T) {
 	got = scrape(t, url)
 	checkAgainstStats(t, got, st)
 	for k, want := range map[string]float64{
-		`lifeline_server_reaps_total{lifeline_session_reason="pong_timeout"}`:                     1,
+		`lifeline_server_reaps_total{lifeline_session_reason="pong_timeout"}`:                    1,
 		`lifeline_server_session_duration_seconds_count{lifeline_session_reason="pong_timeout"}`: 1,
 		"lifeline_server_handshakes_refused_total":                                               1,
 		"lifeline_server_sessions_unproven":                                                      0,
