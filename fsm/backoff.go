@@ -161,11 +161,13 @@ func (b Backoff) Validate() error {
 	if int(b.Jitter) >= len(jitterNames) {
 		bad("Jitter", "must be one of none, symmetric, full, equal, decorrelated", b.Jitter)
 	}
+	// An if chain, not a switch: mutation testing (scripts/mutation)
+	// cannot see a switch's case expressions as covered, so it would never
+	// try breaking these bounds.
 	f := b.JitterFraction
-	switch {
-	case math.IsNaN(f) || f < 0 || f > 1:
+	if math.IsNaN(f) || f < 0 || f > 1 {
 		bad("JitterFraction", "must be within [0, 1]", f)
-	case f != 0 && b.Jitter != JitterSymmetric && b.Jitter != JitterFull:
+	} else if f != 0 && b.Jitter != JitterSymmetric && b.Jitter != JitterFull {
 		bad("JitterFraction", fmt.Sprintf("must be zero for jitter %s (only symmetric and full take a fraction)", b.Jitter), f)
 	}
 	if e := b.WithDefaults(); b.Initial >= 0 && b.Max >= 0 && e.Max < e.Initial {
@@ -178,10 +180,7 @@ func (b Backoff) Validate() error {
 // n-th failure, or -1 when the delay is the immediate first retry.
 func (b Backoff) growth(n int) int {
 	if b.FirstImmediate {
-		if n <= 1 {
-			return -1
-		}
-		return n - 2
+		return max(n-2, -1)
 	}
 	return max(n-1, 0)
 }
@@ -229,9 +228,7 @@ func (b Backoff) Delay(n int, prev time.Duration, r Rand) time.Duration {
 	}
 	if b.Jitter == JitterDecorrelated {
 		lo := min(b.Initial, b.Max)
-		// Clamped to Latest as well, so float rounding of the repeated
-		// product can never put a delay a nanosecond past the oracle.
-		hi := min(b.capped(k+1), scale(max(prev, b.Initial), b.Multiplier, b.Max))
+		hi := b.decorrelatedHi(k, prev)
 		return lo + scale(hi-lo, r.Float64(), hi-lo)
 	}
 	base := b.capped(k)
@@ -282,6 +279,30 @@ func (b Backoff) Latest(n int) time.Duration {
 		return b.capped(k + 1)
 	}
 	return b.capped(k)
+}
+
+// LatestAfter returns the longest delay the policy allows after the n-th
+// consecutive failure when the delay chosen after failure n−1 was prev (0
+// for the first of a run). It is Latest(n) for every kind but
+// JitterDecorrelated, whose delay may grow by at most Multiplier per
+// failure: min(Latest(n), max(prev, Initial) × Multiplier). That is the
+// decorrelated kind's real growth rule; its lower bound stays Initial, and
+// with Multiplier below 2 its mean settles near Initial/(2−Multiplier)
+// instead of climbing to Max (docs/decisions.md).
+func (b Backoff) LatestAfter(n int, prev time.Duration) time.Duration {
+	b = b.WithDefaults()
+	k := b.growth(n)
+	if k < 0 || b.Jitter != JitterDecorrelated {
+		return b.Latest(n)
+	}
+	return b.decorrelatedHi(k, prev)
+}
+
+// decorrelatedHi is the top of the decorrelated draw for growth k after a
+// delay of prev: clamped to Latest as well, so float rounding of the
+// repeated product can never put a delay a nanosecond past the oracle.
+func (b Backoff) decorrelatedHi(k int, prev time.Duration) time.Duration {
+	return min(b.capped(k+1), scale(max(prev, b.Initial), b.Multiplier, b.Max))
 }
 
 // GivesUpAfter reports whether the n-th consecutive failure exhausts the

@@ -30,6 +30,10 @@ type Scenario struct {
 	// Backoff is the clients' reconnect policy; zero fields mean fsm's
 	// defaults (FirstImmediate off).
 	Backoff fsm.Backoff
+	// BackoffChanges change every client's reconnect policy at run time
+	// (fsm.Client.SetBackoff, as conn.Client.SetPolicy does), in time
+	// order: pending retries move, never before the old policy promised.
+	BackoffChanges []BackoffChange
 	// ClientLiveness decides when a client gives up on a silent server.
 	ClientLiveness fsm.Liveness
 	// ServerLiveness decides when a server reaps a session.
@@ -41,6 +45,10 @@ type Scenario struct {
 	// each open session (the events a OneBot server pushes). Zero means
 	// no application traffic: heartbeats only.
 	EventInterval time.Duration
+	// ClientEventInterval is how often each connected client writes an
+	// application message (a bot's API calls): activity the idle tier must
+	// count, and the messages a Garbage fault spoils. Zero means none.
+	ClientEventInterval time.Duration
 	// Faults are the faults injected, each over its own time window.
 	Faults []Fault
 	// Bugs switch on deliberately broken driver behaviour, to show that the
@@ -50,6 +58,12 @@ type Scenario struct {
 	// lease store and a bus join them (see Cluster). Nil: independent
 	// servers, as before.
 	Cluster *Cluster
+}
+
+// BackoffChange is a change of the clients' reconnect policy at At.
+type BackoffChange struct {
+	At      time.Duration
+	Backoff fsm.Backoff
 }
 
 // Dist is the shape of the random part of a latency.
@@ -178,6 +192,10 @@ const (
 	// they start again, with a new incarnation, at End if End is before
 	// Duration. Cluster only.
 	NodeLeave
+	// Garbage: affected clients' application messages (ClientEventInterval)
+	// arrive undecodable, each with probability Rate (zero means every
+	// one): protocol errors, MaxErrors of which in a row close a session.
+	Garbage
 )
 
 var faultNames = [...]string{
@@ -186,6 +204,7 @@ var faultNames = [...]string{
 	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart",
 	NodeCrash: "node_crash", NodeCutOff: "node_cutoff", EngineFailover: "engine_failover",
 	WatchLoss: "watch_loss", WatchDelay: "watch_delay", NodeLeave: "node_leave",
+	Garbage: "garbage",
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
@@ -214,7 +233,8 @@ type Fault struct {
 	Clients Range
 	// Servers are the affected servers; empty means all.
 	Servers []int
-	// Rate is Loss's per-frame loss probability, in [0, 1).
+	// Rate is Loss's per-frame loss probability, or Garbage's per-message
+	// one, in [0, 1).
 	Rate float64
 	// Code is Auth's HTTP status, 401 or 403; zero means 401.
 	Code int
@@ -288,6 +308,29 @@ const (
 	// not its directory entries, and its re-checks refresh the entries of
 	// live peers only: a dead node's sessions stay listed. Breaks (k).
 	BugKeepDeadEntries
+	// BugMessageAsPong: the server's reader hands every application message
+	// to its machine as a mere sign of life (EvPong): activity from the
+	// peer is not counted for the idle tier, and a good message never ends
+	// a streak of protocol errors. Breaks (d).
+	BugMessageAsPong
+	// BugClientDeaf: the client's reader answers pings but never tells its
+	// machine that a frame arrived, so a live server looks silent and the
+	// client drops it at the liveness bound. Breaks (d) on the client side.
+	BugClientDeaf
+	// BugResetOnConnect: the driver resets its backoff whenever a link
+	// comes up (a fresh machine per connection) instead of after the link
+	// was stable for StableAfter: a server that accepts and closes at once
+	// pulls it into the immediate first retry every time. Breaks (a).
+	BugResetOnConnect
+	// BugLockStepJitter: every client draws its jitter from a source
+	// seeded alike, so a fleet dropped at once retries in lock-step
+	// however wide the jitter. Breaks (g).
+	BugLockStepJitter
+	// BugPolicyRestartsLoop: a policy change restarts the reconnect loop
+	// of every client waiting to retry (a fresh machine with the new
+	// policy) instead of handing the policy to its machine: the pending
+	// retry goes at once, before the old policy promised. Breaks (a).
+	BugPolicyRestartsLoop
 )
 
 var bugNames = [...]string{
@@ -297,6 +340,8 @@ var bugNames = [...]string{
 	BugSendAfterClose: "send_after_close", BugLeakOnReap: "leak_on_reap",
 	BugNoRecheck: "no_recheck", BugNoFence: "no_fence", BugShortLeaseTTL: "short_lease_ttl",
 	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
+	BugMessageAsPong: "message_as_pong", BugClientDeaf: "client_deaf", BugResetOnConnect: "reset_on_connect",
+	BugLockStepJitter: "lock_step_jitter", BugPolicyRestartsLoop: "policy_restarts_loop",
 }
 
 // Bugs lists every Bug.
@@ -389,6 +434,9 @@ func (s Scenario) Validate() error {
 	if d.EventInterval < 0 {
 		bad("EventInterval must not be negative (got %s)", d.EventInterval)
 	}
+	if d.ClientEventInterval < 0 {
+		bad("ClientEventInterval must not be negative (got %s)", d.ClientEventInterval)
+	}
 	for _, e := range []struct {
 		field string
 		err   error
@@ -403,6 +451,14 @@ func (s Scenario) Validate() error {
 	if d.Cluster != nil {
 		if err := d.Cluster.validate(d); err != nil {
 			bad("Cluster: %w", err)
+		}
+	}
+	for i, ch := range d.BackoffChanges {
+		if err := ch.Backoff.Validate(); err != nil {
+			bad("BackoffChanges[%d].Backoff: %w", i, err)
+		}
+		if ch.At < 0 || ch.At >= d.Duration || (i > 0 && ch.At < d.BackoffChanges[i-1].At) {
+			bad("BackoffChanges[%d].At must be within [0, Duration) and not before the change before it (got %s)", i, ch.At)
 		}
 	}
 	for i := range d.Faults {
@@ -447,8 +503,8 @@ func (f *Fault) validate(s Scenario) error {
 	if f.Rate < 0 || f.Rate >= 1 || f.Rate != f.Rate {
 		bad("Rate must be within [0, 1) (got %v)", f.Rate)
 	}
-	if f.Rate != 0 && f.Kind != Loss {
-		bad("Rate only applies to loss")
+	if f.Rate != 0 && f.Kind != Loss && f.Kind != Garbage {
+		bad("Rate only applies to loss and garbage")
 	}
 	if f.Code != 0 && (f.Kind != Auth || (f.Code != 401 && f.Code != 403)) {
 		bad("Code must be 401 or 403, and only for auth (got %d)", f.Code)

@@ -74,6 +74,8 @@ type world struct {
 	q    queue
 	now  int64
 	bugs [len(bugNames)]bool
+	// backoff is the clients' policy in force (Scenario.BackoffChanges).
+	backoff fsm.Backoff
 
 	clients []client
 	ctimers []timer // the clients' timers, apart so an early timer touches nothing else
@@ -87,7 +89,7 @@ type world struct {
 	settleAt   int64
 	settleSpan int64 // how long the world must be quiet to count as settled
 	lastChange int64 // last time a link came up or went down, or the registry changed
-	halfPong   int64 // ServerLiveness.PongTimeout / 2: frames slower than this are Degraded
+	halfPong   int64 // the server's PongTimeout/2 or the client's invariant.ClientSlowFrame, the shorter: frames this slow are Degraded
 
 	suite *invariant.Suite
 	trace []trace.Record
@@ -123,7 +125,10 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 
 func newWorld(sc Scenario, opt Options) (*world, error) {
 	cfg := opt.Check
-	cfg.Backoff, cfg.Liveness = sc.Backoff, sc.ServerLiveness
+	cfg.Backoff, cfg.Liveness, cfg.ClientLiveness = sc.Backoff, sc.ServerLiveness, sc.ClientLiveness.WithDefaults()
+	for _, ch := range sc.BackoffChanges {
+		cfg.BackoffChanges = append(cfg.BackoffChanges, invariant.BackoffChange{At: ch.At, Backoff: ch.Backoff})
+	}
 	if sc.Cluster != nil {
 		cfg.Lease = sc.Cluster.Lease
 	}
@@ -143,8 +148,11 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 		w.bugs[b] = true
 	}
 	sl, cl := sc.ServerLiveness.WithDefaults(), sc.ClientLiveness.WithDefaults()
-	w.halfPong = int64(sl.PongTimeout / 2)
+	w.halfPong = int64(min(sl.PongTimeout/2, invariant.ClientSlowFrame(cl)))
 	b := sc.Backoff.WithDefaults()
+	for _, ch := range sc.BackoffChanges { // the longest attempt any policy allows
+		b.ConnectTimeout = max(b.ConnectTimeout, ch.Backoff.WithDefaults().ConnectTimeout)
+	}
 	lat := sc.Latency.max()
 	for _, f := range sc.Faults {
 		if f.Kind == LatencySpike {
@@ -162,6 +170,10 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	w.settleSpan = int64(settle)
 	w.settleAt = int64(sc.Duration + settle)
 
+	w.backoff = sc.Backoff
+	for i, ch := range sc.BackoffChanges {
+		w.q.push(event{at: int64(ch.At), kind: evPolicy, id: uint32(i)})
+	}
 	w.q.push(event{at: int64(sc.Duration), kind: evQuiesce})
 	w.q.push(event{at: w.settleAt, kind: evSettle})
 	for i := range w.faults {
@@ -232,6 +244,10 @@ func (w *world) loop(ctx context.Context) error {
 			w.atClient(e)
 		case evAppEvent:
 			w.appEvent(e)
+		case evClientEvent:
+			w.clientEvent(e)
+		case evPolicy:
+			w.setPolicy(w.sc.BackoffChanges[e.id].Backoff)
 		case evFaultStart:
 			w.faultStart(int(e.id))
 		case evFaultEnd:

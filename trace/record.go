@@ -45,7 +45,9 @@ const (
 	// LastSign.
 	PeerDead
 	// Degraded: a frame on session ID's path was lost, held or took at
-	// least half the pong timeout: a reap for silence is excused.
+	// least half the pong timeout: a reap for silence is excused. Delay,
+	// when set, is how long the frame took, so each end judges it against
+	// its own pong timeout; zero means "slow enough for either end".
 	Degraded
 	// ServerDown: server Server stopped; its listener refuses until ServerUp.
 	ServerDown
@@ -124,6 +126,9 @@ func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]
 	}
+	if n, ok := factNames[k]; ok {
+		return n
+	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
@@ -135,7 +140,7 @@ const NoID = ^uint32(0)
 // the run's epoch.
 type Record struct {
 	At       time.Duration
-	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen
+	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen; Degraded: the frame's transit time
 	LastSign time.Duration // PeerDead: when the peer's last frame reaches the server
 	ID       uint32
 	Peer     uint32
@@ -170,7 +175,7 @@ func (r *Record) Subject() (fsm.Machine, uint32) {
 		return r.Machine, r.ID
 	case Dial, Up, Down, ClientStart, ClientExit:
 		return fsm.MachineClient, r.ID
-	case Register, Unregister, Send, SendFailed, PeerDead, Degraded, XSend, XAnswer:
+	case Register, Unregister, Send, SendFailed, PeerDead, Degraded, Recv, BadRecv, QueueFull, XSend, XAnswer:
 		return fsm.MachineSession, r.ID
 	case NodeStart, NodeCrash, CutOff, Reconnected, LeaseWrite, LeaseEnd:
 		return fsm.MachineNode, r.Server
