@@ -131,6 +131,21 @@ func TestPlantedViolations(t *testing.T) {
 			return l
 		},
 		invariant: "dead_reaped", where: "log1:3", detail: "peer dead, last sign of life at 0s, liveness bound 500ms",
+	}, {
+		name: "unjust reap: a read deadline fired before the silence bound",
+		server: func(l []string) []string {
+			l[2] = line(1000, "session", "1", "Alive", "Reaped", "read_error", `"reason":"read_error"`, `"silent_ms":200`, `"idle_ms":1000`,
+				`"error":"read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout"`)
+			return l
+		},
+		invariant: "live_kept", where: "log1:3", detail: "reaped for a read error while its peer lived",
+	}, {
+		name: "closed for protocol errors below MaxErrors",
+		server: func(l []string) []string {
+			l[2] = line(1000, "session", "1", "Alive", "Closing", "protocol_error", `"reason":"protocol_errors"`, `"silent_ms":0`, `"idle_ms":0`)
+			return append(l, line(1001, "session", "1", "Closing", "Reaped", "closed", `"reason":"protocol_errors"`))
+		},
+		invariant: "live_kept", where: "log1:3", detail: "closed for protocol errors after 1 bad messages in a row",
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,6 +168,24 @@ func TestPlantedViolations(t *testing.T) {
 				t.Errorf("%d violations, want %d: %+v", rep.Violations, 1+c.also, rep.Findings)
 			}
 		})
+	}
+}
+
+// TestJustEnds: reaps the log proves just are not findings.
+func TestJustEnds(t *testing.T) {
+	reset := healthyServer()
+	reset[2] = line(1000, "session", "1", "Alive", "Reaped", "read_error", `"reason":"read_error"`, `"silent_ms":20`, `"idle_ms":1000`,
+		`"error":"read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer"`)
+	errs := healthyServer()[:2]
+	errs = append(errs,
+		line(100, "session", "1", "Alive", "Suspect", "protocol_error"),
+		line(200, "session", "1", "Suspect", "Suspect", "protocol_error"),
+		line(300, "session", "1", "Suspect", "Closing", "protocol_error", `"reason":"protocol_errors"`, `"silent_ms":0`, `"idle_ms":0`),
+		line(301, "session", "1", "Closing", "Reaped", "closed", `"reason":"protocol_errors"`))
+	for name, l := range map[string][]string{"read reset": reset, "MaxErrors bad messages": errs} {
+		if rep := audit(t, policy, l); !rep.Clean() {
+			t.Errorf("%s: %+v", name, rep.Findings)
+		}
 	}
 }
 

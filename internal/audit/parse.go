@@ -35,6 +35,8 @@ type Line struct {
 	// closing line was written; HasSilence says the line carried them.
 	SilentMS, IdleMS int64
 	HasSilence       bool
+	// Error is the failure that caused the transition, as logged.
+	Error string
 }
 
 // Where names the line for an error or a report: "file:12".
@@ -54,6 +56,7 @@ type rawLine struct {
 	DelayMS  *int64     `json:"delay_ms"`
 	SilentMS *int64     `json:"silent_ms"`
 	IdleMS   *int64     `json:"idle_ms"`
+	Error    string     `json:"error"`
 }
 
 // maxLine bounds one log line; a longer one is bad input, not a reason to
@@ -131,6 +134,7 @@ func (r *rawLine) line() (Line, error) {
 			return l, fmt.Errorf("unknown reason %q", *r.Reason)
 		}
 	}
+	l.Error = r.Error
 	if r.Attempt != nil {
 		l.Attempt = *r.Attempt
 	}

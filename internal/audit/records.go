@@ -2,6 +2,7 @@ package audit
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
@@ -26,7 +27,12 @@ import (
 //     PingInterval+PongTimeout: PeerDead with LastSign = time - silent_ms.
 //     The log proves the peer silent for the whole window; a shorter
 //     silence proves nothing, and (d) calls the reap unjust;
-//   - session reaped for a failed send: SendFailed;
+//   - session reaped for a read error the transport reported (a reset or
+//     an EOF, not a read deadline's "i/o timeout"): PeerDead, LastSign as
+//     above; a read deadline is held to the silence rule;
+//   - session reaped for a failed send: SendFailed; for a full queue:
+//     QueueFull; a protocol_error line: BadRecv (one bad message each); a
+//     recovered line: Recv (a good one);
 //   - a closing line's idle_ms: a Send at time - idle_ms, the session's
 //     last application activity (what (c)'s idle bound counts from);
 //     a session still open when its source ends gets one there, as its
@@ -143,7 +149,7 @@ func (b *builder) client(l *Line) {
 		if n <= 1 {
 			c.prev = 0 // a run of failures begins: decorrelated jitter starts over
 		}
-		r.Delay = loggedDelay(b.policy.Earliest(n), b.policy.Latest(n), time.Duration(l.DelayMS)*time.Millisecond)
+		r.Delay = loggedDelay(b.policy.Earliest(n), b.policy.LatestAfter(n, c.prev), time.Duration(l.DelayMS)*time.Millisecond)
 		c.prev = r.Delay
 	}
 	b.emit(l.At, r, o)
@@ -180,7 +186,7 @@ func (b *builder) session(l *Line) {
 	id := s.id
 	if l.HasSilence {
 		silent := time.Duration(l.SilentMS) * time.Millisecond
-		if l.Trigger == fsm.PongTimeout && silent+time.Millisecond > b.live.PingInterval+b.live.PongTimeout {
+		if b.deadBy(l, silent) {
 			b.emit(l.At, trace.Record{Kind: trace.PeerDead, ID: id}, o)
 			b.recs[len(b.recs)-1].lastSign = l.At.Add(-silent) // in the trace's terms once its epoch is known
 		}
@@ -188,14 +194,34 @@ func (b *builder) session(l *Line) {
 			b.emit(l.At.Add(-idle), trace.Record{Kind: trace.Send, ID: id}, o)
 		}
 	}
-	if l.Trigger == fsm.SendError {
+	switch l.Trigger {
+	case fsm.SendError:
 		b.emit(l.At, trace.Record{Kind: trace.SendFailed, ID: id}, o)
+	case fsm.ProtocolError:
+		b.emit(l.At, trace.Record{Kind: trace.BadRecv, ID: id}, o)
+	case fsm.Recovered:
+		b.emit(l.At, trace.Record{Kind: trace.Recv, ID: id}, o)
+	case fsm.SlowConsumer:
+		b.emit(l.At, trace.Record{Kind: trace.QueueFull, ID: id}, o)
 	}
 	b.emit(l.At, trace.Record{Kind: trace.Transition, Machine: fsm.MachineSession, ID: id, From: l.From, To: l.To,
 		Trigger: l.Trigger, Reason: l.Reason}, o)
 	if l.To == fsm.Reaped {
 		b.emit(l.At, trace.Record{Kind: trace.Unregister, ID: id}, o)
 	}
+}
+
+// deadBy reports whether a session's closing line proves its peer dead: a
+// read error the transport reported (a reset, an EOF: not a read
+// deadline's timeout, which is only the server's own verdict of silence),
+// or a silence of the whole liveness window. The log's milliseconds are
+// whole, so the silence may be up to 1ms longer than logged.
+func (b *builder) deadBy(l *Line, silent time.Duration) bool {
+	if l.Trigger == fsm.ReadError && !strings.Contains(l.Error, "timeout") {
+		return true
+	}
+	return (l.Trigger == fsm.PongTimeout || l.Trigger == fsm.ReadError) &&
+		silent+time.Millisecond > b.live.PingInterval+b.live.PongTimeout
 }
 
 func (b *builder) server(source string) uint32 {
