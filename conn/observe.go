@@ -89,8 +89,9 @@ type Observer func(Observation)
 // logTransition writes the one log line a transition gets (the logging
 // contract in docs/decisions.md): msg "transition" with machine, id, from,
 // to and trigger; reason when a session closes or is reaped; attempt and
-// delay_ms when a client schedules a retry; extra (a session's silent_ms
-// and idle_ms when it closes or is reaped); error when a failure caused it.
+// delay_ms when a client schedules a retry; incarnation for a cluster node
+// or peer; extra (a session's silent_ms and idle_ms when it closes or is
+// reaped); error when a failure caused it.
 func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error, extra ...slog.Attr) {
 	if !log.Enabled(context.Background(), slog.LevelInfo) {
 		return
@@ -109,6 +110,9 @@ func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error,
 	if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
 		attrs = append(attrs, slog.Int("attempt", tr.Attempt), slog.Int64("delay_ms", tr.Delay.Milliseconds()))
 	}
+	if tr.Machine == fsm.MachineNode || tr.Machine == fsm.MachinePeer {
+		attrs = append(attrs, slog.Uint64("incarnation", tr.Incarnation))
+	}
 	attrs = append(attrs, extra...)
 	if cause != nil {
 		attrs = append(attrs, slog.String("error", cause.Error()))
@@ -119,6 +123,13 @@ func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error,
 	r := slog.NewRecord(tr.At, slog.LevelInfo, "transition", 0)
 	r.AddAttrs(attrs...)
 	_ = log.Handler().Handle(context.Background(), r)
+}
+
+// LogTransition writes the one log line of the logging contract for a
+// transition of any fsm machine (package cluster logs its node and peer
+// transitions with it, so every lifeline line has one shape).
+func LogTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
+	logTransition(log, id, tr, cause)
 }
 
 // endFacts are the facts a session's closing line carries for lifeline
