@@ -83,16 +83,8 @@ func (h *herd) finish(s *Suite) {
 		}
 		res := HerdResult{Server: run.server, DownAt: run.downAt, UpAt: run.upAt, Dropped: run.dropped,
 			Reconnects: len(run.times), Window: h.window}
-		// times are in record order, hence sorted: slide a window over them.
-		lo := 0
-		for hi, t := range run.times {
-			for t-run.times[lo] >= h.window {
-				lo++
-			}
-			if n := hi - lo + 1; n > res.MaxInWindow {
-				res.MaxInWindow, res.MaxAt = n, run.times[lo]
-			}
-		}
+		// times are in record order, hence sorted.
+		res.MaxInWindow, res.MaxAt = Busiest(run.times, h.window)
 		if n := len(run.times); n > 0 {
 			res.Spread = run.times[n*9/10] - run.times[n/10]
 		}
@@ -107,4 +99,21 @@ func (h *herd) finish(s *Suite) {
 				run.server, res.MaxInWindow, run.dropped, h.window, res.MaxAt, h.maxFraction*100)
 		}
 	}
+}
+
+// Busiest returns the most of the sorted times that one window of width w
+// holds (a window [t, t+w) starting at any time), and where the first such
+// window starts. The simulator's (g) and `lifeline bench herd` both count
+// a herd with it.
+func Busiest(sorted []time.Duration, w time.Duration) (n int, at time.Duration) {
+	lo := 0
+	for hi, t := range sorted {
+		for t-sorted[lo] >= w {
+			lo++
+		}
+		if k := hi - lo + 1; k > n {
+			n, at = k, sorted[lo]
+		}
+	}
+	return n, at
 }
