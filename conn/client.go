@@ -30,7 +30,7 @@ type ClientConfig struct {
 
 	// Backoff is the reconnect policy. The zero value means
 	// fsm.DefaultBackoff(): first retry immediate, then 1 s × 1.6 per
-	// failure up to 120 s, ±20 % jitter, 20 s per attempt, no attempt
+	// failure up to 120 s, ±50 % jitter, 20 s per attempt, no attempt
 	// limit. (Any non-zero value is taken as given, fsm's zero-field
 	// defaults applied, so FirstImmediate is then what you set.)
 	Backoff fsm.Backoff

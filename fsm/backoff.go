@@ -18,7 +18,9 @@ type JitterKind uint8
 
 const (
 	// JitterSymmetric (the zero value) spreads the delay evenly over
-	// base × [1−f, 1+f], as gRPC does; f is JitterFraction, default 0.2.
+	// base × [1−f, 1+f], as gRPC does (with 0.2); f is JitterFraction,
+	// default 0.5: the restart-herd measurement chose it (docs/decisions.md,
+	// "herd: ±50 % jitter"). The mean delay is the base whatever f is.
 	JitterSymmetric JitterKind = iota
 	// JitterNone uses the base delay as is. A fleet then retries in
 	// lock-step after a shared outage.
@@ -81,7 +83,7 @@ type Backoff struct {
 	// Jitter is the shape of the randomness. The zero value is JitterSymmetric.
 	Jitter JitterKind
 	// JitterFraction f in [0, 1] is the share of the delay that is random,
-	// for JitterSymmetric (zero means 0.2) and JitterFull (zero means 1).
+	// for JitterSymmetric (zero means 0.5) and JitterFull (zero means 1).
 	// It must be zero for the other kinds.
 	JitterFraction float64
 	// MaxAttempts is how many consecutive attempts may fail before the
@@ -102,7 +104,7 @@ type Backoff struct {
 }
 
 // DefaultBackoff returns the zero Backoff's defaults with FirstImmediate on:
-// 1s initial, ×1.6, ±20 % jitter, 120 s cap, 20 s connect timeout, no
+// 1s initial, ×1.6, ±50 % jitter, 120 s cap, 20 s connect timeout, no
 // attempt limit, 10 s to count as stable.
 func DefaultBackoff() Backoff {
 	return Backoff{FirstImmediate: true}.WithDefaults()
@@ -122,7 +124,7 @@ func (b Backoff) WithDefaults() Backoff {
 	if b.JitterFraction == 0 {
 		switch b.Jitter {
 		case JitterSymmetric:
-			b.JitterFraction = 0.2
+			b.JitterFraction = 0.5
 		case JitterFull:
 			b.JitterFraction = 1
 		}
