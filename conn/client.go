@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +20,18 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-// ClientConfig configures a Client. Only URL is required.
+// ClientConfig configures a Client. Only URL (or URLs) is required.
 type ClientConfig struct {
 	// URL is the server's endpoint, ws:// or wss://.
 	URL string
+
+	// URLs are further endpoints of the same service (the nodes of a
+	// cluster), tried after URL in order. Every attempt after the first
+	// goes to the next endpoint, wrapping around, so a client whose node
+	// died or dropped it lands on another one; the Backoff policy's waits
+	// between attempts are the same as with one URL. Either URL or URLs
+	// may be empty, not both.
+	URLs []string
 
 	// Header is sent with every handshake (Authorization, X-Self-ID, ...).
 	// BearerHeader builds the usual one.
@@ -99,20 +108,48 @@ func (c ClientConfig) Validate() error {
 	bad := func(field, rule string, v any) {
 		errs = append(errs, &fsm.FieldError{Policy: "ClientConfig", Field: field, Rule: rule, Value: v})
 	}
-	if c.URL == "" {
+	if c.URL == "" && len(c.URLs) == 0 {
 		bad("URL", "is required (ws://host:port/path or wss://...)", c.URL)
-	} else if u, err := url.Parse(c.URL); err != nil {
-		bad("URL", "must parse: "+err.Error(), c.URL)
-	} else if u.Scheme != "ws" && u.Scheme != "wss" {
-		bad("URL", "must use the ws or wss scheme", c.URL)
-	} else if u.Host == "" {
-		bad("URL", "must name a host", c.URL)
+	} else if c.URL != "" {
+		if rule := badURL(c.URL); rule != "" {
+			bad("URL", rule, c.URL)
+		}
+	}
+	for i, u := range c.URLs {
+		if rule := badURL(u); rule != "" {
+			bad("URLs["+strconv.Itoa(i)+"]", rule, u)
+		}
 	}
 	if c.ReadLimit < 0 {
 		bad("ReadLimit", "must not be negative (0 means 16 MiB)", c.ReadLimit)
 	}
 	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate())
 	return errors.Join(errs...)
+}
+
+// badURL returns the rule u breaks as a WebSocket endpoint, or "".
+func badURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case s == "":
+		return "must not be empty"
+	case err != nil:
+		return "must parse: " + err.Error()
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		return "must use the ws or wss scheme"
+	case u.Host == "":
+		return "must name a host"
+	}
+	return ""
+}
+
+// endpoints returns URL then URLs, the order attempts rotate through.
+func (c ClientConfig) endpoints() []string {
+	var out []string
+	if c.URL != "" {
+		out = append(out, c.URL)
+	}
+	return append(out, c.URLs...)
 }
 
 // Client is a reconnecting WebSocket client. Run dials, watches the link
@@ -130,6 +167,9 @@ type Client struct {
 	dialer *websocket.Dialer
 	epoch  time.Time
 	hooks  *testHooks
+	urls   []string // endpoints, rotated through per attempt
+
+	url atomic.Pointer[string] // the endpoint of the latest attempt
 
 	state atomic.Uint32 // fsm.State, for State() without the lock
 	ran   atomic.Bool
@@ -173,8 +213,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		fc:     fc,
 		subs:   make(map[*subscriber]struct{}),
 	}
+	c.urls = cfg.endpoints()
+	c.url.Store(&c.urls[0])
 	if c.id == "" {
-		c.id = cfg.URL
+		c.id = c.urls[0]
 	}
 	if c.clk == nil {
 		c.clk = clock.New()
@@ -190,6 +232,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c.stats.State = fsm.Idle
 	return c, nil
 }
+
+// URL returns the endpoint of the latest attempt: while Connected, the
+// one the link is open to.
+func (c *Client) URL() string { return *c.url.Load() }
 
 // ID returns the name the client logs under.
 func (c *Client) ID() string { return c.id }

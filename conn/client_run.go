@@ -39,6 +39,7 @@ type runner struct {
 	wg       sync.WaitGroup
 
 	attempt    int                // the attempt whose dial result counts
+	dials      int                // attempts started: picks the endpoint
 	cancelDial context.CancelFunc // aborts that dial
 	lastErr    error
 	acts       []fsm.Action // copy of the latest step's actions
@@ -232,13 +233,18 @@ func (r *runner) dial(n int) {
 	c := r.c
 	ctx, cancel := context.WithCancel(r.ctx)
 	r.attempt, r.cancelDial = n, cancel
+	// Every attempt after the first follows a failure (a dial that failed
+	// or timed out, or a link that dropped): it goes to the next endpoint.
+	u := c.urls[r.dials%len(c.urls)]
+	r.dials++
+	c.url.Store(&u)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		ws, resp, err := c.dialOnce(ctx)
+		ws, resp, err := c.dialOnce(ctx, u)
 		if err != nil {
-			de := &DialError{Attempt: n, URL: c.cfg.URL, Err: err}
+			de := &DialError{Attempt: n, URL: u, Err: err}
 			if resp != nil {
 				de.Status = resp.StatusCode
 			}
@@ -252,7 +258,7 @@ func (r *runner) dial(n int) {
 // gorilla/websocket honours ctx while dialing but, past the TCP connect,
 // only its deadline: a cancelled attempt would sit in the handshake until
 // the server answered. So the raw connection is closed when ctx ends.
-func (c *Client) dialOnce(ctx context.Context) (*websocket.Conn, *http.Response, error) {
+func (c *Client) dialOnce(ctx context.Context, u string) (*websocket.Conn, *http.Response, error) {
 	var mu sync.Mutex
 	var raw net.Conn
 	ended := false // ctx ended: a connection that arrives now is closed at once
@@ -283,7 +289,7 @@ func (c *Client) dialOnce(ctx context.Context) (*websocket.Conn, *http.Response,
 			_ = raw.Close()
 		}
 	})
-	ws, resp, err := d.DialContext(ctx, c.cfg.URL, c.cfg.Header)
+	ws, resp, err := d.DialContext(ctx, u, c.cfg.Header)
 	if !stop() && ws != nil { // ctx ended as the handshake completed
 		_ = ws.Close()
 		return nil, nil, ctx.Err()

@@ -89,8 +89,16 @@ type Observer func(Observation)
 // logTransition writes the one log line a transition gets (the logging
 // contract in docs/decisions.md): msg "transition" with machine, id, from,
 // to and trigger; reason when a session closes or is reaped; attempt and
-// delay_ms when a client schedules a retry; error when a failure caused it.
+// delay_ms when a client schedules a retry; incarnation for a cluster node
+// or peer; error when a failure caused it.
 func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
+	LogTransition(log, id, tr, cause)
+}
+
+// LogTransition writes the one log line of the logging contract for a
+// transition of any fsm machine (package cluster logs its node and peer
+// transitions with it, so every lifeline line has one shape).
+func LogTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
 	if !log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
@@ -107,6 +115,9 @@ func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error)
 	}
 	if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
 		attrs = append(attrs, slog.Int("attempt", tr.Attempt), slog.Int64("delay_ms", tr.Delay.Milliseconds()))
+	}
+	if tr.Machine == fsm.MachineNode || tr.Machine == fsm.MachinePeer {
+		attrs = append(attrs, slog.Uint64("incarnation", tr.Incarnation))
 	}
 	if cause != nil {
 		attrs = append(attrs, slog.String("error", cause.Error()))

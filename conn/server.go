@@ -45,6 +45,10 @@ type ServerConfig struct {
 	// the session turns Suspect, and Liveness.MaxErrors in a row close it.
 	OnMessage func(s *Session, t MessageType, data []byte) error
 
+	// Hook, if set, is asked to admit each request and told of each
+	// session's open and close (package cluster's directory). Nil: none.
+	Hook SessionHook
+
 	// OnClose is called once per session after it was reaped and its
 	// connection closed, on a goroutine of its own.
 	OnClose func(s *Session, reason fsm.Reason)
@@ -224,6 +228,11 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "lifeline: server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if err := srv.hookAdmit(r); err != nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "lifeline: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	n := srv.inHand.Add(1)
 	defer srv.inHand.Add(-1)
 	if max := srv.cfg.MaxHandshakes; max > 0 && n > int64(max) {
@@ -271,6 +280,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.stepLocked(now, fsm.EvUpgraded, nil)
 	s.setReadDeadlineLocked(now)
 	s.mu.Unlock()
+	if srv.cfg.Hook != nil {
+		srv.cfg.Hook.Opened(s, r)
+	}
 	if srv.cfg.OnOpen != nil {
 		srv.cfg.OnOpen(s, r)
 	}

@@ -48,6 +48,7 @@ type Session struct {
 type outgoing struct {
 	t    MessageType
 	data []byte
+	done Delivered // nil unless sent with SendNotify
 }
 
 const (
@@ -91,6 +92,10 @@ func (s *Session) RemoteAddr() net.Addr {
 // means queued, not delivered: a message still queued when the session
 // closes is dropped and counted in ServerStats.DroppedMessages.
 func (s *Session) Send(t MessageType, data []byte) error {
+	return s.send(t, data, nil)
+}
+
+func (s *Session) send(t MessageType, data []byte, done Delivered) error {
 	if t != TextMessage && t != BinaryMessage {
 		return fmt.Errorf("conn: session %d: Send takes TextMessage or BinaryMessage, not %d", s.id, t)
 	}
@@ -108,7 +113,7 @@ func (s *Session) Send(t MessageType, data []byte) error {
 		s.observeLocked(Observation{Kind: ObsRefused, At: now, Frame: Frame(t), Size: len(data), Err: err})
 		return err
 	}
-	s.queue = append(s.queue, outgoing{t, data})
+	s.queue = append(s.queue, outgoing{t, data, done})
 	s.wakeWriterLocked()
 	return nil
 }
@@ -226,10 +231,35 @@ func (s *Session) teardown(ws *websocket.Conn, closeCode int, reason fsm.Reason)
 		}
 		_ = ws.Close()
 	}
+	if h := s.srv.cfg.Hook; h != nil && ws != nil {
+		h.Closed(s, reason)
+	}
 	if s.srv.cfg.OnClose != nil {
 		s.srv.cfg.OnClose(s, reason)
 	}
 }
+
+// kill reaps the session at once for reason (Server.Fence), and reports
+// whether it was still open or handshaking.
+func (s *Session) kill(now time.Time, reason fsm.Reason) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.fs.State() {
+	case fsm.Reaped:
+		return false
+	case fsm.Closing:
+		s.stepLocked(now, fsm.EvClosed, errKilled{reason})
+	default:
+		s.stepLocked(now, fsm.EvShutdown, errKilled{reason})
+		s.stepLocked(now, fsm.EvClosed, errKilled{reason})
+	}
+	return true
+}
+
+// errKilled is the cause logged for a session Server.Fence reaped.
+type errKilled struct{ reason fsm.Reason }
+
+func (e errKilled) Error() string { return "reaped by the server: " + e.reason.String() }
 
 // forceClose ends a session Shutdown could not wait for any longer.
 func (s *Session) forceClose(now time.Time) {
@@ -247,6 +277,11 @@ func (s *Session) forceClose(now time.Time) {
 func (s *Session) dropQueueLocked() {
 	if n := len(s.queue); n > 0 {
 		s.srv.dropped.Add(uint64(n))
+		for _, m := range s.queue {
+			if m.done != nil {
+				m.done(s.closedErrLocked())
+			}
+		}
 	}
 	clear(s.queue)
 	s.queue = nil

@@ -195,7 +195,8 @@ func (s *Session) wakeWriterLocked() {
 type frame struct {
 	kind    Frame
 	data    []byte
-	payload string // control frames
+	done    Delivered // an application message's SendNotify report
+	payload string    // control frames
 }
 
 // writeLoop writes what the session owes, one frame at a time, until
@@ -219,6 +220,11 @@ func (s *Session) writeLoop() {
 		case FrameText, FrameBinary:
 			if err = s.ws.SetWriteDeadline(deadline); err == nil {
 				err = s.ws.WriteMessage(int(f.kind), f.data)
+			}
+			if f.done != nil {
+				s.mu.Lock()
+				f.done(err)
+				s.mu.Unlock()
 			}
 		case FrameClose:
 			err = s.ws.WriteControl(websocket.CloseMessage, f.data, deadline)
@@ -277,11 +283,14 @@ func (s *Session) nextLocked() (frame, bool) {
 			s.queue = nil // release the backing array while idle
 		}
 		if _, err := s.fs.Step(now, fsm.EvSent); err != nil && !s.srv.hooks.unguardedSend() {
+			if m.done != nil {
+				m.done(s.closedErrLocked())
+			}
 			s.dropQueueLocked()
 			return frame{}, false
 		}
 		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: Frame(m.t), Size: len(m.data)})
-		return frame{kind: Frame(m.t), data: m.data}, true
+		return frame{kind: Frame(m.t), data: m.data, done: m.done}, true
 	}
 	return frame{}, false
 }

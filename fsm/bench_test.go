@@ -52,7 +52,7 @@ func BenchmarkFirePerInstance(b *testing.B) {
 
 // B/op here is the memory a machine per session would cost.
 func BenchmarkBuildMachinePerInstance(b *testing.B) {
-	for _, tb := range []*Table{ClientTable(), SessionTable()} {
+	for _, tb := range Tables() {
 		b.Run(tb.Machine.String(), func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {

@@ -170,10 +170,12 @@ func atErrorLimit(ctx context.Context, _ ...any) bool     { return holds(ctx, At
 // tables (TestBuiltinTablesCheck), and the machines are read-only once
 // configured.
 var shared = struct {
-	client, session func() *stateless.StateMachine
+	client, session, node, peer func() *stateless.StateMachine
 }{
 	client:  sync.OnceValue(func() *stateless.StateMachine { return mustBuild(ClientTable()) }),
 	session: sync.OnceValue(func() *stateless.StateMachine { return mustBuild(SessionTable()) }),
+	node:    sync.OnceValue(func() *stateless.StateMachine { return mustBuild(NodeTable()) }),
+	peer:    sync.OnceValue(func() *stateless.StateMachine { return mustBuild(PeerTable()) }),
 }
 
 func mustBuild(t *Table) *stateless.StateMachine {

@@ -44,7 +44,7 @@ func tableEdges(tb *Table) []string {
 // The table and the machine the runtime fires cannot drift: the edges
 // stateless reports for the built machine are exactly the table's rows.
 func TestToGraphMatchesTable(t *testing.T) {
-	for _, tb := range []*Table{ClientTable(), SessionTable()} {
+	for _, tb := range Tables() {
 		t.Run(tb.Machine.String(), func(t *testing.T) {
 			sm, err := Build(tb)
 			if err != nil {
@@ -75,7 +75,7 @@ func TestToGraphCheckBites(t *testing.T) {
 }
 
 func TestDiagramsAreStableAndComplete(t *testing.T) {
-	for _, mk := range []func() *Table{ClientTable, SessionTable} {
+	for _, mk := range []func() *Table{ClientTable, SessionTable, NodeTable, PeerTable} {
 		tb := mk()
 		mmd, dot := Mermaid(tb), DOT(tb)
 		// Shuffled rows render to the same bytes.

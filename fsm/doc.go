@@ -1,12 +1,14 @@
-// Package fsm is the specification of lifeline's two lifecycles, a
-// reconnecting client connection and a server session, and the sans-I/O
-// machines that execute it.
+// Package fsm is the specification of lifeline's lifecycles, a
+// reconnecting client connection and a server session, and for a cluster a
+// node's own lease (Node) and its view of each peer node (Peer), and the
+// sans-I/O machines that execute them.
 //
 // Each lifecycle is a Table of rows (From, Trigger, To, Guard). The same
 // table builds the qmuntal/stateless machine the runtime fires (Build), the
 // Mermaid and DOT diagrams (Mermaid, DOT), and the oracles the property
 // tests and the simulator check against (Backoff.Earliest, Backoff.Latest,
-// Liveness.ReapDeadline).
+// Liveness.ReapDeadline, Lease.FenceAt, Lease.EarliestDead,
+// Lease.LatestDead). Tables lists them all.
 //
 // The package does no I/O: no sockets, no goroutines, no sleeps, no wall
 // clock, no global randomness. A driver (the simulator in package sim, the

@@ -44,6 +44,9 @@ const (
 	EvShutdown
 	// EvClosed: the transport finished closing.
 	EvClosed
+	// EvFence: the session's node fenced itself (Node entered Fenced).
+	// Idempotent, like EvShutdown.
+	EvFence
 )
 
 // Events both machines accept.
@@ -67,6 +70,8 @@ var eventNames = map[Event]string{
 	EvProtocolError: "protocol_error", EvSendError: "send_error", EvReadError: "read_error",
 	EvPeerClose: "peer_close", EvSlowConsumer: "slow_consumer", EvShutdown: "shutdown",
 	EvClosed: "closed", EvTick: "tick", EvPong: "pong", EvMessage: "message", EvSent: "sent",
+	EvFence: "fence", EvLeaseFailed: "lease_failed", EvEngineUp: "engine_up", EvLeave: "leave",
+	EvLeaseGone: "lease_gone", EvPeerLeft: "peer_left",
 }
 
 // String returns the event's name.
@@ -100,11 +105,40 @@ const (
 	ActScheduleRetry
 	// ActSendPing: write a WebSocket ping now.
 	ActSendPing
+	// ActCreateLease: write a new lease for incarnation Action.Incarnation
+	// now (a create that fails if the key exists); report the answer with
+	// Node.Proved (stamped with Action.At, the time it was sent) or
+	// EvLeaseFailed.
+	ActCreateLease
+	// ActRenewLease: rewrite the lease now, resetting its TTL; report the
+	// answer as for ActCreateLease. Action.At is the send time to hand back.
+	ActRenewLease
+	// ActFence: close every session this node serves, with Action.Reason
+	// (ReasonFenced), before anything else: the cluster is about to count
+	// them dead. Refuse new sessions until the node is a Member again.
+	ActFence
+	// ActRemoveSessions: remove this node's sessions (incarnation
+	// Action.Incarnation) from the cluster directory now, without waiting
+	// for the lease to expire.
+	ActRemoveSessions
+	// ActDeleteLease: delete this node's lease now (a clean leave).
+	ActDeleteLease
+	// ActRecheck: list the peer's lease now (the watch may have missed its
+	// expiry) and report what was found: Peer.Seen or EvLeaseGone.
+	ActRecheck
+	// ActDeclareDead: count every session of the peer's incarnation
+	// Action.Incarnation dead, with Action.Reason (ReasonNodeDead): drop
+	// them from this node's directory view and answer sends to them with
+	// no such session.
+	ActDeclareDead
 )
 
 var actionNames = map[ActionKind]string{
 	ActAbortDial: "abort_dial", ActDrop: "drop", ActClose: "close", ActReap: "reap",
 	ActDial: "dial", ActScheduleRetry: "schedule_retry", ActSendPing: "send_ping",
+	ActCreateLease: "create_lease", ActRenewLease: "renew_lease", ActFence: "fence",
+	ActRemoveSessions: "remove_sessions", ActDeleteLease: "delete_lease", ActRecheck: "recheck",
+	ActDeclareDead: "declare_dead",
 }
 
 // String returns the action kind's name.
@@ -124,7 +158,10 @@ type Action struct {
 	Attempt int           // ActDial, ActScheduleRetry: attempt number, 1-based
 	Delay   time.Duration // ActScheduleRetry: the backoff delay chosen
 	Code    int           // ActClose: WebSocket close code
-	Reason  Reason        // ActReap, ActClose on a session: why
+	Reason  Reason        // ActReap, ActClose on a session, ActFence, ActDeclareDead: why
+	// Incarnation numbers a node's lease: ActCreateLease, ActRenewLease,
+	// ActRemoveSessions, ActDeclareDead.
+	Incarnation uint64
 }
 
 // Transition records one state change, the unit of the log contract and of
@@ -143,6 +180,9 @@ type Transition struct {
 	Attempt int
 	// Delay is the backoff delay chosen when a client enters Backoff.
 	Delay time.Duration
+	// Incarnation is the lease incarnation a node or peer transition
+	// concerns (the new one on a rejoin). Zero for clients and sessions.
+	Incarnation uint64
 }
 
 // Output is what one Step produced. It aliases buffers owned by the

@@ -121,3 +121,23 @@ func ExampleMermaid() {
 	//     state Idle
 	//     state Connecting
 }
+
+// The lease bounds of a cluster node, from the moment P it sent the last
+// lease write the engine acknowledged: it fences itself strictly before
+// any other node may count it dead, and every other node counts it dead
+// by the latest bound (measured from the engine's last write, here P).
+func ExampleLease() {
+	l := fsm.Lease{TTL: 3 * time.Second, Heartbeat: time.Second}
+	p := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fmt.Println("fence at       P +", l.FenceAt(p).Sub(p))
+	fmt.Println("earliest dead  P +", l.EarliestDead(p).Sub(p))
+	fmt.Println("latest dead    P +", l.LatestDead(p, false).Sub(p))
+	fmt.Println("with failover  P +", l.LatestDead(p, true).Sub(p))
+	fmt.Println(fsm.Lease{TTL: 3 * time.Second, Heartbeat: 3 * time.Second}.Validate() != nil)
+	// Output:
+	// fence at       P + 2s
+	// earliest dead  P + 3s
+	// latest dead    P + 5s
+	// with failover  P + 15s
+	// true
+}

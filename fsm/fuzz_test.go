@@ -86,3 +86,41 @@ func FuzzBackoffValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLeaseValidate: any Lease either fails Validate with named
+// *FieldError values (and NewNode refuses it), or its defaults keep the
+// promises the cluster rests on: whole-second TTL, a heartbeat of at most
+// TTL/3, a fence after a heartbeat and strictly before the earliest
+// declared death, and a latest declared death after both.
+func FuzzLeaseValidate(f *testing.F) {
+	f.Add(int64(0), int64(0), int64(0), int64(0), int64(0))
+	f.Add(int64(10e9), int64(3e9), int64(7e9), int64(10e9), int64(1e9))
+	f.Add(int64(3e9), int64(1e9), int64(0), int64(0), int64(0))
+	f.Add(int64(1), int64(0), int64(0), int64(0), int64(0))
+	f.Add(int64(2e9), int64(2e9), int64(2e9), int64(-1), int64(1<<62))
+	f.Fuzz(func(t *testing.T, ttl, hb, fence, failover, slack int64) {
+		l := Lease{TTL: time.Duration(ttl), Heartbeat: time.Duration(hb), Fence: time.Duration(fence),
+			Failover: time.Duration(failover), Slack: time.Duration(slack)}
+		if err := l.Validate(); err != nil {
+			checkFieldErrors(t, err)
+			if _, nerr := NewNode(time.Unix(0, 0), l, 1); nerr == nil {
+				t.Fatal("NewNode accepted a policy Validate rejects")
+			}
+			return
+		}
+		d := l.WithDefaults()
+		p := time.Unix(1000, 0)
+		if d.TTL < time.Second || d.TTL%time.Second != 0 || d.Heartbeat <= 0 || d.Heartbeat > d.TTL/3 ||
+			d.Fence <= d.Heartbeat || !l.FenceAt(p).Before(l.EarliestDead(p)) ||
+			!l.LatestDead(p, false).After(l.EarliestDead(p)) || l.LatestDead(p, true).Before(l.LatestDead(p, false)) {
+			t.Fatalf("Validate accepted %+v, whose defaults break a bound: %+v", l, d)
+		}
+		n, err := NewNode(time.Unix(0, 0), l, 1)
+		if err != nil {
+			t.Fatalf("NewNode refused a valid policy: %v", err)
+		}
+		if _, ok := n.Deadline(); !ok {
+			t.Fatal("a new node has no deadline")
+		}
+	})
+}

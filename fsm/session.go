@@ -123,7 +123,7 @@ func (s *Session) Deadline() (time.Time, bool) {
 // the current state does not accept returns an *UnhandledError and changes
 // nothing; in particular EvSent outside Alive and Suspect is an error, so a
 // driver that writes to a closing or reaped session finds out. EvShutdown
-// on a session already Closing or Reaped is a no-op.
+// or EvFence on a session already Closing or Reaped is a no-op.
 func (s *Session) Step(now time.Time, ev Event) (Output, error) {
 	s.acts = s.acts[:0]
 	var tr Trigger
@@ -146,11 +146,14 @@ func (s *Session) Step(now time.Time, ev Event) (Output, error) {
 			return Output{}, &UnhandledError{Machine: MachineSession, State: s.state, Event: ev}
 		}
 		s.lastActivity = later(s.lastActivity, now)
-	case EvShutdown:
+	case EvShutdown, EvFence:
 		if s.state == Closing || s.state == Reaped {
 			break
 		}
 		tr = Shutdown
+		if ev == EvFence {
+			tr = Fence
+		}
 	default:
 		t, ok := sessionTriggers[ev]
 		if !ok {
@@ -207,7 +210,7 @@ func (s *Session) due(now time.Time) Trigger {
 var reasonOf = map[Trigger]Reason{
 	SendError: ReasonSendError, PongTimeout: ReasonPongTimeout, IdleTimeout: ReasonIdleTimeout,
 	ReadError: ReasonReadError, PeerClose: ReasonPeerClose, SlowConsumer: ReasonSlowConsumer,
-	Shutdown: ReasonShutdown, ProtocolError: ReasonProtocolErrors,
+	Shutdown: ReasonShutdown, Fence: ReasonFenced, ProtocolError: ReasonProtocolErrors,
 	HandshakeTimeout: ReasonHandshakeTimeout, HandshakeFailed: ReasonHandshakeFailed,
 }
 

@@ -10,15 +10,26 @@ const (
 	MachineClient Machine = iota + 1
 	// MachineSession is the lifecycle of one server-side session.
 	MachineSession
+	// MachineNode is a cluster node's own lease: whether it may serve
+	// sessions (see NodeTable).
+	MachineNode
+	// MachinePeer is one node's view of another node of its cluster (see
+	// PeerTable).
+	MachinePeer
 )
 
-// String returns "client" or "session", the value of the `machine` log key.
+// String returns "client", "session", "node" or "peer", the value of the
+// `machine` log key.
 func (m Machine) String() string {
 	switch m {
 	case MachineClient:
 		return "client"
 	case MachineSession:
 		return "session"
+	case MachineNode:
+		return "node"
+	case MachinePeer:
+		return "peer"
 	}
 	return "Machine(" + strconv.Itoa(int(m)) + ")"
 }
@@ -52,7 +63,9 @@ const (
 	// liveness policy's HandshakeTimeout. Next: Alive, Reaped.
 	Handshaking State = iota + 20
 	// Alive is an open session heard from recently with no recent errors.
-	// Next: Suspect, Closing, Reaped.
+	// Next: Suspect, Closing, Reaped. In the peer table (a node's view of
+	// another node) it is a peer whose lease is held. Next: Alive (a new
+	// incarnation), Expired, Left.
 	Alive
 	// Suspect is an open session that has produced recoverable errors (bad
 	// frames, undecodable payloads). A good message returns it to Alive;
@@ -69,6 +82,8 @@ var stateNames = map[State]string{
 	Idle: "Idle", Connecting: "Connecting", Connected: "Connected", BackingOff: "BackingOff",
 	GaveUp: "GaveUp", Stopped: "Stopped",
 	Handshaking: "Handshaking", Alive: "Alive", Suspect: "Suspect", Closing: "Closing", Reaped: "Reaped",
+	Joining: "Joining", Member: "Member", Degraded: "Degraded", Fenced: "Fenced", Left: "Left",
+	Expired: "Expired",
 }
 
 // String returns the state's name as it appears in logs and diagrams.
@@ -142,6 +157,11 @@ const (
 	Closed
 	// CloseTimeout fires when a close handshake outlives CloseTimeout.
 	CloseTimeout
+	// Fence is the session's node fencing itself: it can no longer prove
+	// its cluster lease, and the other nodes are about to count its
+	// sessions dead (see Lease). It closes the session like Shutdown,
+	// with ReasonFenced.
+	Fence
 )
 
 var triggerNames = map[Trigger]string{
@@ -152,6 +172,10 @@ var triggerNames = map[Trigger]string{
 	ProtocolError: "protocol_error", Recovered: "recovered", IdleTimeout: "idle_timeout",
 	SendError: "send_error", ReadError: "read_error", PeerClose: "peer_close",
 	SlowConsumer: "slow_consumer", Shutdown: "shutdown", Closed: "closed", CloseTimeout: "close_timeout",
+	Fence: "fence",
+	Leased: "leased", RenewFailed: "renew_failed", Renewed: "renewed", FenceDue: "fence_due",
+	Rejoin: "rejoin", Leave: "leave",
+	LeaseGone: "lease_gone", PeerLeft: "peer_left", PeerRejoined: "peer_rejoined",
 }
 
 // String returns the trigger's name as it appears in logs and diagrams.
@@ -188,6 +212,14 @@ const (
 	ReasonHandshakeTimeout
 	// ReasonHandshakeFailed: the upgrade failed.
 	ReasonHandshakeFailed
+	// ReasonFenced: the session's node fenced itself: it could not prove
+	// its cluster lease for Lease.Fence, so the cluster is about to count
+	// it dead, and it closes every session it serves first.
+	ReasonFenced
+	// ReasonNodeDead: the session's node was declared dead (its lease
+	// expired) or left. It is set on cluster directory entries that other
+	// nodes drop, never on a local session.
+	ReasonNodeDead
 )
 
 var reasonNames = [...]string{
@@ -195,7 +227,7 @@ var reasonNames = [...]string{
 	ReasonIdleTimeout: "idle_timeout", ReasonReadError: "read_error", ReasonPeerClose: "peer_close",
 	ReasonSlowConsumer: "slow_consumer", ReasonShutdown: "shutdown",
 	ReasonProtocolErrors: "protocol_errors", ReasonHandshakeTimeout: "handshake_timeout",
-	ReasonHandshakeFailed: "handshake_failed",
+	ReasonHandshakeFailed: "handshake_failed", ReasonFenced: "fenced", ReasonNodeDead: "node_dead",
 }
 
 // Reasons lists every non-zero Reason, in declaration order, for stats tables.
@@ -221,8 +253,8 @@ func (r Reason) String() string {
 // peer's close is echoed by the WebSocket library.
 func (r Reason) CloseCode() (int, bool) {
 	switch r {
-	case ReasonPongTimeout, ReasonShutdown:
-		return 1001, true // going away
+	case ReasonPongTimeout, ReasonShutdown, ReasonFenced:
+		return 1001, true // going away: the client moves to another node
 	case ReasonIdleTimeout:
 		return 1000, true // normal closure
 	case ReasonSlowConsumer, ReasonProtocolErrors:

@@ -96,6 +96,7 @@ func SessionTable() *Table {
 		{Handshaking, HandshakeTimeout, Reaped, NoGuard},
 		{Handshaking, ReadError, Reaped, NoGuard},
 		{Handshaking, Shutdown, Reaped, NoGuard},
+		{Handshaking, Fence, Reaped, NoGuard},
 
 		{Suspect, Recovered, Alive, NoGuard},
 
@@ -118,6 +119,7 @@ func SessionTable() *Table {
 			Row{open, PongTimeout, Reaped, NoGuard},
 			Row{open, IdleTimeout, Closing, NoGuard},
 			Row{open, Shutdown, Closing, NoGuard},
+			Row{open, Fence, Closing, NoGuard},
 		)
 	}
 	return &Table{

@@ -10,7 +10,7 @@ import (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestBuiltinTablesCheck(t *testing.T) {
-	for _, tb := range []*Table{ClientTable(), SessionTable()} {
+	for _, tb := range Tables() {
 		if err := tb.Check(); err != nil {
 			t.Errorf("%s: %v", tb.Machine, err)
 		}
@@ -207,6 +207,8 @@ func sessionInput(s *Session, tr Trigger) (Event, time.Time) {
 		return EvMessage, t0
 	case Shutdown:
 		return EvShutdown, t0
+	case Fence:
+		return EvFence, t0
 	}
 	for ev, t := range sessionTriggers {
 		if t == tr {
@@ -270,11 +272,13 @@ func TestSessionUnhandledPairs(t *testing.T) {
 			t.Errorf("EvSent in %s: err = %v", s, err)
 		}
 	}
-	// Shutdown is idempotent.
+	// Shutdown and fence are idempotent.
 	for _, s := range []State{Closing, Reaped} {
-		ss := sessionFor(t, s, NoGuard)
-		if out, err := ss.Step(t0, EvShutdown); err != nil || out.Transition != nil {
-			t.Errorf("EvShutdown in %s: %v %+v", s, err, out)
+		for _, ev := range []Event{EvShutdown, EvFence} {
+			ss := sessionFor(t, s, NoGuard)
+			if out, err := ss.Step(t0, ev); err != nil || out.Transition != nil {
+				t.Errorf("%s in %s: %v %+v", ev, s, err, out)
+			}
 		}
 	}
 	ss := sessionFor(t, Alive, NoGuard)

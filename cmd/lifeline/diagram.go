@@ -14,14 +14,14 @@ import (
 )
 
 func runDiagram(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	return diagram(args, stdout, stderr, []*fsm.Table{fsm.ClientTable(), fsm.SessionTable()})
+	return diagram(args, stdout, stderr, fsm.Tables())
 }
 
 // diagram is runDiagram with the tables as a parameter, so a test can show
 // that a table edit makes --check fail.
 func diagram(args []string, stdout, stderr io.Writer, tables []*fsm.Table) error {
 	fs := newFlagSet("diagram", stderr)
-	machine := fs.String("machine", "all", "which lifecycle: client, session or all")
+	machine := fs.String("machine", "all", "which lifecycle: client, session, node, peer or all")
 	format := fs.String("format", "all", "which format: mermaid, dot or all")
 	out := fs.String("out", "docs", "directory the diagram files go to")
 	readme := fs.String("readme", "README.md", "file whose marked diagram blocks are refreshed too (empty: none)")
@@ -99,7 +99,7 @@ func diagramFiles(tables []*fsm.Table, machine, format, out string) ([]genFile, 
 		}
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("-machine %q: want client, session or all", machine)
+		return nil, fmt.Errorf("-machine %q: want client, session, node, peer or all", machine)
 	}
 	return files, nil
 }

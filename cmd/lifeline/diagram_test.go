@@ -12,7 +12,7 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-func builtin() []*fsm.Table { return []*fsm.Table{fsm.ClientTable(), fsm.SessionTable()} }
+func builtin() []*fsm.Table { return fsm.Tables() }
 
 func TestDiagramWriteThenCheck(t *testing.T) {
 	dir := t.TempDir()

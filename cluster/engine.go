@@ -1,0 +1,196 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// engine is the node's NATS: the embedded server (nil with an external
+// one), the client connection and the two buckets.
+type engine struct {
+	srv      *server.Server
+	tmpStore string // StoreDir we created, removed on close
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	leases   jetstream.KeyValue // <node> → lease, per-key TTL
+	dir      jetstream.KeyValue // <node>.<inc>.<n> → session entry
+	dirName  string
+	subj     string // subject prefix: <name>.
+}
+
+// reconnectWait is nats.go's wait between reconnect attempts. The lease,
+// not the connection, decides whether the node may serve: a short wait
+// only lets a renewal through sooner once the engine is back.
+const reconnectWait = 250 * time.Millisecond
+
+// startServer starts the embedded NATS server of cfg and waits until it
+// takes clients.
+func startServer(cfg Config, log *slog.Logger) (*server.Server, string, error) {
+	opts := &server.Options{
+		ServerName: cfg.Node,
+		Host:       "127.0.0.1",
+		Port:       -1,
+		DontListen: cfg.ClientListen == "",
+		JetStream:  true,
+		NoLog:      true,
+		NoSigs:     true,
+		// Memory storage only: the buckets are leases and sessions, both
+		// worthless after a restart of the whole cluster.
+		JetStreamMaxMemory: 256 << 20,
+		JetStreamMaxStore:  0,
+	}
+	tmp := ""
+	opts.StoreDir = cfg.StoreDir
+	if opts.StoreDir == "" {
+		d, err := os.MkdirTemp("", "lifeline-nats-"+cfg.Node+"-")
+		if err != nil {
+			return nil, "", fmt.Errorf("cluster: store directory: %w", err)
+		}
+		opts.StoreDir, tmp = d, d
+	}
+	if cfg.ClientListen != "" {
+		h, p, _ := net.SplitHostPort(cfg.ClientListen)
+		opts.Host = h
+		opts.Port, _ = strconv.Atoi(p)
+		if opts.Port == 0 {
+			opts.Port = -1
+		}
+	}
+	if cfg.Listen != "" {
+		h, p, _ := net.SplitHostPort(cfg.Listen)
+		port, _ := strconv.Atoi(p)
+		opts.Cluster = server.ClusterOpts{Name: cfg.name(), Host: h, Port: port}
+		var routes []string
+		for _, peer := range cfg.Peers {
+			routes = append(routes, "nats://"+peer)
+		}
+		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		removeTmp(tmp)
+		return nil, "", fmt.Errorf("cluster: embedded NATS: %w", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		s.WaitForShutdown()
+		removeTmp(tmp)
+		return nil, "", errors.New("cluster: embedded NATS not ready within 10s (is the route address in use?)")
+	}
+	log.Info("embedded NATS started", "node", cfg.Node, "routes", cfg.Peers, "listen", cfg.Listen, "clients", cfg.ClientListen)
+	return s, tmp, nil
+}
+
+func removeTmp(dir string) {
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// splitURLs splits a comma-separated URL list.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// connect opens the node's client connection: in-process to the embedded
+// server, or to the external servers with nats.go's reconnect handling
+// (forever, every reconnectWait): an outage shows as failed lease
+// renewals, which the node lifecycle turns into Degraded, then Fenced.
+func connect(cfg Config, srv *server.Server, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("lifeline-" + cfg.Node),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("engine connection lost", "node", cfg.Node, "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("engine connection back", "node", cfg.Node, "server", nc.ConnectedUrlRedacted())
+		}),
+	}
+	url := cfg.NATS
+	if srv != nil {
+		url = "nats://in-process"
+		opts = append(opts, nats.InProcessServer(srv))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, &EngineError{Op: "connect to NATS", Err: err}
+	}
+	return nc, nil
+}
+
+// openBuckets creates (or binds to) the lease and directory buckets,
+// retrying while JetStream is not ready: a fresh cluster elects its meta
+// leader a few seconds after its routes are up.
+func (e *engine) openBuckets(ctx context.Context, cfg Config) error {
+	lease := cfg.Lease.WithDefaults()
+	name := cfg.name()
+	e.dirName = name + "_sessions"
+	e.subj = name + "."
+	leaseCfg := jetstream.KeyValueConfig{
+		Bucket:   name + "_nodes",
+		History:  1, // more would silently raise a per-key TTL to the marker TTL
+		Storage:  jetstream.MemoryStorage,
+		Replicas: cfg.replicas(),
+		// Enables per-key TTLs; expiry markers live this long, so a
+		// watcher sees a lease expire (and a re-check covers the rest).
+		LimitMarkerTTL: max(lease.TTL, time.Second),
+	}
+	dirCfg := jetstream.KeyValueConfig{
+		Bucket:   e.dirName,
+		History:  1,
+		Storage:  jetstream.MemoryStorage,
+		Replicas: cfg.replicas(),
+	}
+	var lastErr error
+	for {
+		var err error
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		e.leases, err = e.js.CreateOrUpdateKeyValue(cctx, leaseCfg)
+		if err == nil {
+			e.dir, err = e.js.CreateOrUpdateKeyValue(cctx, dirCfg)
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return &EngineError{Op: "open buckets", Err: fmt.Errorf("%w (last: %v)", ctx.Err(), lastErr)}
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// close drains the client and stops the embedded server.
+func (e *engine) close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+	removeTmp(e.tmpStore)
+}

@@ -1,0 +1,69 @@
+package conn
+
+import (
+	"net/http"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// SessionHook lets a layer above a Server (package cluster) follow its
+// sessions without conn knowing that layer. Every method runs on a session
+// or handler goroutine, so each must return at once: record, queue, never
+// wait on the network.
+type SessionHook interface {
+	// Admit runs first for every upgrade request, before Authorize. A
+	// non-nil error answers 503 with Retry-After and creates no session: a
+	// fenced cluster node refuses sessions it could not vouch for.
+	Admit(r *http.Request) error
+	// Opened runs once per session right after its upgrade, before
+	// ServerConfig.OnOpen, on the handler goroutine. r is the upgrade
+	// request (read what you need, do not keep it).
+	Opened(s *Session, r *http.Request)
+	// Closed runs once per opened session after it was reaped, before
+	// ServerConfig.OnClose, on the session's teardown goroutine.
+	Closed(s *Session, reason fsm.Reason)
+}
+
+// hookAdmit asks the hook, if any, whether to take r.
+func (srv *Server) hookAdmit(r *http.Request) error {
+	if srv.cfg.Hook == nil {
+		return nil
+	}
+	return srv.cfg.Hook.Admit(r)
+}
+
+// Delivered is called once for a message sent with SendNotify: with nil
+// once the message was written to the connection, or with a
+// *SessionClosedError once it was dropped because the session closed first.
+// It runs on the session's writer or on the goroutine that closed the
+// session, with the session's lock held: it must not call the Session.
+type Delivered func(err error)
+
+// SendNotify is Send with a report of the message's fate: notify is
+// called with nil when the message was written to the socket, or with an
+// error when it never will be. A non-nil return means the message was not
+// queued and notify will not be called.
+//
+// A cluster node answers "delivered" only after this report, so that no
+// send is counted as delivered that a reap dropped from the queue.
+func (s *Session) SendNotify(t MessageType, data []byte, notify Delivered) error {
+	return s.send(t, data, notify)
+}
+
+// Fence reaps every registered session at once for reason (a cluster
+// node that can no longer prove its lease: fsm.ReasonFenced), without a
+// close handshake, and returns how many it reaped. Sessions opened after it
+// returns are not affected: refuse them with SessionHook.Admit.
+func (srv *Server) Fence(reason fsm.Reason) int {
+	now := srv.clk.Now()
+	n := 0
+	for _, s := range srv.snapshot() {
+		if s.kill(now, reason) {
+			n++
+		}
+	}
+	return n
+}
+
+// Server returns the Server the session belongs to.
+func (s *Session) Server() *Server { return s.srv }
