@@ -97,8 +97,8 @@ func ExampleBackoff_HerdShare() {
 		fmt.Printf("±%.0f%%: %.3f, at most %d of 500\n", b.WithDefaults().JitterFraction*100, p, fsm.HerdLimit(500, p))
 	}
 	// Output:
-	// ±20%: 0.156, at most 112 of 500
-	// ±50%: 0.063, at most 55 of 500
+	// ±20%: 0.156, at most 128 of 500
+	// ±50%: 0.063, at most 66 of 500
 }
 
 // Validate names every field that breaks a rule.

@@ -88,7 +88,7 @@ func TestHerdShareEdges(t *testing.T) {
 			t.Errorf("%s: HerdShare = %v, %v; want %v, %v", c.name, got, ok, c.want, c.ok)
 		}
 	}
-	if l := HerdLimit(500, 0.1); l != 78 {
-		t.Errorf("HerdLimit(500, 0.1) = %d, want 78 (⌈50 + 4×6.7 + 1⌉)", l)
+	if l := HerdLimit(500, 0.1); l != 92 {
+		t.Errorf("HerdLimit(500, 0.1) = %d, want 92 (⌈50 + 6×6.7 + 1⌉)", l)
 	}
 }
