@@ -64,7 +64,13 @@ func (r *runner) loop() error {
 		case fsm.Stopped:
 			return nil
 		case fsm.GaveUp:
-			return &GaveUpError{Attempts: c.stats.Attempts, Last: r.lastErr}
+			c.mu.Lock()
+			e := &GaveUpError{Attempts: c.stats.Attempts, Cause: c.fc.GaveUpCause(), Last: r.lastErr}
+			if e.Cause == fsm.GiveUpOffline {
+				e.Offline = c.stats.LastErrorAt.Sub(c.fc.OfflineSince())
+			}
+			c.mu.Unlock()
+			return e
 		case fsm.BackingOff:
 			if c.hooks.skipWait() { // the bug under test: retry without waiting
 				c.mu.Lock()

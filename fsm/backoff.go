@@ -89,6 +89,12 @@ type Backoff struct {
 	// MaxAttempts is how many consecutive attempts may fail before the
 	// client gives up. Zero means never give up.
 	MaxAttempts int
+	// GiveUpAfter is the longest the client may go without a proven link
+	// (one that stayed up StableAfter), counted from Run's start or from
+	// the end of the last proven link, before it gives up
+	// (GiveUpOffline). It is judged at each failure, so the client gives
+	// up at the first failure at or past it. Zero means never.
+	GiveUpAfter time.Duration
 	// FirstImmediate retries at once after the first failure of a run, for
 	// the transient glitch; backoff starts from the second. Off in the zero
 	// value, on in DefaultBackoff.
@@ -149,7 +155,7 @@ func (b Backoff) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}} {
+	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}, {"GiveUpAfter", b.GiveUpAfter}} {
 		if d.v < 0 {
 			bad(d.name, "must not be negative", d.v)
 		}

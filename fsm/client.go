@@ -63,6 +63,11 @@ type Client struct {
 	failedAt     time.Time // when the pending retry was scheduled
 	retryAt      time.Time
 
+	now          time.Time   // of the Step in progress, for the guards
+	offlineSince time.Time   // see OfflineSince
+	proven       bool        // the current link stayed up StableAfter
+	gaveUp       GiveUpCause // why the client is in GaveUp
+
 	trans Transition
 }
 
@@ -76,7 +81,7 @@ type clientInstance struct {
 func (i *clientInstance) LifecycleState() State     { return i.c.state }
 func (i *clientInstance) SetLifecycleState(s State) { i.c.state = s }
 func (i *clientInstance) GuardHolds(g Guard) bool {
-	exhausted := i.c.b.GivesUpAfter(i.c.failures + 1)
+	exhausted := i.c.giveUp(i.c.now) != GiveUpNone
 	switch g {
 	case RetriesLeft:
 		return !exhausted
@@ -151,6 +156,7 @@ func (c *Client) Deadline() (time.Time, bool) {
 // nothing. EvStop in a terminal state is a no-op.
 func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 	c.acts = c.acts[:0]
+	c.now = now
 	c.settle(now)
 	var tr Trigger
 	switch ev {
@@ -193,7 +199,11 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 // settle does the bookkeeping that time alone causes: a link that has been
 // up for StableAfter ends the run of failures.
 func (c *Client) settle(now time.Time) {
-	if c.state == Connected && c.failures > 0 && !now.Before(c.connectedAt.Add(c.b.StableAfter)) {
+	if c.state != Connected || now.Before(c.connectedAt.Add(c.b.StableAfter)) {
+		return
+	}
+	c.proven = true
+	if c.failures > 0 {
 		c.failures, c.delay, c.prevDelay = 0, 0, 0
 	}
 }
@@ -238,6 +248,12 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		}
 		c.acts = append(c.acts, Action{Kind: ActDrop})
 	}
+	if from == Idle {
+		c.offlineSince = now
+	}
+	if from == Connected && c.proven && to != Stopped { // the proven link ended: offline from now
+		c.offlineSince, c.proven = now, false
+	}
 	switch to {
 	case Connecting:
 		c.attempt = c.failures + 1
@@ -254,6 +270,7 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		c.trans.Attempt, c.trans.Delay = c.failures+1, c.delay
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.delay})
 	case GaveUp:
+		c.gaveUp = c.giveUp(now)
 		c.failures++
 		c.trans.Attempt = c.attempt
 	}

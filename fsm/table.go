@@ -10,9 +10,12 @@ const (
 	// NoGuard: the row always applies.
 	NoGuard Guard = iota
 	// RetriesLeft: this failure leaves attempts under Backoff.MaxAttempts
-	// (always true when MaxAttempts is 0).
+	// (always true when MaxAttempts is 0) and comes before the
+	// Backoff.GiveUpAfter deadline.
 	RetriesLeft
-	// RetriesExhausted: this failure is attempt number MaxAttempts.
+	// RetriesExhausted: this failure is attempt number MaxAttempts, or
+	// comes at or past the GiveUpAfter deadline (Client.GaveUpCause says
+	// which).
 	RetriesExhausted
 	// BelowErrorLimit: this error leaves the streak under Liveness.MaxErrors.
 	BelowErrorLimit

@@ -24,11 +24,13 @@ func (rt *retries) down(s *Suite, r *trace.Record) {
 	}
 	if c.up && r.At-c.upAt >= s.o.b.StableAfter {
 		c.n, c.prevDelay, c.lowRun = 0, 0, 0
+		c.offlineSince = r.At
 	}
 	c.up, c.link, c.downLink = false, trace.NoID, c.link
 	c.n++
 	c.lastFail = r.At
-	c.exhausted = s.o.b.GivesUpAfter(int(c.n))
+	c.exhausted = s.o.b.GivesUpAfter(int(c.n)) ||
+		(s.o.b.GiveUpAfter > 0 && r.At-c.offlineSince >= s.o.b.GiveUpAfter)
 	c.pending = !c.exhausted
 }
 
@@ -39,7 +41,7 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	switch {
 	case c.exhausted || c.gaveUp:
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
-			"attempt %d started after failure %d had exhausted MaxAttempts=%d", r.Attempt, c.n, s.o.b.MaxAttempts)
+			"attempt %d started after failure %d had exhausted MaxAttempts=%d or GiveUpAfter=%s", r.Attempt, c.n, s.o.b.MaxAttempts, s.o.b.GiveUpAfter)
 	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts:
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt number %d exceeds MaxAttempts=%d", c.n+1, s.o.b.MaxAttempts)
@@ -91,7 +93,8 @@ func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 		s.check(BoundedRetries)
 		if !c.exhausted {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
-				"gave up after %d consecutive failures; MaxAttempts=%d", c.n, s.o.b.MaxAttempts)
+				"gave up after %d consecutive failures; MaxAttempts=%d, GiveUpAfter=%s (%s offline)",
+				c.n, s.o.b.MaxAttempts, s.o.b.GiveUpAfter, r.At-c.offlineSince)
 		}
 		c.gaveUp, c.pending = true, false
 	case fsm.Stopped:

@@ -67,9 +67,12 @@ type clientFacts struct {
 	herdMark  int32         // herd+1 whose first reconnect this client already gave
 	up        bool
 	pending   bool // a failure awaits its retry
-	exhausted bool // the last failure used up MaxAttempts
-	gaveUp    bool
-	exited    bool
+	exhausted bool // the last failure used up MaxAttempts or passed GiveUpAfter
+	// offlineSince is the client's start or the drop of its last link that
+	// lived StableAfter: Backoff.GiveUpAfter counts from it.
+	offlineSince time.Duration
+	gaveUp       bool
+	exited       bool
 }
 
 // sessionFacts is what the checkers know of one session.
@@ -108,7 +111,7 @@ func (s *Suite) Observe(r *trace.Record) {
 	case trace.Down:
 		s.retries.down(s, r)
 	case trace.ClientStart:
-		*s.client(r.ID) = clientFacts{link: trace.NoID, downLink: trace.NoID}
+		*s.client(r.ID) = clientFacts{link: trace.NoID, downLink: trace.NoID, offlineSince: r.At}
 	case trace.ClientExit:
 		c := s.client(r.ID)
 		c.exited, c.up, c.pending, c.link = true, false, false, trace.NoID

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
@@ -77,6 +78,7 @@ func backoffFlags(fs *flag.FlagSet, d fsm.Backoff) func() (fsm.Backoff, error) {
 	fs.DurationVar(&b.Max, "max", d.Max, "backoff cap, jitter included")
 	jitter := fs.String("jitter", d.Jitter.String(), "jitter: none, symmetric, full, equal or decorrelated")
 	fs.IntVar(&b.MaxAttempts, "max-attempts", 0, "give up after this many consecutive failed attempts (0: never)")
+	fs.DurationVar(&b.GiveUpAfter, "give-up-after", 0, "give up after this long without a proven link, e.g. 10m (0: never)")
 	fs.BoolVar(&b.FirstImmediate, "first-immediate", true, "retry at once after the first failure of a run")
 	fs.DurationVar(&b.ConnectTimeout, "connect-timeout", d.ConnectTimeout, "bound on one attempt, dial and handshake")
 	return func() (fsm.Backoff, error) {
@@ -93,6 +95,10 @@ func backoffFlags(fs *flag.FlagSet, d fsm.Backoff) func() (fsm.Backoff, error) {
 // end with; other errors pass through.
 func gaveUp(err error, maxAttempts int) error {
 	var gu *conn.GaveUpError
+	if errors.As(err, &gu) && gu.Cause == fsm.GiveUpOffline {
+		return exitError{1, fmt.Errorf("gave up after %s without a proven link (give-up-after), %d attempts; last error: %v",
+			gu.Offline.Round(time.Millisecond), gu.Attempts, gu.Last)}
+	}
 	if errors.As(err, &gu) {
 		return exitError{1, fmt.Errorf("gave up after %d consecutive failed attempts (max-attempts %d); last error: %v",
 			gu.Attempts, maxAttempts, gu.Last)}
