@@ -25,7 +25,8 @@ import (
 //	protocol_errors           the peer's last MaxErrors messages were all bad (BadRecv, no
 //	                          Recv between them)
 //	slow_consumer             a write found the send queue full (QueueFull)
-//	send_error                a write failed (SendFailed)
+//	send_error                a write failed (SendFailed), or the peer is dead (PeerDead: every
+//	                          write to it fails, at once or at the write deadline)
 
 // judgeEnd checks (d) for session f entering Closing or Reaped from an
 // open state, by its trigger.
@@ -68,8 +69,8 @@ func (s *Suite) judgeEnd(f *sessionFacts, r *trace.Record, idx int) {
 		}
 	case fsm.SendError:
 		s.check(LiveKept)
-		if !f.sendFailed {
-			s.fail(LiveKept, r.At, fsm.MachineSession, r.ID, idx, "reaped for a send error, but no write on it failed")
+		if !f.sendFailed && !f.dead {
+			s.fail(LiveKept, r.At, fsm.MachineSession, r.ID, idx, "reaped for a send error, but no write on it failed and its peer lives")
 		}
 	}
 }
@@ -94,9 +95,17 @@ func (s *Suite) judgeClientDrop(c *clientFacts, r *trace.Record, idx int) {
 		return
 	}
 	s.fail(LiveKept, r.At, fsm.MachineClient, r.ID, idx,
-		"dropped session %d for silence while the server end lived and the path reported no loss or delay ≥ PongTimeout/2 since %s",
+		"dropped session %d for silence while the server end lived and the path reported no loss or delay ≥ 3/8 PongTimeout since %s",
 		li, r.At-window)
 }
+
+// ClientSlowFrame is the one-way transit time from which a frame excuses
+// a client's drop for silence: 3/8 of its PongTimeout. A client pings
+// PongTimeout/4 after the server would have (fsm.Liveness), so it leaves
+// its own ping 3/4 of PongTimeout for the answer; a round trip of two
+// frames each under 3/8 of it always fits. (A server leaves PongTimeout,
+// hence its PongTimeout/2.) l must have its defaults applied.
+func ClientSlowFrame(l fsm.Liveness) time.Duration { return l.PongTimeout * 3 / 8 }
 
 // degraded records a slow, lost or held frame on a session's path, for
 // each end whose pong timeout it is slow enough for.
@@ -105,7 +114,7 @@ func (s *Suite) degraded(r *trace.Record) {
 	if r.Delay == 0 || r.Delay >= s.o.l.PongTimeout/2 {
 		f.degraded, f.degradedAt = true, r.At
 	}
-	if r.Delay == 0 || r.Delay >= s.o.cl.PongTimeout/2 {
+	if r.Delay == 0 || r.Delay >= ClientSlowFrame(s.o.cl) {
 		f.cDegraded, f.cDegradedAt = true, r.At
 	}
 }
@@ -136,8 +145,8 @@ func (s *Suite) sessionFact(r *trace.Record) {
 // every time once its range has opened.
 func (s *Suite) growth(c *clientFacts, r *trace.Record, idx int) {
 	lo, hi := s.o.earliest(c.n), s.o.b.LatestAfter(int(c.n), c.prevDelay)
-	if hi <= lo {
-		return // no jitter, or the immediate first retry: the range is one point
+	if hi-lo < time.Microsecond {
+		return // no jitter, or the immediate first retry: a point, or one only rounding widens
 	}
 	if r.Delay > lo+(hi-lo)/4 {
 		c.lowRun = 0

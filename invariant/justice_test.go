@@ -88,7 +88,7 @@ func TestNoUnjustEnd(t *testing.T) {
 			{At: 40 * s, Kind: trace.Degraded, ID: 0, Delay: 2 * s}, sess(45*s, 0, fsm.Alive, fsm.Reaped, fsm.PongTimeout)}), time.Minute,
 			func(c *invariant.Config) { c.ClientLiveness = fsm.Liveness{PingInterval: 10 * s, PongTimeout: 4 * s} }, "(d) live_kept violated at 45s by session 0"},
 		{"... and excuses the client", cat(open(), []trace.Record{
-			{At: 40 * s, Kind: trace.Degraded, ID: 0, Delay: 2 * s}, down(45*s, 0), cli(45*s, 0, fsm.Connected, fsm.BackingOff, fsm.PongTimeout, 0)}), 45 * s,
+			{At: 40 * s, Kind: trace.Degraded, ID: 0, Delay: 1500 * ms}, down(45*s, 0), cli(45*s, 0, fsm.Connected, fsm.BackingOff, fsm.PongTimeout, 0)}), 45 * s,
 			func(c *invariant.Config) { c.ClientLiveness = fsm.Liveness{PingInterval: 10 * s, PongTimeout: 4 * s} }, ""},
 		{"decorrelated delays that grow", failures(1900*ms, 3700*ms, 7300*ms, 14*s, 27*s), 27 * s, decor, ""},
 		{"decorrelated delay past Multiplier × the one before", failures(1500*ms, 3500*ms), time.Minute, decor,

@@ -193,6 +193,9 @@ func (w *world) atClient(e event) {
 		case fAcceptClose:
 			c.up = true
 			w.emit(trace.Record{Kind: trace.Up, ID: c.id, Peer: trace.NoID})
+			if w.bugs[BugResetOnConnect] {
+				w.resetMachine(c)
+			}
 			w.clientStep(c, fsm.EvDialOK)
 			w.clientFailed(c, fsm.EvDropped, false)
 		case fRefused, fNotWS, fDNSFail:

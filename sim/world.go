@@ -87,7 +87,7 @@ type world struct {
 	settleAt   int64
 	settleSpan int64 // how long the world must be quiet to count as settled
 	lastChange int64 // last time a link came up or went down, or the registry changed
-	halfPong   int64 // the shorter of both ends' PongTimeout / 2: frames slower than this are Degraded
+	halfPong   int64 // the server's PongTimeout/2 or the client's invariant.ClientSlowFrame, the shorter: frames this slow are Degraded
 
 	suite *invariant.Suite
 	trace []trace.Record
@@ -138,7 +138,7 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 		w.bugs[b] = true
 	}
 	sl, cl := sc.ServerLiveness.WithDefaults(), sc.ClientLiveness.WithDefaults()
-	w.halfPong = int64(min(sl.PongTimeout/2, cl.PongTimeout/2))
+	w.halfPong = int64(min(sl.PongTimeout/2, invariant.ClientSlowFrame(cl)))
 	b := sc.Backoff.WithDefaults()
 	lat := sc.Latency.max()
 	for _, f := range sc.Faults {
