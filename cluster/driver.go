@@ -75,7 +75,7 @@ func (d *driver) apply(out fsm.Output, cause error) {
 			// expiry on. Admit already refuses new ones.
 			closed := 0
 			for _, srv := range n.servers() {
-				closed += srv.Fence(a.Reason)
+				closed += srv.Fence()
 			}
 			n.log.Warn("node fenced: closed its sessions", "node", n.cfg.Node, "sessions", closed,
 				"incarnation", a.Incarnation)

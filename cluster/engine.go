@@ -41,7 +41,11 @@ func startServer(cfg Config, log *slog.Logger) (*server.Server, string, error) {
 		ServerName: cfg.Node,
 		Host:       "127.0.0.1",
 		Port:       -1,
-		DontListen: cfg.ClientListen == "",
+		// A client listener on a random loopback port even when nobody
+		// but the node connects: in nats-server 2.15 the route listener
+		// starts only after the client listener did (StartRouting waits
+		// for it), so DontListen would leave a clustered server unrouted.
+		DontListen: cfg.ClientListen == "" && cfg.Listen == "",
 		JetStream:  true,
 		NoLog:      true,
 		NoSigs:     true,

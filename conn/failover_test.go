@@ -156,8 +156,9 @@ func TestSessionHookAdmitOpenedClosedAndFence(t *testing.T) {
 	if len(h.opened) != n {
 		t.Errorf("opened %v, want %d sessions", h.opened, n)
 	}
+	h.refuse = errors.New("fenced") // the clients' reconnects are refused, as a fenced node's are
 	h.mu.Unlock()
-	if got := ts.Fence(fsm.ReasonShutdown); got != n {
+	if got := ts.Fence(); got != n {
 		t.Errorf("Fence reaped %d, want %d", got, n)
 	}
 	select {
@@ -168,7 +169,7 @@ func TestSessionHookAdmitOpenedClosedAndFence(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for id, r := range h.closed {
-		if r != fsm.ReasonShutdown {
+		if r != fsm.ReasonFenced {
 			t.Errorf("session %d closed for %s, want the fence's reason", id, r)
 		}
 	}
@@ -194,9 +195,9 @@ func TestSendNotifyReportsWrittenOrDropped(t *testing.T) {
 	if m := <-got; m != "hi" {
 		t.Fatalf("client got %q", m)
 	}
-	ts.Fence(fsm.ReasonShutdown)
+	ts.Fence()
 	err := s.SendNotify(TextMessage, []byte("late"), func(err error) { t.Errorf("notify called for a refused send: %v", err) })
-	if !errors.Is(err, ErrSessionClosed) || !strings.Contains(err.Error(), "Reaped") {
-		t.Fatalf("send after fence = %v, want ErrSessionClosed (Reaped)", err)
+	if !errors.Is(err, ErrSessionClosed) || !strings.Contains(err.Error(), "fenced") {
+		t.Fatalf("send after fence = %v, want ErrSessionClosed (fenced)", err)
 	}
 }

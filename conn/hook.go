@@ -50,15 +50,18 @@ func (s *Session) SendNotify(t MessageType, data []byte, notify Delivered) error
 	return s.send(t, data, notify)
 }
 
-// Fence reaps every registered session at once for reason (a cluster
-// node that can no longer prove its lease: fsm.ReasonFenced), without a
-// close handshake, and returns how many it reaped. Sessions opened after it
-// returns are not affected: refuse them with SessionHook.Admit.
-func (srv *Server) Fence(reason fsm.Reason) int {
+// Fence closes every registered session because the cluster node this
+// server belongs to can no longer prove its lease (fsm.ReasonFenced): open
+// sessions get a close frame (1001, going away: the client moves to
+// another node) and accept no more messages at once; handshaking ones are
+// reaped. It returns how many sessions it closed, and does not wait for
+// their close handshakes. Sessions opened after it returns are not
+// affected: refuse them with SessionHook.Admit.
+func (srv *Server) Fence() int {
 	now := srv.clk.Now()
 	n := 0
 	for _, s := range srv.snapshot() {
-		if s.kill(now, reason) {
+		if s.fence(now) {
 			n++
 		}
 	}

@@ -239,27 +239,19 @@ func (s *Session) teardown(ws *websocket.Conn, closeCode int, reason fsm.Reason)
 	}
 }
 
-// kill reaps the session at once for reason (Server.Fence), and reports
-// whether it was still open or handshaking.
-func (s *Session) kill(now time.Time, reason fsm.Reason) bool {
+// fence closes the session because its cluster node fenced itself
+// (Server.Fence): a close frame (1001) and Closing, like a shutdown, with
+// reason fenced. It reports whether the session was open or handshaking.
+func (s *Session) fence(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.fs.State() {
-	case fsm.Reaped:
+	case fsm.Reaped, fsm.Closing:
 		return false
-	case fsm.Closing:
-		s.stepLocked(now, fsm.EvClosed, errKilled{reason})
-	default:
-		s.stepLocked(now, fsm.EvShutdown, errKilled{reason})
-		s.stepLocked(now, fsm.EvClosed, errKilled{reason})
 	}
+	s.stepLocked(now, fsm.EvFence, nil)
 	return true
 }
-
-// errKilled is the cause logged for a session Server.Fence reaped.
-type errKilled struct{ reason fsm.Reason }
-
-func (e errKilled) Error() string { return "reaped by the server: " + e.reason.String() }
 
 // forceClose ends a session Shutdown could not wait for any longer.
 func (s *Session) forceClose(now time.Time) {
