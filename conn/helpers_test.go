@@ -3,8 +3,8 @@ package conn
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -192,11 +192,11 @@ var names = func() map[string]int {
 // transition.
 func parseTransitionLine(line []byte) (Observation, bool) {
 	var m struct {
-		Time                          time.Time
-		Msg, Machine, ID, From, To    string
-		Trigger, Reason, Error        string
-		Attempt                       int
-		DelayMS                       int64 `json:"delay_ms"`
+		Time                       time.Time
+		Msg, Machine, ID, From, To string
+		Trigger, Reason, Error     string
+		Attempt                    int
+		DelayMS                    int64 `json:"delay_ms"`
 	}
 	if json.Unmarshal(line, &m) != nil || m.Msg != "transition" {
 		return Observation{}, false
