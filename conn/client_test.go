@@ -43,7 +43,7 @@ func buildClient(t testing.TB, cfg ClientConfig, observed bool) (*Client, *recor
 	t.Helper()
 	rec := newRecorder()
 	logs := &syncio.Buffer{}
-	var w io.Writer = io.MultiWriter(logs, logFeed{rec})
+	var w io.Writer = io.MultiWriter(logs, logFeed{rec.observe})
 	if observed {
 		cfg.Observer, w = rec.observe, logs
 	}

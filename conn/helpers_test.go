@@ -138,7 +138,7 @@ func serve(t testing.TB, cfg ServerConfig, observed bool) *testServer {
 	t.Helper()
 	rec := newRecorder()
 	logs := &syncio.Buffer{}
-	var w io.Writer = io.MultiWriter(logs, logFeed{rec})
+	var w io.Writer = io.MultiWriter(logs, logFeed{rec.observe})
 	if observed {
 		cfg.Observer, w = rec.observe, logs
 	}
@@ -165,12 +165,12 @@ func serve(t testing.TB, cfg ServerConfig, observed bool) *testServer {
 // its time, machine, id, from, to, trigger, reason, attempt, delay_ms and
 // error) is all a test without an Observer needs to follow a lifecycle.
 // slog's JSON handler writes each record in one Write.
-type logFeed struct{ rec *recorder }
+type logFeed struct{ observe func(Observation) }
 
 func (f logFeed) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
 		if o, ok := parseTransitionLine(line); ok {
-			f.rec.observe(o)
+			f.observe(o)
 		}
 	}
 	return len(p), nil
