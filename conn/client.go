@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -185,7 +184,11 @@ type Client struct {
 }
 
 // NewClient returns a Client for cfg, or cfg's validation error.
-func NewClient(cfg ClientConfig) (*Client, error) {
+func NewClient(cfg ClientConfig) (*Client, error) { return newClient(cfg, nil) }
+
+// newClient is NewClient with the test hooks that break it on purpose
+// (nil in production); they are set before the jitter source is chosen.
+func newClient(cfg ClientConfig, hooks *testHooks) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -196,8 +199,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.ReadLimit = defaultClientReadLimit
 	}
 	rng := cfg.Rand
-	if rng == nil {
-		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	if rng == nil { // seeded at random per client: a fleet must not move in lock-step
+		rng = hooks.defaultRand()
 	}
 	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: cfg.Backoff, Liveness: cfg.Liveness, Rand: rng})
 	if err != nil {
@@ -212,6 +215,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		poke:   make(chan struct{}, 1),
 		fc:     fc,
 		subs:   make(map[*subscriber]struct{}),
+		hooks:  hooks,
 	}
 	c.urls = cfg.endpoints()
 	c.url.Store(&c.urls[0])
@@ -297,6 +301,9 @@ func (c *Client) SetPolicy(b fsm.Backoff) error {
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("conn: SetPolicy: %w", err)
+	}
+	if c.hooks.skipPoke() {
+		return nil
 	}
 	select { // Run re-arms its timer for the (possibly moved) retry
 	case c.poke <- struct{}{}:

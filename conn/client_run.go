@@ -79,9 +79,15 @@ func (r *runner) loop() error {
 				r.step(at, fsm.EvTick, nil, nil)
 				continue
 			}
+			if c.hooks.holdLockInWait() { // the bug under test: the lock held across the wait
+				r.waitLocked()
+			}
 		}
 		c.mu.Lock()
 		d, ok := c.fc.Deadline()
+		if ok && c.hooks.skipRedial() && c.fc.State() == fsm.BackingOff && c.stats.Connects > 0 {
+			ok = false // the bug under test: no retry once a link has dropped
+		}
 		c.mu.Unlock()
 		if ok {
 			timer.Reset(max(0, d.Sub(c.clk.Now())))
@@ -98,6 +104,21 @@ func (r *runner) loop() error {
 		if ok {
 			timer.Stop()
 		}
+	}
+}
+
+// waitLocked is the lockedWait bug: it sleeps until the pending retry is
+// due (or ctx ends) with the client's lock held.
+func (r *runner) waitLocked() {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, _ := c.fc.RetryAt()
+	t := c.clk.Timer(max(0, at.Sub(c.clk.Now())))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.ctx.Done():
 	}
 }
 
@@ -142,6 +163,9 @@ func (r *runner) handle(ev clientEvent) {
 		}
 		l := newLink(r, ev.gen, ev.ws)
 		r.step(now, fsm.EvDialOK, nil, func() { c.link = l })
+		if c.hooks.resetOnDial() && c.State() == fsm.Connected {
+			r.resetFailures(now) // the bug under test
+		}
 		if c.State() == fsm.Connected {
 			r.wg.Add(1)
 			go l.readLoop()
@@ -159,6 +183,25 @@ func (r *runner) handle(ev clientEvent) {
 	if current {
 		r.step(now, fsm.EvDropped, ev.err, nil)
 	}
+}
+
+// resetFailures is the resetAtConnect bug: a fresh machine, started and
+// connected at now, replaces the one that counted the failures.
+func (r *runner) resetFailures(now time.Time) {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: c.fc.Backoff(), Liveness: c.cfg.Liveness, Rand: c.hooks.defaultRand()})
+	if err != nil {
+		return
+	}
+	if _, err := fc.Step(now, fsm.EvStart); err != nil {
+		return
+	}
+	if _, err := fc.Step(now, fsm.EvDialOK); err != nil {
+		return
+	}
+	c.fc = fc
 }
 
 // step hands ev to fsm and carries out the answer: under the lock, the

@@ -3,6 +3,8 @@ package conn
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,15 +22,33 @@ import (
 	"github.com/lifeline-go/lifeline/internal/syncio"
 )
 
-// newTestClient builds a client that records its observations and logs
-// JSON into a buffer.
+// newTestClient builds a client with no Observer, as in production, that
+// logs JSON into a buffer; rec is fed from that log (logFeed).
 func newTestClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncio.Buffer) {
 	t.Helper()
+	if cfg.Observer != nil {
+		t.Fatal("newTestClient installs no Observer; use newObservedClient")
+	}
+	return buildClient(t, cfg, false)
+}
+
+// newObservedClient is newTestClient with an Observer recording into rec
+// (and the log kept apart): for the few tests of the Observer itself.
+func newObservedClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncio.Buffer) {
+	t.Helper()
+	return buildClient(t, cfg, true)
+}
+
+func buildClient(t testing.TB, cfg ClientConfig, observed bool) (*Client, *recorder, *syncio.Buffer) {
+	t.Helper()
 	rec := newRecorder()
-	cfg.Observer = rec.observe
-	var logs *syncio.Buffer
+	logs := &syncio.Buffer{}
+	var w io.Writer = io.MultiWriter(logs, logFeed{rec.observe})
+	if observed {
+		cfg.Observer, w = rec.observe, logs
+	}
 	if cfg.Logger == nil {
-		cfg.Logger, logs = jsonLogger()
+		cfg.Logger = slog.New(slog.NewJSONHandler(w, nil))
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(1, 2))

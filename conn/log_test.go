@@ -54,7 +54,7 @@ func TestLogContractClient(t *testing.T) {
 	b := fastBackoff()
 	b.MaxAttempts = 4
 	// Four attempts to a server that answers 403, then it gives up.
-	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1"})
+	c, rec, logs := newObservedClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1"})
 	if err := c.Run(context.Background()); err == nil {
 		t.Fatal("Run succeeded against a 403 server")
 	}
@@ -74,7 +74,7 @@ func TestLogContractClient(t *testing.T) {
 
 func TestLogContractServer(t *testing.T) {
 	live := fastLiveness()
-	ts := startServer(t, ServerConfig{Liveness: live, OnMessage: func(*Session, MessageType, []byte) error {
+	ts := startObservedServer(t, ServerConfig{Liveness: live, OnMessage: func(*Session, MessageType, []byte) error {
 		return fmt.Errorf("not JSON")
 	}})
 	silent := dialRaw(t, ts.url, nil)
