@@ -103,19 +103,19 @@ func (h *herd) finish(s *Suite) {
 		}
 		s.check(HerdSpread)
 		res.Limit = int(h.maxFraction * float64(run.dropped))
-		why := fmt.Sprintf("the stated %.0f%%", h.maxFraction*100)
+		why := fmt.Sprintf("limit %.0f%%", h.maxFraction*100)
 		if p, ok := s.o.b.HerdShare(run.upAt-run.downAt, h.window); ok {
 			res.OracleShare = p
 			if l := fsm.HerdLimit(run.dropped, p); l < res.Limit {
 				res.Limit = l
-				why = fmt.Sprintf("the policy's herd oracle: share %.3f over a %s outage", p, run.upAt-run.downAt)
+				why = fmt.Sprintf("limit %d, from the policy's herd oracle: share %.3f over a %s outage", l, p, run.upAt-run.downAt)
 			}
 		}
 		h.results[len(h.results)-1] = res
 		if res.MaxInWindow > res.Limit {
 			s.fail(HerdSpread, run.upAt, 0, 0, s.n,
-				"after server %d's restart, %d of %d dropped clients reconnected within %s of %s (limit %d, from %s)",
-				run.server, res.MaxInWindow, run.dropped, h.window, res.MaxAt, res.Limit, why)
+				"after server %d's restart, %d of %d dropped clients reconnected within %s of %s (%s)",
+				run.server, res.MaxInWindow, run.dropped, h.window, res.MaxAt, why)
 		}
 	}
 }
