@@ -89,6 +89,12 @@ type Backoff struct {
 	// MaxAttempts is how many consecutive attempts may fail before the
 	// client gives up. Zero means never give up.
 	MaxAttempts int
+	// ReconnectFloor is the shortest time between the start of one attempt
+	// and an attempt that Client's reconnect-now (or a backoff reset)
+	// starts: an owner calling ReconnectNow in a loop gets at most one
+	// attempt per floor. It bounds only those attempts; the schedule's own
+	// retries keep their bounds. Zero means Initial.
+	ReconnectFloor time.Duration
 	// GiveUpAfter is the longest the client may go without a proven link
 	// (one that stayed up StableAfter), counted from Run's start or from
 	// the end of the last proven link, before it gives up
@@ -141,6 +147,9 @@ func (b Backoff) WithDefaults() Backoff {
 	if b.StableAfter == 0 {
 		b.StableAfter = 10 * time.Second
 	}
+	if b.ReconnectFloor == 0 {
+		b.ReconnectFloor = b.Initial
+	}
 	return b
 }
 
@@ -155,7 +164,7 @@ func (b Backoff) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}, {"GiveUpAfter", b.GiveUpAfter}} {
+	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}, {"GiveUpAfter", b.GiveUpAfter}, {"ReconnectFloor", b.ReconnectFloor}} {
 		if d.v < 0 {
 			bad(d.name, "must not be negative", d.v)
 		}

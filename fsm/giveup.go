@@ -16,9 +16,12 @@ const (
 	// GiveUpOffline: the client went Backoff.GiveUpAfter without a proven
 	// link (one that stayed up StableAfter).
 	GiveUpOffline
+	// GiveUpFatal: a failure the failure table calls Fatal.
+	GiveUpFatal
 )
 
-var giveUpNames = [...]string{GiveUpNone: "", GiveUpAttempts: "max_attempts", GiveUpOffline: "give_up_after"}
+var giveUpNames = [...]string{GiveUpNone: "", GiveUpAttempts: "max_attempts", GiveUpOffline: "give_up_after",
+	GiveUpFatal: "fatal_failure"}
 
 // String returns the cause's name, the value of the `gave_up` log key.
 func (g GiveUpCause) String() string {
@@ -34,6 +37,8 @@ func (g GiveUpCause) String() string {
 // failure at or past it: at most Max plus ConnectTimeout after it.
 func (c *Client) giveUp(now time.Time) GiveUpCause {
 	switch {
+	case c.class == Fatal:
+		return GiveUpFatal
 	case c.b.GivesUpAfter(c.failures + 1):
 		return GiveUpAttempts
 	case c.b.GiveUpAfter > 0 && !now.Before(c.offlineSince.Add(c.b.GiveUpAfter)):
