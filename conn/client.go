@@ -43,6 +43,13 @@ type ClientConfig struct {
 	// defaults applied, so FirstImmediate is then what you set.)
 	Backoff fsm.Backoff
 
+	// Failures is the failure table: which handshake answers (401, 403,
+	// 404, ...) and close codes (1008, ...) mean "go away", so the client
+	// waits by its slow schedule in state Rejected instead of backing off,
+	// and which (none by default) end it. The zero value means fsm's
+	// defaults (fsm.DefaultFailureRules, 30 s ×2 up to 10 min).
+	Failures fsm.FailurePolicy
+
 	// Liveness decides when a connected server has gone silent: a server
 	// that pings every PingInterval keeps the link proven and the client
 	// only answers; if nothing is heard for PingInterval + PongTimeout/4
@@ -175,6 +182,7 @@ type Client struct {
 
 	events chan clientEvent // from dial and link goroutines to Run
 	poke   chan struct{}    // cap 1: SetPolicy moved the deadline
+	reqs   chan fsm.Event   // the owner's ReconnectNow and ResetBackoff, for Run
 
 	mu    sync.Mutex
 	fc    *fsm.Client
@@ -202,7 +210,7 @@ func newClient(cfg ClientConfig, hooks *testHooks) (*Client, error) {
 	if rng == nil { // seeded at random per client: a fleet must not move in lock-step
 		rng = hooks.defaultRand()
 	}
-	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: cfg.Backoff, Liveness: cfg.Liveness, Rand: rng})
+	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: cfg.Backoff, Liveness: cfg.Liveness, Rand: rng, Failures: cfg.Failures})
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +221,7 @@ func newClient(cfg ClientConfig, hooks *testHooks) (*Client, error) {
 		log:    orDefault(cfg.Logger),
 		events: make(chan clientEvent, 4),
 		poke:   make(chan struct{}, 1),
+		reqs:   make(chan fsm.Event, 2),
 		fc:     fc,
 		subs:   make(map[*subscriber]struct{}),
 		hooks:  hooks,
@@ -269,6 +278,16 @@ type ClientStats struct {
 	NextAttemptAt time.Time
 	// Backoff is the policy in force, defaults applied.
 	Backoff fsm.Backoff
+	// LastFailure is what the latest failed attempt or dropped link said
+	// (its HTTP status or close code; "network" when neither), and
+	// LastClass how the failure table classed it.
+	LastFailure fsm.Failure
+	LastClass   fsm.FailureClass
+	// Rejections is the current run of permanent failures (what the slow
+	// schedule grows with); a link that comes up ends it.
+	Rejections int
+	// GaveUp says why the client gave up; empty unless it did.
+	GaveUp fsm.GiveUpCause
 }
 
 // Stats returns a snapshot of the client's counters.
@@ -278,6 +297,8 @@ func (c *Client) Stats() ClientStats {
 	st := c.stats
 	st.Failures = c.fc.Failures()
 	st.Backoff = c.fc.Backoff()
+	st.Rejections = c.fc.Rejections()
+	st.GaveUp = c.fc.GaveUpCause()
 	if t, ok := c.fc.ConnectedSince(); ok {
 		st.ConnectedSince = t
 	}

@@ -100,6 +100,8 @@ func (r *runner) loop() error {
 		case ev := <-c.events:
 			r.handle(ev)
 		case <-c.poke:
+		case ev := <-c.reqs:
+			r.step(c.clk.Now(), ev, nil, nil)
 		}
 		if ok {
 			timer.Stop()
@@ -210,7 +212,8 @@ func (r *runner) resetFailures(now time.Time) {
 func (r *runner) step(now time.Time, ev fsm.Event, cause error, onOK func()) {
 	c := r.c
 	c.mu.Lock()
-	out, err := c.fc.Step(now, ev)
+	f := failureOf(cause)
+	out, err := c.fc.StepFailure(now, ev, f)
 	if err != nil {
 		c.mu.Unlock()
 		return
@@ -234,6 +237,7 @@ func (r *runner) step(now time.Time, ev fsm.Event, cause error, onOK func()) {
 		if cause != nil {
 			r.lastErr = cause
 			c.stats.LastError, c.stats.LastErrorAt = cause, now
+			c.stats.LastFailure, c.stats.LastClass = f, c.cfg.Failures.Classify(f)
 		}
 		c.publishLocked(tr)
 	}

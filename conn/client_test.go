@@ -112,7 +112,7 @@ func attemptStarts(obs []Observation) (starts []time.Time, fails []Observation) 
 		switch o.Transition.To {
 		case fsm.Connecting:
 			starts = append(starts, o.At)
-		case fsm.BackingOff:
+		case fsm.BackingOff, fsm.Rejected:
 			fails = append(fails, o)
 		}
 	}
@@ -181,13 +181,15 @@ func TestClientRefusedPortFollowsPolicy(t *testing.T) {
 }
 
 // TestClientGivesUpOn403: a server that refuses the handshake is a failed
-// attempt like any other; after MaxAttempts, Run returns a GaveUpError
-// carrying the status.
+// attempt (a permanent one, waited for on the slow schedule); after
+// MaxAttempts, Run returns a GaveUpError carrying the status.
 func TestClientGivesUpOn403(t *testing.T) {
 	ts := startServer(t, ServerConfig{Authorize: BearerToken("right")})
 	b := fastBackoff()
 	b.MaxAttempts = 3
-	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b})
+	// A 403 is permanent: Rejected, on a slow schedule, here as fast as b.
+	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b,
+		Failures: fsm.FailurePolicy{Schedule: b}})
 	err := c.Run(context.Background())
 	var gu *GaveUpError
 	var de *DialError

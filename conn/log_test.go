@@ -14,7 +14,8 @@ import (
 // checkLogContract checks the logging contract: every transition the
 // observer saw is exactly one JSON line with msg "transition" and the keys
 // machine, id, from, to, trigger; reason exactly when a session closes or
-// is reaped; attempt and delay_ms exactly when a client schedules a retry;
+// is reaped; attempt and delay_ms exactly when a client schedules a retry
+// (BackingOff or Rejected);
 // no other keys but error (and slog's time and level); nothing else logged.
 func checkLogContract(t *testing.T, lines []map[string]any, obs []Observation) {
 	t.Helper()
@@ -29,7 +30,7 @@ func checkLogContract(t *testing.T, lines []map[string]any, obs []Observation) {
 		if tr.Machine == fsm.MachineSession && (tr.To == fsm.Closing || tr.To == fsm.Reaped) {
 			want["reason"] = tr.Reason.String()
 		}
-		if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
+		if tr.Machine == fsm.MachineClient && (tr.To == fsm.BackingOff || tr.To == fsm.Rejected) {
 			want["attempt"] = float64(tr.Attempt)
 			want["delay_ms"] = float64(tr.Delay.Milliseconds())
 		}
@@ -54,7 +55,8 @@ func TestLogContractClient(t *testing.T) {
 	b := fastBackoff()
 	b.MaxAttempts = 4
 	// Four attempts to a server that answers 403, then it gives up.
-	c, rec, logs := newObservedClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1"})
+	c, rec, logs := newObservedClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1",
+		Failures: fsm.FailurePolicy{Schedule: b}}) // 403 is permanent: Rejected, here on a fast schedule
 	if err := c.Run(context.Background()); err == nil {
 		t.Fatal("Run succeeded against a 403 server")
 	}

@@ -89,7 +89,7 @@ type Observer func(Observation)
 // logTransition writes the one log line a transition gets (the logging
 // contract in docs/decisions.md): msg "transition" with machine, id, from,
 // to and trigger; reason when a session closes or is reaped; attempt and
-// delay_ms when a client schedules a retry; incarnation for a cluster node
+// delay_ms when a client schedules a retry (BackingOff or Rejected); incarnation for a cluster node
 // or peer; error when a failure caused it.
 func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
 	LogTransition(log, id, tr, cause)
@@ -113,7 +113,7 @@ func LogTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error)
 	if tr.Reason != fsm.NoReason {
 		attrs = append(attrs, slog.String("reason", tr.Reason.String()))
 	}
-	if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
+	if tr.Machine == fsm.MachineClient && (tr.To == fsm.BackingOff || tr.To == fsm.Rejected) {
 		attrs = append(attrs, slog.Int("attempt", tr.Attempt), slog.Int64("delay_ms", tr.Delay.Milliseconds()))
 	}
 	if tr.Machine == fsm.MachineNode || tr.Machine == fsm.MachinePeer {

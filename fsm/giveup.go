@@ -55,3 +55,7 @@ func (c *Client) OfflineSince() time.Time { return c.offlineSince }
 // GaveUpCause returns why the client gave up, GiveUpNone unless it is in
 // GaveUp.
 func (c *Client) GaveUpCause() GiveUpCause { return c.gaveUp }
+
+// Rejections returns the current run of consecutive permanent failures,
+// the k the slow schedule takes; a link that comes up ends it.
+func (c *Client) Rejections() int { return c.rejections }
