@@ -10,7 +10,7 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-// Invariant names one of the promises, (a) to (g).
+// Invariant names one of the promises, (a) to (i).
 type Invariant uint8
 
 // The invariants; see the package doc for each statement.
@@ -22,15 +22,25 @@ const (
 	NoSendAfterClose
 	RegistryMatches
 	HerdSpread
+	// PermanentSlow (h): no attempt after a permanent failure comes sooner
+	// than the failure table's slow schedule allows.
+	PermanentSlow
+	// ReconnectFloor (i): no attempt a reconnect-now brought forward starts
+	// closer than Backoff.ReconnectFloor to the attempt before it.
+	ReconnectFloor
 )
 
+// lastInvariant sizes the per-invariant tables.
+const lastInvariant = ReconnectFloor
+
 // All lists the invariants in letter order.
-var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread}
+var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
+	PermanentSlow, ReconnectFloor}
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
 	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
-	HerdSpread: "herd_spread",
+	HerdSpread: "herd_spread", PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor",
 }
 
 // String returns the invariant's name, e.g. "no_early_retry".
@@ -49,6 +59,10 @@ func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
 type Config struct {
 	// Backoff is the clients' reconnect policy; zero fields mean fsm's defaults.
 	Backoff fsm.Backoff
+	// Failures is the clients' failure table: which Down codes are
+	// permanent, and the slow schedule (h) holds them to. The zero value
+	// means fsm's defaults.
+	Failures fsm.FailurePolicy
 	// Liveness is the server sessions' liveness policy; zero fields mean
 	// fsm's defaults.
 	Liveness fsm.Liveness
@@ -78,6 +92,9 @@ type Config struct {
 // Validate reports what is wrong with c, naming each field.
 func (c Config) Validate() error {
 	var errs []error
+	if err := c.Failures.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Failures: %w", err))
+	}
 	if err := c.Backoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.Backoff: %w", err))
 	}
@@ -100,7 +117,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("invariant: Config.HerdMinClients must not be negative (got %d)", c.HerdMinClients))
 	}
 	for _, i := range c.Only {
-		if i < NoEarlyRetry || i > HerdSpread {
+		if i < NoEarlyRetry || i > lastInvariant {
 			errs = append(errs, fmt.Errorf("invariant: Config.Only holds unknown invariant %d", i))
 		}
 	}
@@ -151,6 +168,7 @@ const keepViolations = 64
 // durations-since-epoch of a trace.
 type oracle struct {
 	b     fsm.Backoff
+	fp    fsm.FailurePolicy // defaults applied
 	l     fsm.Liveness
 	cl    fsm.Liveness // the clients' (defaults applied)
 	slack time.Duration

@@ -29,7 +29,8 @@ func (rt *retries) down(s *Suite, r *trace.Record) {
 	c.up, c.link, c.downLink = false, trace.NoID, c.link
 	c.n++
 	c.lastFail = r.At
-	c.exhausted = s.o.b.GivesUpAfter(int(c.n)) ||
+	s.classify(c, r)
+	c.exhausted = c.fatal || s.o.b.GivesUpAfter(int(c.n)) ||
 		(s.o.b.GiveUpAfter > 0 && r.At-c.offlineSince >= s.o.b.GiveUpAfter)
 	c.pending = !c.exhausted
 }
@@ -53,7 +54,9 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 		s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt numbered %d after %d consecutive failures: the driver retried without its machine's decision", r.Attempt, c.n)
 	}
-	if c.pending {
+	// policyDial judges an attempt after a permanent failure (h) or a
+	// nudge (i); the others are (a)'s.
+	if c.pending && !s.policyDial(c, r, idx) {
 		since := r.At - c.lastFail
 		if lo := s.o.earliest(c.n); since < lo {
 			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
@@ -65,12 +68,16 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 		}
 	}
 	c.pending = false
+	c.lastDial = r.At
 }
 
 func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 	c := s.client(r.ID)
 	switch r.To {
 	case fsm.BackingOff:
+		if s.policyTransition(c, r, idx) {
+			break // a reconnect-now or a reset moved the retry: its dial is judged
+		}
 		// The machine's own decision, checked against the same oracle.
 		s.check(NoEarlyRetry)
 		if lo := s.o.earliest(c.n); r.Delay < lo {
@@ -86,6 +93,8 @@ func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 		if r.From == fsm.Connected && r.Trigger == fsm.PongTimeout {
 			s.judgeClientDrop(c, r, idx)
 		}
+	case fsm.Rejected:
+		s.policyTransition(c, r, idx)
 	case fsm.GaveUp:
 		if r.From == fsm.Connected && r.Trigger == fsm.PongTimeout {
 			s.judgeClientDrop(c, r, idx)

@@ -13,11 +13,11 @@ import (
 // run's end. A Suite is not safe for concurrent use.
 type Suite struct {
 	o       oracle
-	enabled [HerdSpread + 1]bool
+	enabled [lastInvariant + 1]bool
 	n       int // records observed
 
-	checked    [HerdSpread + 1]int
-	violations [HerdSpread + 1]int
+	checked    [lastInvariant + 1]int
+	violations [lastInvariant + 1]int
 	kept       []Violation
 
 	clients  []clientFacts
@@ -38,7 +38,8 @@ func New(cfg Config) (*Suite, error) {
 	if cl == (fsm.Liveness{}) {
 		cl = cfg.Liveness
 	}
-	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), slack: cfg.Slack}}
+	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), fp: cfg.Failures.WithDefaults(cfg.Backoff),
+		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -73,6 +74,14 @@ type clientFacts struct {
 	offlineSince time.Duration
 	gaveUp       bool
 	exited       bool
+	// The reconnect policy v2 (policy.go): the last failure's class by
+	// the failure table, the run of permanent ones, whether the owner
+	// asked to reconnect now since, and when the last attempt started.
+	permanent, fatal bool
+	failCode         uint16
+	rejections       int32
+	nudged           bool
+	lastDial         time.Duration
 }
 
 // sessionFacts is what the checkers know of one session.
@@ -108,6 +117,9 @@ func (s *Suite) Observe(r *trace.Record) {
 	case trace.Up:
 		c := s.client(r.ID)
 		c.up, c.upAt, c.link = true, r.At, r.Peer
+		c.rejections = 0
+	case trace.Nudge:
+		s.client(r.ID).nudged = true
 	case trace.Down:
 		s.retries.down(s, r)
 	case trace.ClientStart:
