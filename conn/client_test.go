@@ -3,6 +3,8 @@ package conn
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,15 +22,33 @@ import (
 	"github.com/lifeline-go/lifeline/internal/syncio"
 )
 
-// newTestClient builds a client that records its observations and logs
-// JSON into a buffer.
+// newTestClient builds a client with no Observer, as in production, that
+// logs JSON into a buffer; rec is fed from that log (logFeed).
 func newTestClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncio.Buffer) {
 	t.Helper()
+	if cfg.Observer != nil {
+		t.Fatal("newTestClient installs no Observer; use newObservedClient")
+	}
+	return buildClient(t, cfg, false)
+}
+
+// newObservedClient is newTestClient with an Observer recording into rec
+// (and the log kept apart): for the few tests of the Observer itself.
+func newObservedClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncio.Buffer) {
+	t.Helper()
+	return buildClient(t, cfg, true)
+}
+
+func buildClient(t testing.TB, cfg ClientConfig, observed bool) (*Client, *recorder, *syncio.Buffer) {
+	t.Helper()
 	rec := newRecorder()
-	cfg.Observer = rec.observe
-	var logs *syncio.Buffer
+	logs := &syncio.Buffer{}
+	var w io.Writer = io.MultiWriter(logs, logFeed{rec.observe})
+	if observed {
+		cfg.Observer, w = rec.observe, logs
+	}
 	if cfg.Logger == nil {
-		cfg.Logger, logs = jsonLogger()
+		cfg.Logger = slog.New(slog.NewJSONHandler(w, nil))
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(1, 2))
@@ -92,7 +112,7 @@ func attemptStarts(obs []Observation) (starts []time.Time, fails []Observation) 
 		switch o.Transition.To {
 		case fsm.Connecting:
 			starts = append(starts, o.At)
-		case fsm.BackingOff:
+		case fsm.BackingOff, fsm.Rejected:
 			fails = append(fails, o)
 		}
 	}
@@ -161,13 +181,15 @@ func TestClientRefusedPortFollowsPolicy(t *testing.T) {
 }
 
 // TestClientGivesUpOn403: a server that refuses the handshake is a failed
-// attempt like any other; after MaxAttempts, Run returns a GaveUpError
-// carrying the status.
+// attempt (a permanent one, waited for on the slow schedule); after
+// MaxAttempts, Run returns a GaveUpError carrying the status.
 func TestClientGivesUpOn403(t *testing.T) {
 	ts := startServer(t, ServerConfig{Authorize: BearerToken("right")})
 	b := fastBackoff()
 	b.MaxAttempts = 3
-	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b})
+	// A 403 is permanent: Rejected, on a slow schedule, here as fast as b.
+	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b,
+		Failures: fsm.FailurePolicy{Schedule: b}})
 	err := c.Run(context.Background())
 	var gu *GaveUpError
 	var de *DialError

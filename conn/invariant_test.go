@@ -67,13 +67,15 @@ func transitionRecord(id uint32, o Observation) timedRecord {
 }
 
 // judgeClientRun checks (a) and (b) on one client run. Failures (Down) are
-// the client's transitions into BackingOff or GaveUp; attempts (Dial) are
+// the client's logged transitions into BackingOff or GaveUp; attempts (Dial) are
 // the world's dial calls, numbered by the attempt the client's machine had
 // last started.
 func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 	const id = 0
 	recs := []timedRecord{{at: run.start, rec: trace.Record{Kind: trace.ClientStart, ID: id}}}
-	attempt := int32(0)
+	// The log names an attempt's number on the failure that schedules it
+	// (BackingOff's attempt), the first attempt being 1.
+	attempt, next := int32(0), int32(1)
 	for _, o := range run.obs {
 		if o.Kind == obsWorldDial {
 			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Dial, ID: id, Attempt: attempt}})
@@ -82,17 +84,30 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 		if o.Kind != ObsTransition {
 			continue
 		}
+		if o.Transition.To == fsm.Stopped {
+			// The world stops the client when the horizon passes: that
+			// ends the observation, and a retry owed by then is judged
+			// by Finish, not excused by the stop.
+			continue
+		}
 		switch tr := o.Transition; tr.To {
 		case fsm.BackingOff, fsm.GaveUp:
 			if tr.From == fsm.Connecting || tr.From == fsm.Connected {
 				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Down, ID: id}})
 			}
+			if tr.To == fsm.BackingOff {
+				next = int32(tr.Attempt)
+			}
 		case fsm.Connected:
 			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Up, ID: id, Peer: trace.NoID}})
 		case fsm.Connecting:
-			attempt = int32(tr.Attempt)
+			attempt = next
 		}
-		recs = append(recs, transitionRecord(id, o))
+		r := transitionRecord(id, o)
+		if o.Transition.To == fsm.BackingOff {
+			r.rec.Delay = loggedDelay(c.backoff, o.Transition.Attempt-1, o.Transition.Delay)
+		}
+		recs = append(recs, r)
 	}
 	end := run.start.Add(c.horizon)
 	if n := len(run.obs); n > 0 && run.obs[n-1].At.After(end) {
@@ -102,8 +117,27 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 		invariant.NoEarlyRetry, invariant.BoundedRetries}}, run.start, end, recs)
 }
 
-// judgeServerRun checks (c)–(f) on one server run. The world supplies the
-// peers (each a client whose link is its session), their deaths with the
+// loggedDelay is the backoff delay a client logged for failure n: the log
+// carries whole milliseconds (delay_ms), so the delay drawn lies in
+// [ms, ms+1ms). The record takes the value in that interval nearest the
+// policy's range: a decision off by less than the log's resolution is not
+// called a violation, one off by more still is. (Retries themselves are
+// judged by the world's dial times, which are exact.)
+func loggedDelay(b fsm.Backoff, n int, ms time.Duration) time.Duration {
+	lo, hi := b.Earliest(n), b.Latest(n)
+	top := ms + time.Millisecond - 1
+	switch {
+	case top < lo:
+		return top
+	case ms > hi:
+		return ms
+	}
+	return min(max(ms, lo), top)
+}
+
+// judgeServerRun checks (c)–(f) on one server run. The world supplies
+// every frame fact (worldConn: bytes heard from the peer, data frames and
+// pings written, writes that failed: the fast tier of (c)), the peers (each a client whose link is its session), their deaths with the
 // last frame the server heard from them, the slow paths (a pong latency of
 // at least half the pong timeout excuses a reap for silence, as (d)
 // states), and the moment the world has settled: every dead peer's
@@ -126,18 +160,19 @@ func judgeServerRun(t *rapid.T, c serverCase, run serverRun) {
 			recs = append(recs, transitionRecord(id, o))
 			if tr.To == fsm.Reaped {
 				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Unregister, ID: id}})
-			} else if tr.To == fsm.Alive && lastHeard[id].IsZero() {
-				lastHeard[id] = o.At
+			} else if tr.To == fsm.Alive && o.At.After(lastHeard[id]) {
+				lastHeard[id] = o.At // the handshake's bytes came before it
 			}
-		case ObsReceive:
+		case obsWorldHeard:
 			if o.At.After(lastHeard[id]) {
 				lastHeard[id] = o.At
 			}
-		case ObsSend:
-			switch {
-			case o.Frame == FrameText || o.Frame == FrameBinary:
-				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Send, ID: id}})
-			case o.Frame == FramePing && 2*c.peers[id-1].latency >= c.live.PongTimeout:
+		case obsWorldSend:
+			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Send, ID: id}})
+		case obsWorldSendFailed:
+			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.SendFailed, ID: id}})
+		case obsWorldPing:
+			if 2*c.peers[id-1].latency >= c.live.PongTimeout {
 				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Degraded, ID: id}})
 			}
 		}

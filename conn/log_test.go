@@ -15,7 +15,8 @@ import (
 // observer saw is exactly one JSON line with msg "transition" and the keys
 // machine, id, from, to, trigger; reason exactly when a session closes or
 // is reaped; silent_ms and idle_ms exactly on the line that gives an open
-// session's reason; attempt and delay_ms exactly when a client schedules a retry;
+// session's reason; attempt and delay_ms exactly when a client schedules a retry
+// (BackingOff or Rejected);
 // no other keys but error (and slog's time and level); nothing else logged.
 func checkLogContract(t *testing.T, lines []map[string]any, obs []Observation) {
 	t.Helper()
@@ -45,7 +46,7 @@ func checkLogContract(t *testing.T, lines []map[string]any, obs []Observation) {
 				t.Errorf("line %d: reaped for silence with silent_ms %v", i, l["silent_ms"])
 			}
 		}
-		if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
+		if tr.Machine == fsm.MachineClient && (tr.To == fsm.BackingOff || tr.To == fsm.Rejected) {
 			want["attempt"] = float64(tr.Attempt)
 			want["delay_ms"] = float64(tr.Delay.Milliseconds())
 		}
@@ -70,7 +71,8 @@ func TestLogContractClient(t *testing.T) {
 	b := fastBackoff()
 	b.MaxAttempts = 4
 	// Four attempts to a server that answers 403, then it gives up.
-	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1"})
+	c, rec, logs := newObservedClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1",
+		Failures: fsm.FailurePolicy{Schedule: b}}) // 403 is permanent: Rejected, here on a fast schedule
 	if err := c.Run(context.Background()); err == nil {
 		t.Fatal("Run succeeded against a 403 server")
 	}
@@ -90,7 +92,7 @@ func TestLogContractClient(t *testing.T) {
 
 func TestLogContractServer(t *testing.T) {
 	live := fastLiveness()
-	ts := startServer(t, ServerConfig{Liveness: live, OnMessage: func(*Session, MessageType, []byte) error {
+	ts := startObservedServer(t, ServerConfig{Liveness: live, OnMessage: func(*Session, MessageType, []byte) error {
 		return fmt.Errorf("not JSON")
 	}})
 	silent := dialRaw(t, ts.url, nil)

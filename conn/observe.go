@@ -89,9 +89,9 @@ type Observer func(Observation)
 // logTransition writes the one log line a transition gets (the logging
 // contract in docs/decisions.md): msg "transition" with machine, id, from,
 // to and trigger; reason when a session closes or is reaped; attempt and
-// delay_ms when a client schedules a retry; incarnation for a cluster node
-// or peer; extra (a session's silent_ms and idle_ms when it closes or is
-// reaped); error when a failure caused it.
+// delay_ms when a client schedules a retry (BackingOff or Rejected);
+// incarnation for a cluster node or peer; extra (a session's silent_ms and
+// idle_ms when it closes or is reaped); error when a failure caused it.
 func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error, extra ...slog.Attr) {
 	if !log.Enabled(context.Background(), slog.LevelInfo) {
 		return
@@ -107,7 +107,7 @@ func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error,
 	if tr.Reason != fsm.NoReason {
 		attrs = append(attrs, slog.String("reason", tr.Reason.String()))
 	}
-	if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
+	if tr.Machine == fsm.MachineClient && (tr.To == fsm.BackingOff || tr.To == fsm.Rejected) {
 		attrs = append(attrs, slog.Int("attempt", tr.Attempt), slog.Int64("delay_ms", tr.Delay.Milliseconds()))
 	}
 	if tr.Machine == fsm.MachineNode || tr.Machine == fsm.MachinePeer {

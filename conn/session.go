@@ -153,6 +153,9 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	for _, a := range out.Actions {
 		switch a.Kind {
 		case fsm.ActSendPing:
+			if srv.hooks.skipPing() {
+				continue // the bug under test: no ping written
+			}
 			s.flags |= flagPing
 			s.wakeWriterLocked()
 		case fsm.ActClose:

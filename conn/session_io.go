@@ -244,6 +244,12 @@ func (s *Session) writeLoop() {
 		if err != nil {
 			s.mu.Lock()
 			s.flags &^= flagWriting
+			if srv.hooks.swallowed() { // the bug under test: the failure ignored
+				s.mu.Unlock()
+				return
+			}
+			// A failed write reaps at once (the fast tier): the peer is
+			// gone or not draining, and nothing sent after it can arrive.
 			s.stepLocked(srv.clk.Now(), fsm.EvSendError, err)
 			s.mu.Unlock()
 			return

@@ -35,6 +35,13 @@
 //	(k) DirectoryMatches once the world settles, every live node's directory view is the set
 //	                     of open sessions of the live nodes
 //
+// And the reconnect policy v2's (the failure table and reconnect-now):
+//
+//	(l) PermanentSlow    no attempt after a permanent failure comes sooner than the failure
+//	                     table's slow schedule allows
+//	(m) ReconnectFloor   no attempt a reconnect-now brought forward starts closer than
+//	                     Backoff.ReconnectFloor to the attempt before it
+//
 // The records come from the simulator (package sim) or from a real adapter
 // run under testing/synctest; the checkers do not know which. Each Observe
 // is O(1) and allocates nothing in steady state (per-instance tables grow

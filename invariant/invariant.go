@@ -10,7 +10,7 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-// Invariant names one of the promises, (a) to (g).
+// Invariant names one of the promises, (a) to (m).
 type Invariant uint8
 
 // The invariants; see the package doc for each statement.
@@ -27,20 +27,30 @@ const (
 	FencedFirst
 	DeliveredLive
 	DirectoryMatches
+	// PermanentSlow (l): no attempt after a permanent failure comes sooner
+	// than the failure table's slow schedule allows.
+	PermanentSlow
+	// ReconnectFloor (m): no attempt a reconnect-now brought forward starts
+	// closer than Backoff.ReconnectFloor to the attempt before it.
+	ReconnectFloor
 )
+
+// lastInvariant sizes the per-invariant tables.
+const lastInvariant = ReconnectFloor
 
 // All lists the invariants in letter order.
 var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
-	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches}
+	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor}
 
 // numInvariants sizes the per-invariant tables.
-const numInvariants = int(DirectoryMatches) + 1
+const numInvariants = int(lastInvariant) + 1
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
 	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
 	HerdSpread: "herd_spread", NodeDeclaredDead: "node_declared_dead", FencedFirst: "fenced_first",
 	DeliveredLive: "delivered_live", DirectoryMatches: "directory_matches",
+	PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor",
 }
 
 // String returns the invariant's name, e.g. "no_early_retry".
@@ -59,6 +69,10 @@ func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
 type Config struct {
 	// Backoff is the clients' reconnect policy; zero fields mean fsm's defaults.
 	Backoff fsm.Backoff
+	// Failures is the clients' failure table: which Down codes are
+	// permanent, and the slow schedule (l) holds them to. The zero value
+	// means fsm's defaults.
+	Failures fsm.FailurePolicy
 	// Liveness is the server sessions' liveness policy; zero fields mean
 	// fsm's defaults.
 	Liveness fsm.Liveness
@@ -103,6 +117,9 @@ type BackoffChange struct {
 // Validate reports what is wrong with c, naming each field.
 func (c Config) Validate() error {
 	var errs []error
+	if err := c.Failures.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Failures: %w", err))
+	}
 	if err := c.Backoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.Backoff: %w", err))
 	}
@@ -136,7 +153,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("invariant: Config.HerdMinClients must not be negative (got %d)", c.HerdMinClients))
 	}
 	for _, i := range c.Only {
-		if i < NoEarlyRetry || int(i) >= numInvariants {
+		if i < NoEarlyRetry || i > lastInvariant {
 			errs = append(errs, fmt.Errorf("invariant: Config.Only holds unknown invariant %d", i))
 		}
 	}
@@ -187,6 +204,7 @@ const keepViolations = 64
 // durations-since-epoch of a trace.
 type oracle struct {
 	b     fsm.Backoff
+	fp    fsm.FailurePolicy // defaults applied
 	l     fsm.Liveness
 	lease fsm.Lease
 	cl    fsm.Liveness // the clients' (defaults applied)
@@ -204,3 +222,7 @@ func (o *oracle) idleReapDeadline(lastActivity time.Duration) (time.Duration, bo
 	t, ok := o.l.IdleReapDeadline(epoch.Add(lastActivity))
 	return t.Sub(epoch), ok
 }
+
+// cluster reports whether i is one of the cluster's promises, (h) to (k),
+// judged only on runs with cluster records.
+func (i Invariant) cluster() bool { return i >= NodeDeclaredDead && i <= DirectoryMatches }

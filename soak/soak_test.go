@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -151,7 +153,9 @@ func (s *server) stop() {
 // usage is what this process holds at one check.
 type usage struct {
 	fds, goroutines int
-	heap            uint64
+	heap            uint64 // HeapInuse + StackInuse
+	heapIn, stackIn uint64
+	objects         uint64
 }
 
 func measure() usage {
@@ -159,7 +163,31 @@ func measure() usage {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	ents, _ := os.ReadDir("/proc/self/fd")
-	return usage{fds: len(ents), goroutines: runtime.NumGoroutine(), heap: ms.HeapInuse + ms.StackInuse}
+	return usage{fds: len(ents), goroutines: runtime.NumGoroutine(), heap: ms.HeapInuse + ms.StackInuse,
+		heapIn: ms.HeapInuse, stackIn: ms.StackInuse, objects: ms.HeapObjects}
+}
+
+func (u usage) String() string {
+	return fmt.Sprintf("%d fds, %d goroutines, heap+stack %.2f MiB (heap %.2f, stack %.2f, %d objects)", u.fds, u.goroutines,
+		float64(u.heap)/(1<<20), float64(u.heapIn)/(1<<20), float64(u.stackIn)/(1<<20), u.objects)
+}
+
+// profile writes a heap profile named name into $LIFELINE_SOAK_PPROF, if
+// set: where the soak's memory is, for the long run's heap bound.
+func profile(t *testing.T, name string) {
+	dir := os.Getenv("LIFELINE_SOAK_PPROF")
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestChurnSoak(t *testing.T) {
@@ -220,10 +248,12 @@ func TestChurnSoak(t *testing.T) {
 		}
 		return time.Since(start)
 	}
+	start := time.Now()
 	first := settle("start")
 	firstUse := measure()
-	t.Logf("start: %d clients in %d processes connected in %s; this process: %d fds, %d goroutines, %.1f MiB heap+stack",
-		procs*perProc, procs, first.Round(time.Millisecond), firstUse.fds, firstUse.goroutines, float64(firstUse.heap)/(1<<20))
+	t.Logf("start: %d clients in %d processes connected in %s; this process: %s",
+		procs*perProc, procs, first.Round(time.Millisecond), firstUse)
+	profile(t, "check00")
 
 	// The stated bounds: one descriptor and one goroutine per session
 	// (its socket, its reader), three descriptors (two pipes and a pidfd)
@@ -232,8 +262,12 @@ func TestChurnSoak(t *testing.T) {
 	// at most 1.5× the first check's.
 	const slackFDs, slackGoroutines = 3*procs + 32, procs + 64
 	sessions := int(s.srv.Stats().Open)
+	checks := 0
 	check := func(what string) {
 		u := measure()
+		checks++
+		t.Logf("+%s %s: %s", time.Since(start).Round(time.Second), what, u)
+		profile(t, fmt.Sprintf("check%02d", checks))
 		if u.fds > base.fds+sessions+slackFDs {
 			t.Errorf("after %s: %d descriptors for %d sessions (bound %d)", what, u.fds, sessions, base.fds+sessions+slackFDs)
 		}
@@ -246,7 +280,6 @@ func TestChurnSoak(t *testing.T) {
 	}
 
 	rng := rand.New(rand.NewPCG(7, 7))
-	start := time.Now()
 	nextKill, nextRestart := p.killEvery, p.restartEvery
 	kills, restarts, killed := 0, 0, 0
 	var worstSettle time.Duration

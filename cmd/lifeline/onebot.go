@@ -87,7 +87,7 @@ func oneBotServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 // oneBotConnect runs a reverse WebSocket client: Universal, or API and/or
 // Event links, reconnecting by the backoff flags (default: the spec's
-// 3000 ms as the first delay, then ×1.6 with ±20 % jitter).
+// 3000 ms as the first delay, then ×1.6 with ±50 % jitter).
 func oneBotConnect(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("onebot connect", stderr)
 	url := fs.String("url", "", "the application's reverse WebSocket URL (required)")
