@@ -30,6 +30,7 @@ func (s *Suite) classify(c *clientFacts, r *trace.Record) {
 	class := s.o.fp.Classify(failureOf(r.Code))
 	c.permanent, c.fatal, c.nudged, c.failCode = class == fsm.Permanent, class == fsm.Fatal, false, r.Code
 	if c.permanent {
+		s.check(PermanentSlow) // the failure arms the rule: its retry will be judged
 		c.rejections++
 	}
 }
@@ -38,6 +39,9 @@ func (s *Suite) classify(c *clientFacts, r *trace.Record) {
 // a nudge, and reports whether it did (then (a) does not judge it).
 func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 	since := r.At - c.lastFail
+	if c.nudged {
+		s.check(ReconnectFloor) // a nudge arms the rule for this attempt
+	}
 	switch {
 	case c.permanent:
 		sched := s.o.fp.Schedule
@@ -53,8 +57,10 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 				r.Attempt, since, c.rejections, c.lastFail, hi)
 		}
 		return true
-	case c.nudged:
-		s.check(ReconnectFloor)
+	case c.nudged && since < s.o.earliest(c.n):
+		// Brought forward by a reconnect-now: the floor, not the
+		// schedule's earliest, bounds it. (At or after the earliest the
+		// schedule allowed it anyway, and (a) judges it.)
 		if gap, floor := r.At-c.lastDial, s.o.b.ReconnectFloor; gap < floor {
 			s.fail(ReconnectFloor, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d started %s after attempt %d, which a reconnect-now may not bring closer than the floor %s",

@@ -27,6 +27,7 @@ const (
 	evQuiesce
 	evSettle
 	evClientEvent // id = link: the client writes an application message
+	evNudge       // id = fault: its clients' owners call ReconnectNow
 )
 
 // queue is a radix heap: a priority queue for keys that never go below the

@@ -29,6 +29,10 @@ type Scenario struct {
 	// Backoff is the clients' reconnect policy; zero fields mean fsm's
 	// defaults (FirstImmediate off).
 	Backoff fsm.Backoff
+	// Failures is the clients' failure table: an Auth fault's 401 or 403
+	// and a close frame's code (1008 for protocol errors) are classed by
+	// it. The zero value means fsm's defaults.
+	Failures fsm.FailurePolicy `json:",omitzero"`
 	// ClientLiveness decides when a client gives up on a silent server.
 	ClientLiveness fsm.Liveness
 	// ServerLiveness decides when a server reaps a session.
@@ -155,12 +159,17 @@ const (
 	// arrive undecodable, each with probability Rate (zero means every
 	// one): protocol errors, MaxErrors of which in a row close a session.
 	Garbage
+	// Nudge: the owners of affected clients call ReconnectNow every 10ms
+	// from Start to End: the caller in a loop the reconnect-now floor
+	// exists for.
+	Nudge
 )
 
 var faultNames = [...]string{
 	Refused: "refused", Occupied: "occupied", DNS: "dns", Stall: "stall", Auth: "auth",
 	AcceptClose: "accept_close", Kill: "kill", Crash: "crash", Blackhole: "blackhole", RST: "rst",
 	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart", Garbage: "garbage",
+	Nudge: "nudge",
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
@@ -264,6 +273,14 @@ const (
 	// seeded alike, so a fleet dropped at once retries in lock-step
 	// however wide the jitter. Breaks (g).
 	BugLockStepJitter
+	// BugIgnoreGoAway: the driver hands its machine a plain failure for a
+	// 401, 403 or close 1008 (Step, not StepFailure): the server that said
+	// "go away" is retried at the transient pace. Breaks (h).
+	BugIgnoreGoAway
+	// BugNudgeDials: the driver answers ReconnectNow by dialing at once,
+	// behind its machine's back: a caller in a loop recreates the tight
+	// loop. Breaks (i).
+	BugNudgeDials
 )
 
 var bugNames = [...]string{
@@ -272,7 +289,7 @@ var bugNames = [...]string{
 	BugSwallowSendError: "swallow_send_error", BugPongTimeoutOverPing: "pong_timeout_over_ping",
 	BugSendAfterClose: "send_after_close", BugLeakOnReap: "leak_on_reap",
 	BugMessageAsPong: "message_as_pong", BugClientDeaf: "client_deaf", BugResetOnConnect: "reset_on_connect",
-	BugLockStepJitter: "lock_step_jitter",
+	BugLockStepJitter: "lock_step_jitter", BugIgnoreGoAway: "ignore_go_away", BugNudgeDials: "nudge_dials",
 }
 
 // Bugs lists every Bug.
@@ -372,7 +389,7 @@ func (s Scenario) Validate() error {
 		field string
 		err   error
 	}{
-		{"Backoff", d.Backoff.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
+		{"Backoff", d.Backoff.Validate()}, {"Failures", d.Failures.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
 		{"ServerLiveness", d.ServerLiveness.Validate()}, {"Latency", d.Latency.validate("Latency")},
 	} {
 		if e.err != nil {
@@ -398,7 +415,7 @@ func (s Scenario) Validate() error {
 func (f *Fault) validate(s Scenario) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if f.Kind < Refused || f.Kind > Garbage {
+	if f.Kind < Refused || f.Kind > Nudge {
 		bad("Kind: unknown fault kind %d", f.Kind)
 	}
 	if f.Start < 0 || f.Start >= s.Duration {

@@ -122,6 +122,7 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 func newWorld(sc Scenario, opt Options) (*world, error) {
 	cfg := opt.Check
 	cfg.Backoff, cfg.Liveness, cfg.ClientLiveness = sc.Backoff, sc.ServerLiveness, sc.ClientLiveness.WithDefaults()
+	cfg.Failures = sc.Failures
 	suite, err := invariant.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sim: invariant config: %w", err)
@@ -223,6 +224,8 @@ func (w *world) loop(ctx context.Context) error {
 			w.appEvent(e)
 		case evClientEvent:
 			w.clientEvent(e)
+		case evNudge:
+			w.nudge(e)
 		case evFaultStart:
 			w.faultStart(int(e.id))
 		case evFaultEnd:
