@@ -73,6 +73,7 @@ type Client struct {
 	failure       Failure       // of the failure being stepped
 	class         FailureClass  // its class
 	rejections    int           // consecutive permanent failures; a link that comes up ends them
+	slowDelay     time.Duration // the slow schedule's delay after the latest rejection
 	lastAttemptAt time.Time     // when the latest attempt started: the reconnect-now floor counts from it
 
 	now          time.Time   // of the Step in progress, for the guards
@@ -312,7 +313,7 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		c.acts = append(c.acts, Action{Kind: ActDial, At: c.dialDeadline, Attempt: c.attempt})
 	case Connected:
 		c.connectedAt, c.lastHeard, c.lastPing = now, now, time.Time{}
-		c.rejections = 0
+		c.rejections, c.slowDelay = 0, 0
 	case BackingOff:
 		c.failures++
 		c.prevDelay, c.delay = c.delay, c.b.Delay(c.failures, c.delay, c.rng)
@@ -324,11 +325,13 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 	case Rejected:
 		c.failures++
 		c.rejections++
-		c.prevDelay, c.delay = c.delay, c.fp.Schedule.Delay(c.rejections, c.delay, c.rng)
+		// The slow schedule keeps its own last delay: the transient
+		// backoff's (decorrelated jitter grows from it) is untouched.
+		c.slowDelay = c.fp.Schedule.Delay(c.rejections, c.slowDelay, c.rng)
 		c.failedAt = now
-		c.retryAt = now.Add(c.delay)
-		c.trans.Attempt, c.trans.Delay = c.failures+1, c.delay
-		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.delay})
+		c.retryAt = now.Add(c.slowDelay)
+		c.trans.Attempt, c.trans.Delay = c.failures+1, c.slowDelay
+		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.slowDelay})
 	case GaveUp:
 		c.gaveUp = c.giveUp(now)
 		c.failures++
@@ -401,12 +404,14 @@ func (c *Client) reschedule(now time.Time, tr Trigger) {
 	at := c.retryAt
 	switch tr {
 	case ReconnectNow:
+		// Only the retry moves: the delay drawn stays the basis of the
+		// next one (decorrelated jitter grows from it).
 		if f := c.floorAt(); f.Before(at) {
 			at = f
 		}
 	case ResetBackoff:
-		c.failures, c.prevDelay = 1, 0
-		at = c.failedAt.Add(c.b.Delay(1, 0, c.rng))
+		c.failures, c.prevDelay, c.delay = 1, 0, c.b.Delay(1, 0, c.rng)
+		at = c.failedAt.Add(c.delay)
 		if f := c.floorAt(); at.Before(f) {
 			at = f
 		}
@@ -415,7 +420,7 @@ func (c *Client) reschedule(now time.Time, tr Trigger) {
 	if at.Equal(c.retryAt) {
 		return
 	}
-	c.retryAt, c.delay = at, at.Sub(c.failedAt)
-	c.trans.Delay = c.delay
-	c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: c.failures + 1, Delay: c.delay})
+	c.retryAt = at
+	c.trans.Delay = at.Sub(c.failedAt)
+	c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: c.failures + 1, Delay: c.trans.Delay})
 }

@@ -1,6 +1,8 @@
 package invariant
 
 import (
+	"time"
+
 	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/lifeline-go/lifeline/trace"
 )
@@ -30,6 +32,7 @@ func (s *Suite) classify(c *clientFacts, r *trace.Record) {
 	class := s.o.fp.Classify(failureOf(r.Code))
 	c.permanent, c.fatal, c.nudged, c.failCode = class == fsm.Permanent, class == fsm.Fatal, false, r.Code
 	if c.permanent {
+		s.check(PermanentSlow) // the failure arms the rule: its retry will be judged
 		c.rejections++
 	}
 }
@@ -38,6 +41,9 @@ func (s *Suite) classify(c *clientFacts, r *trace.Record) {
 // a nudge, and reports whether it did (then (a) does not judge it).
 func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 	since := r.At - c.lastFail
+	if c.nudged {
+		s.check(ReconnectFloor) // a nudge arms the rule for this attempt
+	}
 	switch {
 	case c.permanent:
 		sched := s.o.fp.Schedule
@@ -53,20 +59,30 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 				r.Attempt, since, c.rejections, c.lastFail, hi)
 		}
 		return true
-	case c.nudged:
-		s.check(ReconnectFloor)
+	case c.nudged && since < s.pendingEarliest(c):
+		// Brought forward by a reconnect-now: the floor, not the
+		// schedule's earliest, bounds it. (At or after the earliest the
+		// schedule allowed it anyway, and (a) judges it.) The earliest is
+		// the pending retry's, which a policy change may have raised.
 		if gap, floor := r.At-c.lastDial, s.o.b.ReconnectFloor; gap < floor {
 			s.fail(ReconnectFloor, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d started %s after attempt %d, which a reconnect-now may not bring closer than the floor %s",
 				r.Attempt, gap, r.Attempt-1, floor)
 		}
-		if hi := s.o.latest(c.n); since > hi+s.o.slack {
+		if _, hi := s.retries.window(s, c); since > hi+s.o.slack {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d came %s after failure %d at %s; the policy's latest is %s", r.Attempt, since, c.n, c.lastFail, hi)
 		}
 		return true
 	}
 	return false
+}
+
+// pendingEarliest is the earliest the pending retry of c was promised:
+// the policy's, or what policy changes since its failure raised it to.
+func (s *Suite) pendingEarliest(c *clientFacts) time.Duration {
+	lo, _ := s.retries.window(s, c)
+	return lo
 }
 
 // policyTransition judges a client's move into BackingOff or Rejected that

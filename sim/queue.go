@@ -34,6 +34,7 @@ const (
 	evXSend       // a node sends to a session through the bus
 	evClientEvent // id = link: the client writes an application message
 	evPolicy      // id = BackoffChanges index
+	evNudge       // id = fault: its clients' owners call ReconnectNow
 )
 
 // queue is a radix heap: a priority queue for keys that never go below the

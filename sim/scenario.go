@@ -34,6 +34,10 @@ type Scenario struct {
 	// (fsm.Client.SetBackoff, as conn.Client.SetPolicy does), in time
 	// order: pending retries move, never before the old policy promised.
 	BackoffChanges []BackoffChange
+	// Failures is the clients' failure table: an Auth fault's 401 or 403
+	// and a close frame's code (1008 for protocol errors) are classed by
+	// it. The zero value means fsm's defaults.
+	Failures fsm.FailurePolicy `json:",omitzero"`
 	// ClientLiveness decides when a client gives up on a silent server.
 	ClientLiveness fsm.Liveness
 	// ServerLiveness decides when a server reaps a session.
@@ -196,6 +200,10 @@ const (
 	// arrive undecodable, each with probability Rate (zero means every
 	// one): protocol errors, MaxErrors of which in a row close a session.
 	Garbage
+	// Nudge: the owners of affected clients call ReconnectNow every 10ms
+	// from Start to End: the caller in a loop the reconnect-now floor
+	// exists for.
+	Nudge
 )
 
 var faultNames = [...]string{
@@ -205,6 +213,7 @@ var faultNames = [...]string{
 	NodeCrash: "node_crash", NodeCutOff: "node_cutoff", EngineFailover: "engine_failover",
 	WatchLoss: "watch_loss", WatchDelay: "watch_delay", NodeLeave: "node_leave",
 	Garbage: "garbage",
+	Nudge:   "nudge",
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
@@ -331,6 +340,14 @@ const (
 	// policy) instead of handing the policy to its machine: the pending
 	// retry goes at once, before the old policy promised. Breaks (a).
 	BugPolicyRestartsLoop
+	// BugIgnoreGoAway: the driver hands its machine a plain failure for a
+	// 401, 403 or close 1008 (Step, not StepFailure): the server that said
+	// "go away" is retried at the transient pace. Breaks (l).
+	BugIgnoreGoAway
+	// BugNudgeDials: the driver answers ReconnectNow by dialing at once,
+	// behind its machine's back: a caller in a loop recreates the tight
+	// loop. Breaks (m).
+	BugNudgeDials
 )
 
 var bugNames = [...]string{
@@ -342,6 +359,7 @@ var bugNames = [...]string{
 	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
 	BugMessageAsPong: "message_as_pong", BugClientDeaf: "client_deaf", BugResetOnConnect: "reset_on_connect",
 	BugLockStepJitter: "lock_step_jitter", BugPolicyRestartsLoop: "policy_restarts_loop",
+	BugIgnoreGoAway: "ignore_go_away", BugNudgeDials: "nudge_dials",
 }
 
 // Bugs lists every Bug.
@@ -441,7 +459,7 @@ func (s Scenario) Validate() error {
 		field string
 		err   error
 	}{
-		{"Backoff", d.Backoff.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
+		{"Backoff", d.Backoff.Validate()}, {"Failures", d.Failures.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
 		{"ServerLiveness", d.ServerLiveness.Validate()}, {"Latency", d.Latency.validate("Latency")},
 	} {
 		if e.err != nil {

@@ -41,6 +41,21 @@ type backoffJSON struct {
 	FirstImmediate bool     `json:"first_immediate,omitempty"`
 	ConnectTimeout duration `json:"connect_timeout,omitempty"`
 	StableAfter    duration `json:"stable_after,omitempty"`
+	ReconnectFloor duration `json:"reconnect_floor,omitempty"`
+	GiveUpAfter    duration `json:"give_up_after,omitempty"`
+}
+
+// failuresJSON is fsm.FailurePolicy: the slow schedule and the rules.
+type failuresJSON struct {
+	Schedule *backoffJSON      `json:"schedule,omitempty"`
+	Rules    []failureRuleJSON `json:"rules,omitempty"`
+	AppCodes string            `json:"app_codes,omitempty"`
+}
+
+type failureRuleJSON struct {
+	Status int    `json:"status,omitempty"`
+	Code   int    `json:"code,omitempty"`
+	Class  string `json:"class"`
 }
 
 type changeJSON struct {
@@ -82,6 +97,7 @@ type scenarioJSON struct {
 	Duration       duration      `json:"duration,omitempty"`
 	Backoff        *backoffJSON  `json:"backoff,omitempty"`
 	BackoffChanges []changeJSON  `json:"backoff_changes,omitempty"`
+	Failures       *failuresJSON `json:"failures,omitempty"`
 	ClientLiveness *livenessJSON `json:"client_liveness,omitempty"`
 	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
 	Latency        *latencyJSON  `json:"latency,omitempty"`
@@ -104,6 +120,7 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 	for _, ch := range s.BackoffChanges {
 		j.BackoffChanges = append(j.BackoffChanges, changeJSON{duration(ch.At), backoffToJSON(ch.Backoff)})
 	}
+	j.Failures = failuresToJSON(s.Failures)
 	j.ClientLiveness, j.ServerLiveness = livenessToJSON(s.ClientLiveness), livenessToJSON(s.ServerLiveness)
 	j.Latency = latencyToJSON(s.Latency)
 	for _, f := range s.Faults {
@@ -119,25 +136,6 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 	}
 	j.Cluster = clusterToJSON(s.Cluster)
 	return json.Marshal(j)
-}
-
-func backoffToJSON(b fsm.Backoff) *backoffJSON {
-	return &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
-		b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter)}
-}
-
-func backoffFromJSON(b *backoffJSON, field string) (fsm.Backoff, error) {
-	out := fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
-		JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
-		ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter)}
-	if b.Jitter != "" {
-		k, err := fsm.ParseJitter(b.Jitter)
-		if err != nil {
-			return fsm.Backoff{}, fmt.Errorf("%w: %s.jitter: %w", ErrScenario, field, err)
-		}
-		out.Jitter = k
-	}
-	return out, nil
 }
 
 func livenessToJSON(l fsm.Liveness) *livenessJSON {
@@ -183,8 +181,11 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 		}
 		out.BackoffChanges = append(out.BackoffChanges, BackoffChange{At: time.Duration(ch.At), Backoff: b})
 	}
-	out.ClientLiveness, out.ServerLiveness = livenessFromJSON(j.ClientLiveness), livenessFromJSON(j.ServerLiveness)
 	var err error
+	if out.Failures, err = failuresFromJSON(j.Failures); err != nil {
+		return err
+	}
+	out.ClientLiveness, out.ServerLiveness = livenessFromJSON(j.ClientLiveness), livenessFromJSON(j.ServerLiveness)
 	if out.Latency, err = latencyFromJSON(j.Latency, "latency"); err != nil {
 		return err
 	}
@@ -268,4 +269,69 @@ func LoadScenario(path string) (Scenario, error) {
 		return Scenario{}, fmt.Errorf("sim: scenario %s: %w", path, err)
 	}
 	return s, nil
+}
+
+func backoffToJSON(b fsm.Backoff) *backoffJSON {
+	if b == (fsm.Backoff{}) {
+		return nil
+	}
+	return &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
+		b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter),
+		duration(b.ReconnectFloor), duration(b.GiveUpAfter)}
+}
+
+func backoffFromJSON(b *backoffJSON, where string) (fsm.Backoff, error) {
+	if b == nil {
+		return fsm.Backoff{}, nil
+	}
+	out := fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
+		JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
+		ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter),
+		ReconnectFloor: time.Duration(b.ReconnectFloor), GiveUpAfter: time.Duration(b.GiveUpAfter)}
+	if b.Jitter != "" {
+		k, err := fsm.ParseJitter(b.Jitter)
+		if err != nil {
+			return out, fmt.Errorf("%w: %s.jitter: %w", ErrScenario, where, err)
+		}
+		out.Jitter = k
+	}
+	return out, nil
+}
+
+func failuresToJSON(p fsm.FailurePolicy) *failuresJSON {
+	if p.Rules == nil && p.AppCodes == fsm.Transient && p.Schedule == (fsm.Backoff{}) {
+		return nil
+	}
+	j := &failuresJSON{Schedule: backoffToJSON(p.Schedule)}
+	if p.AppCodes != fsm.Transient {
+		j.AppCodes = p.AppCodes.String()
+	}
+	for _, r := range p.Rules {
+		j.Rules = append(j.Rules, failureRuleJSON{Status: r.Status, Code: r.Code, Class: r.Class.String()})
+	}
+	return j
+}
+
+func failuresFromJSON(j *failuresJSON) (fsm.FailurePolicy, error) {
+	var p fsm.FailurePolicy
+	if j == nil {
+		return p, nil
+	}
+	var err error
+	if p.Schedule, err = backoffFromJSON(j.Schedule, "failures.schedule"); err != nil {
+		return p, err
+	}
+	if j.AppCodes != "" {
+		if p.AppCodes, err = fsm.ParseFailureClass(j.AppCodes); err != nil {
+			return p, fmt.Errorf("%w: failures.app_codes: %w", ErrScenario, err)
+		}
+	}
+	for i, r := range j.Rules {
+		c, err := fsm.ParseFailureClass(r.Class)
+		if err != nil {
+			return p, fmt.Errorf("%w: failures.rules[%d].class: %w", ErrScenario, i, err)
+		}
+		p.Rules = append(p.Rules, fsm.FailureRule{Status: r.Status, Code: r.Code, Class: c})
+	}
+	return p, nil
 }

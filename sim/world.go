@@ -132,6 +132,7 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	if sc.Cluster != nil {
 		cfg.Lease = sc.Cluster.Lease
 	}
+	cfg.Failures = sc.Failures
 	suite, err := invariant.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sim: invariant config: %w", err)
@@ -248,6 +249,8 @@ func (w *world) loop(ctx context.Context) error {
 			w.clientEvent(e)
 		case evPolicy:
 			w.setPolicy(w.sc.BackoffChanges[e.id].Backoff)
+		case evNudge:
+			w.nudge(e)
 		case evFaultStart:
 			w.faultStart(int(e.id))
 		case evFaultEnd:

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/lifeline-go/lifeline/invariant"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lifeline-go/lifeline/invariant"
 )
 
 // simJSON runs `lifeline sim` with args plus --json and returns its
