@@ -635,12 +635,22 @@ func TestChurnSoak(t *testing.T) {
 	// per proxied client (the proxy's two sockets and pumps); three
 	// descriptors (two pipes and a pidfd) and a reader goroutine per child
 	// process; a fixed allowance for the listeners, the poller, the timer
-	// wheel and the test. Heap+stack after two collections: at most 1.5×
-	// the first check's (docs/reliability.md: measured a plateau, not
-	// growth, over 10 minutes).
+	// wheel and the test.
+	//
+	// Heap+stack, after two collections: a plateau, not growth (a 10-minute
+	// run: 9.8 MiB at the first check, 11.2 after the first restart, 11.5
+	// at most, the heap's object count flat from minute 6 on). What rises
+	// is a step at each server restart, mostly StackInuse: a thousand
+	// clients reconnecting at once run a thousand handshakes at once, and
+	// the stack spans they grew stay pinned by the readers that follow. So
+	// the bound has two parts (docs/decisions.md, "soak heap bound"): at
+	// most 2× the first check at any time (the storm's step; the issue's
+	// run saw 1.57×, these runs 1.17–1.26×), and after the first restart,
+	// at most 1.5× that restart's level: more is growth.
 	const slackFDs, slackGoroutines = 3*procs + 32, procs + 64
 	proxyCost := 2 * proxied * perProc
 	checks := 0
+	var storm uint64 // heap+stack at the first check after a restart
 	check := func(what string) {
 		u := measure()
 		sessions := int(sk.s.srv.Stats().Open)
@@ -653,8 +663,14 @@ func TestChurnSoak(t *testing.T) {
 		if lim := base.goroutines + sessions + proxyCost + slackGoroutines; u.goroutines > lim {
 			t.Errorf("after %s: %d goroutines for %d sessions (bound %d)", what, u.goroutines, sessions, lim)
 		}
-		if u.heap > firstUse.heap*3/2 {
-			t.Errorf("after %s: heap+stack %.1f MiB, first check %.1f MiB (bound 1.5×)", what, mib(u.heap), mib(firstUse.heap))
+		if u.heap > firstUse.heap*2 {
+			t.Errorf("after %s: heap+stack %.1f MiB, first check %.1f MiB (bound 2×)", what, mib(u.heap), mib(firstUse.heap))
+		}
+		if storm == 0 && strings.HasPrefix(what, "restart") {
+			storm = u.heap
+		}
+		if storm > 0 && u.heap > storm*3/2 {
+			t.Errorf("after %s: heap+stack %.1f MiB, after the first restart %.1f MiB (bound 1.5×): growth", what, mib(u.heap), mib(storm))
 		}
 	}
 
@@ -670,7 +686,7 @@ func TestChurnSoak(t *testing.T) {
 		Case: fmt.Sprintf("%s: a kill round every %s (%d %% of the clients, SIGKILL, replaced), a server restart every %s, a SIGSTOP and a blackhole round every %s",
 			p.duration, p.killEvery, killFraction, p.restartEvery, p.silenceEvery),
 		Path:  "killed: session Alive→Reaped (read_error/send_error); restart: all Reaped (shutdown), clients back by the policy; stopped and blackholed: Reaped (pong_timeout), blackholed clients back by their own deadline",
-		Bound: fmt.Sprintf("reaps per event exactly as accounted; open = registered = live clients within %s of each event; fds ≤ sessions + %d, goroutines ≤ sessions + %d (+2 each per proxied client); heap+stack (after two GCs) ≤ 1.5× the first check", settleBound, slackFDs, slackGoroutines),
+		Bound: fmt.Sprintf("reaps per event exactly as accounted; open = registered = live clients within %s of each event; fds ≤ sessions + %d, goroutines ≤ sessions + %d (+2 each per proxied client); heap+stack (after two GCs) ≤ 2× the first check, and ≤ 1.5× the first restart's level after it", settleBound, slackFDs, slackGoroutines),
 		Observed: fmt.Sprintf("%d kill rounds, %d restarts, %d SIGSTOP rounds, %d blackhole rounds; settled within %s at worst",
 			counts["kill"], counts["restart"], counts["stop"], counts["blackhole"], worst.Round(time.Millisecond)),
 		Evidence: fmt.Sprintf("open = live after every event; fds %d→%d, goroutines %d→%d, heap+stack %.1f→%.1f MiB",
