@@ -56,9 +56,10 @@ func genLiveness(t *rapid.T, side string) fsm.Liveness {
 	l := fsm.Liveness{PingInterval: dur(t, 2*time.Second, time.Minute, side+"_ping")}
 	l.PongTimeout = dur(t, time.Second, l.PingInterval-time.Millisecond, side+"_pong")
 	l.CloseTimeout = dur(t, 100*time.Millisecond, 10*time.Second, side+"_close")
-	if rapid.Bool().Draw(t, side+"_idle_on") {
+	if rapid.IntRange(0, 2).Draw(t, side+"_idle_on") > 0 {
 		l.IdleTimeout = dur(t, l.PingInterval, 5*time.Minute, side+"_idle")
 	}
+	l.MaxErrors = rapid.IntRange(1, 5).Draw(t, side+"_max_errors")
 	return l
 }
 
@@ -71,7 +72,7 @@ func genLatency(t *rapid.T, label string) sim.Latency {
 }
 
 var allFaults = []sim.FaultKind{sim.Refused, sim.Occupied, sim.DNS, sim.Stall, sim.Auth, sim.AcceptClose,
-	sim.Kill, sim.Crash, sim.Blackhole, sim.RST, sim.LatencySpike, sim.Loss, sim.Partition, sim.Restart}
+	sim.Kill, sim.Crash, sim.Blackhole, sim.RST, sim.LatencySpike, sim.Loss, sim.Partition, sim.Restart, sim.Garbage}
 
 func genFault(t *rapid.T, sc *sim.Scenario, i int, kinds []sim.FaultKind) sim.Fault {
 	p := func(s string) string { return "fault" + string(rune('0'+i)) + "_" + s }
@@ -88,6 +89,8 @@ func genFault(t *rapid.T, sc *sim.Scenario, i int, kinds []sim.FaultKind) sim.Fa
 	switch f.Kind {
 	case sim.Loss:
 		f.Rate = rapid.Float64Range(0, 0.5).Draw(t, p("rate"))
+	case sim.Garbage:
+		f.Rate = rapid.Float64Range(0, 0.99).Draw(t, p("rate"))
 	case sim.Auth:
 		f.Code = rapid.SampledFrom([]int{401, 403}).Draw(t, p("code"))
 	case sim.LatencySpike:
@@ -97,23 +100,36 @@ func genFault(t *rapid.T, sc *sim.Scenario, i int, kinds []sim.FaultKind) sim.Fa
 	return f
 }
 
-// genScenario draws a small world: few clients, minutes of virtual time,
-// every kind of fault, policies anywhere in their valid ranges.
+// durationTiers spread virtual durations from a minute to hours: rapid's
+// draws over one wide range crowd at its low end (the median was the
+// minimum), so a tier is drawn first, then a duration within it.
+var durationTiers = [][2]time.Duration{{time.Minute, 5 * time.Minute}, {5 * time.Minute, 20 * time.Minute},
+	{20 * time.Minute, time.Hour}, {time.Hour, 3 * time.Hour}}
+
+// genScenario draws a small world: few clients, a minute to hours of
+// virtual time, every kind of fault, policies anywhere in their valid
+// ranges, traffic both ways (or none) and the idle tier and error limits on.
 func genScenario(t *rapid.T, kinds []sim.FaultKind) sim.Scenario {
+	tier := durationTiers[rapid.IntRange(0, len(durationTiers)-1).Draw(t, "duration_tier")]
 	sc := sim.Scenario{
 		Seed:           rapid.Uint64().Draw(t, "seed"),
 		Clients:        rapid.IntRange(1, 8).Draw(t, "clients"),
 		Servers:        rapid.IntRange(1, 2).Draw(t, "servers"),
-		Duration:       dur(t, time.Minute, 15*time.Minute, "duration"),
+		Duration:       dur(t, tier[0], tier[1], "duration"),
 		Backoff:        genBackoff(t),
 		ClientLiveness: genLiveness(t, "client"),
 		ServerLiveness: genLiveness(t, "server"),
 		Latency:        genLatency(t, "latency"),
 	}
-	if rapid.Bool().Draw(t, "traffic") {
+	if rapid.IntRange(0, 3).Draw(t, "traffic") > 0 {
 		sc.EventInterval = dur(t, 500*time.Millisecond, time.Minute, "event_interval")
 	}
-	for i, n := 0, rapid.IntRange(0, 6).Draw(t, "faults"); i < n; i++ {
+	if rapid.IntRange(0, 3).Draw(t, "client_traffic") > 0 {
+		sc.ClientEventInterval = dur(t, 500*time.Millisecond, time.Minute, "client_event_interval")
+	}
+	// At least one fault in most cases: a world without faults exercises
+	// little but the steady state.
+	for i, n := 0, rapid.IntRange(0, 6).Draw(t, "faults")+rapid.IntRange(0, 2).Draw(t, "faults_extra"); i < n; i++ {
 		sc.Faults = append(sc.Faults, genFault(t, &sc, i, kinds))
 	}
 	return sc
@@ -169,12 +185,59 @@ func failureReport(sc sim.Scenario, res *sim.Result, runErr error) string {
 func jsonNumber(n uint64) string { js, _ := json.Marshal(n); return string(js) }
 
 // TestInvariantsHold is the main property: under every fault, for any
-// valid policy, the correct driver keeps (a) to (f).
+// valid policy, the correct driver keeps (a) to (g). A share of the cases
+// (two fifths) is a fleet of herdClients dropped by a server restart, the
+// only world (g) is judged in; the rest are small worlds under every fault.
+// It counts the cases that exercised each invariant (checked it at least
+// once) and fails if any was exercised in fewer than minExercised of them:
+// a property no case reaches proves nothing.
 func TestInvariantsHold(t *testing.T) {
+	var cases int
+	exercised := map[invariant.Invariant]int{}
 	rapid.Check(t, func(t *rapid.T) {
-		check(t, genScenario(t, allFaults), sim.Options{})
+		var res *sim.Result
+		if rapid.IntRange(0, 4).Draw(t, "herd_case") < 2 {
+			sc := herdScenario(t, fsm.JitterFull)
+			// Half a minute after the herd, kill -9 a few of the fleet: their
+			// sessions end by read errors (d) judges and (c) bounds.
+			back := sc.Faults[0].End
+			sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Kill, Start: back + 30*time.Second, Clients: sim.Range{From: 0, To: 50}})
+			sc.EventInterval = dur(t, 10*time.Second, time.Minute, "herd_event_interval") // and (e) has sends to judge
+			res = check(t, sc, herdOptions())
+		} else {
+			sc := genScenario(t, allFaults)
+			if rapid.Bool().Draw(t, "ending_fault") {
+				// One more fault that ends open links, so (d) has ends to judge.
+				sc.Faults = append(sc.Faults, genFault(t, &sc, 9, endingFaults))
+			}
+			res = check(t, sc, sim.Options{})
+		}
+		cases++
+		for _, v := range res.Suite.Verdicts() {
+			if v.Checked > 0 {
+				exercised[v.Invariant]++
+			}
+		}
 	})
+	if t.Failed() || cases == 0 {
+		return
+	}
+	for _, inv := range invariant.All {
+		share := float64(exercised[inv]) / float64(cases)
+		t.Logf("(%c) %-20s exercised in %3d of %d cases (%.0f%%)", inv.Letter(), inv, exercised[inv], cases, 100*share)
+		if cases >= 50 && share < minExercised {
+			t.Errorf("(%c) %s exercised in only %.0f%% of the cases; the generators must reach it in at least %.0f%%",
+				inv.Letter(), inv, 100*share, 100*minExercised)
+		}
+	}
 }
+
+// endingFaults end open links for a reason (d) judges.
+var endingFaults = []sim.FaultKind{sim.Kill, sim.Crash, sim.Blackhole, sim.RST, sim.Garbage}
+
+// minExercised is the least share of TestInvariantsHold's cases each
+// invariant must be exercised in (judged at 50 cases or more).
+const minExercised = 0.20
 
 // The herd bound (g), stated: with full jitter and Initial ≥ 3 s, after a
 // server restart drops 1000 clients, no 100 ms window holds more than 10 %
@@ -290,6 +353,24 @@ func pairOnTwoServers(t *rapid.T, sc *sim.Scenario) {
 	}
 }
 
+// chattyClientsIdleServer makes the clients the only ones talking, more
+// often than the server's idle timeout: a session is never idle.
+func chattyClientsIdleServer(t *rapid.T, sc *sim.Scenario) {
+	l := &sc.ServerLiveness
+	l.IdleTimeout = max(l.IdleTimeout, l.PingInterval)
+	sc.EventInterval = 0
+	sc.ClientEventInterval = dur(t, 100*time.Millisecond, l.IdleTimeout/4, "chatty_interval")
+}
+
+// someGarbage spoils some of the clients' messages, never all: a streak
+// of protocol errors keeps being broken by good messages.
+func someGarbage(t *rapid.T, sc *sim.Scenario) {
+	sc.ServerLiveness.IdleTimeout = 0
+	sc.ServerLiveness.MaxErrors = rapid.IntRange(2, 5).Draw(t, "garbage_max_errors")
+	sc.ClientEventInterval = dur(t, 100*time.Millisecond, 2*time.Second, "garbage_interval")
+	sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Garbage, Rate: rapid.Float64Range(0.2, 0.6).Draw(t, "garbage_rate")})
+}
+
 // TestBrokenVariantsAreCaught shows each invariant biting on the
 // historical bug it exists for. The fault kinds offered are those that
 // can expose the bug; rapid finds and shrinks a case.
@@ -312,12 +393,25 @@ func TestBrokenVariantsAreCaught(t *testing.T) {
 		{"pong timeout longer than the ping interval", sim.BugPongTimeoutOverPing, silentDeath, nil, invariant.DeadReaped},
 		{"send after the session closed", sim.BugSendAfterClose, allFaults, nil, invariant.NoSendAfterClose},
 		{"registry leaks reaped sessions", sim.BugLeakOnReap, allFaults, nil, invariant.RegistryMatches},
+		{"idle tier deaf to the peer's messages", sim.BugMessageAsPong, []sim.FaultKind{sim.LatencySpike}, chattyClientsIdleServer, invariant.LiveKept},
+		{"a good message never ends a streak of errors", sim.BugMessageAsPong, []sim.FaultKind{sim.LatencySpike}, someGarbage, invariant.LiveKept},
+		{"client deaf to a live server", sim.BugClientDeaf, []sim.FaultKind{sim.LatencySpike, sim.Refused}, nil, invariant.LiveKept},
+		{"backoff reset at connect", sim.BugResetOnConnect, []sim.FaultKind{sim.AcceptClose}, nil, invariant.NoEarlyRetry},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			bites(t, "("+string(c.inv.Letter())+") "+c.inv.String(), withBug(c.bug, c.kinds, c.tweak, c.inv))
 		})
 	}
+	t.Run("lock-step jitter", func(t *testing.T) {
+		withHerdFlags(t, func() {
+			bites(t, "(g) herd_spread", func(t *rapid.T) {
+				sc := herdScenario(t, fsm.JitterFull)
+				sc.Bugs = []sim.Bug{sim.BugLockStepJitter}
+				check(t, sc, herdOptions(), invariant.HerdSpread)
+			})
+		})
+	})
 	t.Run("herd without jitter", func(t *testing.T) {
 		withHerdFlags(t, func() {
 			bites(t, "(g) herd_spread", func(t *rapid.T) {

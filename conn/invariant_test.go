@@ -29,9 +29,22 @@ type timedRecord struct {
 }
 
 // judge runs the invariant suite over recs, stably ordered by time, and
-// fails t with the first violation.
+// fails t with the first violation. At one instant a peer's death comes
+// before what the adapter did about it: the death caused the reap, and
+// (d) judges the reap by the facts known when it happened.
 func judge(t *rapid.T, cfg invariant.Config, start, end time.Time, recs []timedRecord) {
-	slices.SortStableFunc(recs, func(a, b timedRecord) int { return a.at.Compare(b.at) })
+	cause := func(r *timedRecord) int {
+		if r.rec.Kind == trace.PeerDead || r.rec.Kind == trace.ClientExit {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(recs, func(a, b timedRecord) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return cause(&a) - cause(&b)
+	})
 	s, err := invariant.New(cfg)
 	if err != nil {
 		t.Fatalf("invariant config: %v", err)

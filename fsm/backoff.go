@@ -229,9 +229,7 @@ func (b Backoff) Delay(n int, prev time.Duration, r Rand) time.Duration {
 	}
 	if b.Jitter == JitterDecorrelated {
 		lo := min(b.Initial, b.Max)
-		// Clamped to Latest as well, so float rounding of the repeated
-		// product can never put a delay a nanosecond past the oracle.
-		hi := min(b.capped(k+1), scale(max(prev, b.Initial), b.Multiplier, b.Max))
+		hi := b.decorrelatedHi(k, prev)
 		return lo + scale(hi-lo, r.Float64(), hi-lo)
 	}
 	base := b.capped(k)
@@ -282,6 +280,30 @@ func (b Backoff) Latest(n int) time.Duration {
 		return b.capped(k + 1)
 	}
 	return b.capped(k)
+}
+
+// LatestAfter returns the longest delay the policy allows after the n-th
+// consecutive failure when the delay chosen after failure n−1 was prev (0
+// for the first of a run). It is Latest(n) for every kind but
+// JitterDecorrelated, whose delay may grow by at most Multiplier per
+// failure: min(Latest(n), max(prev, Initial) × Multiplier). That is the
+// decorrelated kind's real growth rule; its lower bound stays Initial, and
+// with Multiplier below 2 its mean settles near Initial/(2−Multiplier)
+// instead of climbing to Max (docs/decisions.md).
+func (b Backoff) LatestAfter(n int, prev time.Duration) time.Duration {
+	b = b.WithDefaults()
+	k := b.growth(n)
+	if k < 0 || b.Jitter != JitterDecorrelated {
+		return b.Latest(n)
+	}
+	return b.decorrelatedHi(k, prev)
+}
+
+// decorrelatedHi is the top of the decorrelated draw for growth k after a
+// delay of prev: clamped to Latest as well, so float rounding of the
+// repeated product can never put a delay a nanosecond past the oracle.
+func (b Backoff) decorrelatedHi(k int, prev time.Duration) time.Duration {
+	return min(b.capped(k+1), scale(max(prev, b.Initial), b.Multiplier, b.Max))
 }
 
 // GivesUpAfter reports whether the n-th consecutive failure exhausts the

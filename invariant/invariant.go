@@ -52,6 +52,10 @@ type Config struct {
 	// Liveness is the server sessions' liveness policy; zero fields mean
 	// fsm's defaults.
 	Liveness fsm.Liveness
+	// ClientLiveness is the clients' liveness policy, by which (d) judges a
+	// client that drops its link for silence. The zero value means
+	// Liveness: one policy for both ends.
+	ClientLiveness fsm.Liveness
 	// Slack is how late an upper bound (latest retry, reap deadline) may be
 	// met. Zero suits the simulator, which ticks exactly at deadlines; a
 	// real driver states its timer and scheduling latency here.
@@ -79,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Liveness.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.Liveness: %w", err))
+	}
+	if err := c.ClientLiveness.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.ClientLiveness: %w", err))
 	}
 	if c.Slack < 0 {
 		errs = append(errs, fmt.Errorf("invariant: Config.Slack must not be negative (got %s)", c.Slack))
@@ -145,6 +152,7 @@ const keepViolations = 64
 type oracle struct {
 	b     fsm.Backoff
 	l     fsm.Liveness
+	cl    fsm.Liveness // the clients' (defaults applied)
 	slack time.Duration
 }
 

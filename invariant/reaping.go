@@ -18,11 +18,12 @@ func (s *Suite) sessionTransition(r *trace.Record, idx int) {
 		f.upgradedOK, f.upgraded, f.lastActivity = true, r.At, r.At
 	case r.To == fsm.Closing && !f.closing:
 		f.closing, f.closingAt = true, r.At
+		s.judgeEnd(f, r, idx)
 	case r.To == fsm.Reaped:
 		f.reaped = true
 		s.checkReapBy(f, r.ID, r.At, r.At, idx, false)
-		if r.Trigger == fsm.PongTimeout {
-			s.checkLiveReap(f, r, idx)
+		if r.From != fsm.Closing {
+			s.judgeEnd(f, r, idx)
 		}
 	}
 }
@@ -87,19 +88,6 @@ func (s *Suite) checkReapBy(f *sessionFacts, id uint32, t, at time.Duration, idx
 			s.fail(DeadReaped, at, fsm.MachineSession, id, idx, "%s; handshaking since %s, bound %s", verb, f.created, b)
 		}
 	}
-}
-
-// checkLiveReap checks (d) for a session reaped for silence at r.At: its
-// peer must be dead, a send must have failed, or its path must have
-// reported trouble since the last frame that could have kept it alive.
-func (s *Suite) checkLiveReap(f *sessionFacts, r *trace.Record, idx int) {
-	s.check(LiveKept)
-	window := s.o.l.PingInterval + s.o.l.PongTimeout
-	if f.dead || f.sendFailed || (f.degraded && f.degradedAt >= r.At-window) {
-		return
-	}
-	s.fail(LiveKept, r.At, fsm.MachineSession, r.ID, idx,
-		"reaped for silence while its peer lived and its path reported no loss or delay ≥ PongTimeout/2 since %s", r.At-window)
 }
 
 // send checks (e).

@@ -23,9 +23,9 @@ func (rt *retries) down(s *Suite, r *trace.Record) {
 		return
 	}
 	if c.up && r.At-c.upAt >= s.o.b.StableAfter {
-		c.n = 0
+		c.n, c.prevDelay, c.lowRun = 0, 0, 0
 	}
-	c.up, c.link = false, trace.NoID
+	c.up, c.link, c.downLink = false, trace.NoID, c.link
 	c.n++
 	c.lastFail = r.At
 	c.exhausted = s.o.b.GivesUpAfter(int(c.n))
@@ -75,11 +75,19 @@ func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 				"backoff delay %s after failure %d is below the policy's earliest %s", r.Delay, c.n, lo)
 		}
-		if hi := s.o.latest(c.n); r.Delay > hi {
+		if hi := s.o.b.LatestAfter(int(c.n), c.prevDelay); r.Delay > hi {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
-				"backoff delay %s after failure %d is above the policy's latest %s", r.Delay, c.n, hi)
+				"backoff delay %s after failure %d (the one before: %s) is above the policy's latest %s", r.Delay, c.n, c.prevDelay, hi)
+		}
+		s.growth(c, r, idx)
+		c.prevDelay = r.Delay
+		if r.From == fsm.Connected && r.Trigger == fsm.PongTimeout {
+			s.judgeClientDrop(c, r, idx)
 		}
 	case fsm.GaveUp:
+		if r.From == fsm.Connected && r.Trigger == fsm.PongTimeout {
+			s.judgeClientDrop(c, r, idx)
+		}
 		s.check(BoundedRetries)
 		if !c.exhausted {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,

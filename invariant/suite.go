@@ -34,7 +34,11 @@ func New(cfg Config) (*Suite, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), l: cfg.Liveness.WithDefaults(), slack: cfg.Slack}}
+	cl := cfg.ClientLiveness
+	if cl == (fsm.Liveness{}) {
+		cl = cfg.Liveness
+	}
+	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -56,8 +60,11 @@ type clientFacts struct {
 	n         int32 // consecutive failures, counted from Down records
 	lastFail  time.Duration
 	upAt      time.Duration
-	link      uint32 // session the client is up on, or trace.NoID
-	herdMark  int32  // herd+1 whose first reconnect this client already gave
+	prevDelay time.Duration // the backoff delay chosen after failure n−1 of this run
+	lowRun    int32         // backoff delays in a row in the bottom quarter of their range
+	link      uint32        // session the client is up on, or trace.NoID
+	downLink  uint32        // the link its last failure ended, or trace.NoID
+	herdMark  int32         // herd+1 whose first reconnect this client already gave
 	up        bool
 	pending   bool // a failure awaits its retry
 	exhausted bool // the last failure used up MaxAttempts
@@ -70,11 +77,15 @@ type sessionFacts struct {
 	created, upgraded, closingAt  time.Duration
 	lastActivity, lastSign        time.Duration
 	sendFailedAt, degradedAt      time.Duration
+	cDegradedAt                   time.Duration // last Degraded slow enough for the client's pong timeout
+	errors                        int32         // BadRecv in a row since the last good message
 	client, server                uint32
 	state                         fsm.State
 	known, registered, upgradedOK bool
 	closing, dead, sendFailed     bool
-	degraded, reaped              bool
+	degraded, cDegraded, reaped   bool
+	queueFull, badSeen            bool
+	badAt                         time.Duration
 }
 
 // Observe checks one record. Records must come in time order.
@@ -97,7 +108,7 @@ func (s *Suite) Observe(r *trace.Record) {
 	case trace.Down:
 		s.retries.down(s, r)
 	case trace.ClientStart:
-		*s.client(r.ID) = clientFacts{link: trace.NoID}
+		*s.client(r.ID) = clientFacts{link: trace.NoID, downLink: trace.NoID}
 	case trace.ClientExit:
 		c := s.client(r.ID)
 		c.exited, c.up, c.pending, c.link = true, false, false, trace.NoID
@@ -121,8 +132,9 @@ func (s *Suite) Observe(r *trace.Record) {
 			f.dead, f.lastSign = true, r.LastSign
 		}
 	case trace.Degraded:
-		f := s.session(r.ID)
-		f.degraded, f.degradedAt = true, r.At
+		s.degraded(r)
+	case trace.Recv, trace.BadRecv, trace.QueueFull:
+		s.sessionFact(r)
 	case trace.ServerDown:
 		s.herd.down(s, r)
 	case trace.ServerUp:
@@ -191,7 +203,7 @@ func (s *Suite) fail(i Invariant, at time.Duration, m fsm.Machine, id uint32, id
 
 func (s *Suite) client(id uint32) *clientFacts {
 	for int(id) >= len(s.clients) {
-		s.clients = append(s.clients, clientFacts{link: trace.NoID})
+		s.clients = append(s.clients, clientFacts{link: trace.NoID, downLink: trace.NoID})
 	}
 	return &s.clients[id]
 }

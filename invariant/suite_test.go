@@ -131,7 +131,7 @@ func TestSuite(t *testing.T) {
 
 		{"send while alive", cat(open(), []trace.Record{rec(time.Second, trace.Send, 0)}), time.Minute, nil, ""},
 		{"send after reap", cat(open(), []trace.Record{
-			sess(time.Second, 0, fsm.Alive, fsm.Reaped, fsm.ReadError), rec(2*time.Second, trace.Send, 0)}), time.Minute, nil,
+			sess(time.Second, 0, fsm.Alive, fsm.Reaped, fsm.PeerClose), rec(2*time.Second, trace.Send, 0)}), time.Minute, nil,
 			"(e) no_send_after_close violated at 2s by session 0: message sent on a session in Reaped"},
 		{"send while closing", cat(open(), []trace.Record{
 			sess(time.Second, 0, fsm.Alive, fsm.Closing, fsm.Shutdown), rec(2*time.Second, trace.Send, 0)}), time.Minute, nil,
@@ -140,10 +140,10 @@ func TestSuite(t *testing.T) {
 
 		{"settled and matching", cat(open(), []trace.Record{rec(time.Minute, trace.Settled, 0)}), time.Minute, nil, ""},
 		{"settled with a leaked session", cat(open(), []trace.Record{
-			sess(time.Second, 0, fsm.Alive, fsm.Reaped, fsm.ReadError), down(time.Second, 0), rec(time.Minute, trace.Settled, 0)}), time.Minute, nil,
+			sess(time.Second, 0, fsm.Alive, fsm.Reaped, fsm.PeerClose), down(time.Second, 0), rec(time.Minute, trace.Settled, 0)}), time.Minute, nil,
 			"(f) registry_matches violated at 1m0s by session 0: settled with 1 registered sessions for 0 live peers"},
 		{"settled with a client up on nothing", cat(open(), []trace.Record{
-			sess(time.Second, 0, fsm.Alive, fsm.Reaped, fsm.ReadError), unreg(time.Second, 0), rec(time.Minute, trace.Settled, 0)}), time.Minute, nil,
+			sess(time.Second, 0, fsm.Alive, fsm.Reaped, fsm.PeerClose), unreg(time.Second, 0), rec(time.Minute, trace.Settled, 0)}), time.Minute, nil,
 			"this client is up on no registered session"},
 	}
 	for _, tt := range tests {

@@ -19,7 +19,7 @@ type client struct {
 
 // startClient starts c's process: a fresh machine, a fresh run.
 func (w *world) startClient(c *client) error {
-	m, err := fsm.NewClient(fsm.ClientConfig{Backoff: w.sc.Backoff, Liveness: w.sc.ClientLiveness, Rand: w.rng})
+	m, err := w.newMachine()
 	if err != nil {
 		return err
 	}
@@ -185,10 +185,17 @@ func (w *world) atClient(e event) {
 		case fUpgraded:
 			c.up = true
 			w.emit(trace.Record{Kind: trace.Up, ID: c.id, Peer: e.id})
+			if w.bugs[BugResetOnConnect] {
+				w.resetMachine(c)
+			}
 			w.clientStep(c, fsm.EvDialOK)
+			w.startClientEvents(e.id)
 		case fAcceptClose:
 			c.up = true
 			w.emit(trace.Record{Kind: trace.Up, ID: c.id, Peer: trace.NoID})
+			if w.bugs[BugResetOnConnect] {
+				w.resetMachine(c)
+			}
 			w.clientStep(c, fsm.EvDialOK)
 			w.clientFailed(c, fsm.EvDropped, false)
 		case fRefused, fNotWS, fDNSFail:
@@ -198,14 +205,21 @@ func (w *world) atClient(e event) {
 		}
 		return
 	}
+	deaf := w.bugs[BugClientDeaf]
 	switch e.arg {
 	case fPing:
-		w.clientStep(c, fsm.EvPong) // any frame is a sign of life
+		if !deaf {
+			w.clientStep(c, fsm.EvPong) // any frame is a sign of life
+		}
 		w.transmit(e.id, true, fPong, w.sendTime(c))
 	case fPong:
-		w.clientStep(c, fsm.EvPong)
+		if !deaf {
+			w.clientStep(c, fsm.EvPong)
+		}
 	case fMsg:
-		w.clientStep(c, fsm.EvMessage)
+		if !deaf {
+			w.clientStep(c, fsm.EvMessage)
+		}
 	case fClose:
 		w.transmit(e.id, true, fCloseAck, w.now)
 		w.clientFailed(c, fsm.EvDropped, false)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math"
+	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
 
@@ -26,6 +27,7 @@ const (
 	fCloseAck // the answer to a close frame
 	fFIN      // the transport closed (EOF at the other end)
 	fRST      // → the writer: the middlebox reset the link
+	fBad      // client → server: an application message that does not decode
 )
 
 const noLink = int32(-1)
@@ -33,13 +35,14 @@ const noLink = int32(-1)
 // link is one connection attempt and, if it came up, the connection: both
 // ends' view of it and the server's session.
 type link struct {
-	sess     *fsm.Session
-	client   uint32
-	server   uint16
-	c2s, s2c int64 // last scheduled arrival each way: TCP delivers in order
-	timer    timer // the session's
-	eventGen uint32
-	lastSign int64 // when the dead peer's last frame reached the server (-1: peer alive), for reap latency
+	sess      *fsm.Session
+	client    uint32
+	server    uint16
+	c2s, s2c  int64 // last scheduled arrival each way: TCP delivers in order
+	timer     timer // the session's
+	eventGen  uint32
+	cEventGen uint32 // the client's application messages
+	lastSign  int64  // when the dead peer's last frame reached the server (-1: peer alive), for reap latency
 
 	clientUp      bool // the client holds it as its current link (dialing or up)
 	serverOpen    bool // the server has a session on it that is not yet reaped
@@ -149,7 +152,13 @@ func (w *world) transmit(li uint32, toServer bool, fr frame, sendAt int64) {
 		l.s2c = arrive
 	}
 	if (held || arrive-sendAt >= w.halfPong) && l.sess != nil {
-		w.emit(trace.Record{Kind: trace.Degraded, ID: li})
+		// The transit time lets each end judge it by its own pong
+		// timeout; a frame held by a partition excuses both (zero).
+		r := trace.Record{Kind: trace.Degraded, ID: li, Delay: time.Duration(arrive - sendAt)}
+		if held {
+			r.Delay = 0
+		}
+		w.emit(r)
 	}
 	w.q.push(event{at: arrive, kind: kind, id: li, arg: fr})
 }

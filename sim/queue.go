@@ -26,6 +26,7 @@ const (
 	evFaultEnd                       // id = fault
 	evQuiesce
 	evSettle
+	evClientEvent // id = link: the client writes an application message
 )
 
 // queue is a radix heap: a priority queue for keys that never go below the

@@ -40,6 +40,10 @@ type Scenario struct {
 	// each open session (the events a OneBot server pushes). Zero means
 	// no application traffic: heartbeats only.
 	EventInterval time.Duration
+	// ClientEventInterval is how often each connected client writes an
+	// application message (a bot's API calls): activity the idle tier must
+	// count, and the messages a Garbage fault spoils. Zero means none.
+	ClientEventInterval time.Duration
 	// Faults are the faults injected, each over its own time window.
 	Faults []Fault
 	// Bugs switch on deliberately broken driver behaviour, to show that the
@@ -147,12 +151,16 @@ const (
 	// with 1001 going away, all at once), refuse connections until End,
 	// then listen again. End must be set and after Start.
 	Restart
+	// Garbage: affected clients' application messages (ClientEventInterval)
+	// arrive undecodable, each with probability Rate (zero means every
+	// one): protocol errors, MaxErrors of which in a row close a session.
+	Garbage
 )
 
 var faultNames = [...]string{
 	Refused: "refused", Occupied: "occupied", DNS: "dns", Stall: "stall", Auth: "auth",
 	AcceptClose: "accept_close", Kill: "kill", Crash: "crash", Blackhole: "blackhole", RST: "rst",
-	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart",
+	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart", Garbage: "garbage",
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
@@ -181,7 +189,8 @@ type Fault struct {
 	Clients Range
 	// Servers are the affected servers; empty means all.
 	Servers []int
-	// Rate is Loss's per-frame loss probability, in [0, 1).
+	// Rate is Loss's per-frame loss probability, or Garbage's per-message
+	// one, in [0, 1).
 	Rate float64
 	// Code is Auth's HTTP status, 401 or 403; zero means 401.
 	Code int
@@ -237,6 +246,24 @@ const (
 	// BugLeakOnReap: the server reaps sessions but never removes them from
 	// its registry. Breaks (f).
 	BugLeakOnReap
+	// BugMessageAsPong: the server's reader hands every application message
+	// to its machine as a mere sign of life (EvPong): activity from the
+	// peer is not counted for the idle tier, and a good message never ends
+	// a streak of protocol errors. Breaks (d).
+	BugMessageAsPong
+	// BugClientDeaf: the client's reader answers pings but never tells its
+	// machine that a frame arrived, so a live server looks silent and the
+	// client drops it at the liveness bound. Breaks (d) on the client side.
+	BugClientDeaf
+	// BugResetOnConnect: the driver resets its backoff whenever a link
+	// comes up (a fresh machine per connection) instead of after the link
+	// was stable for StableAfter: a server that accepts and closes at once
+	// pulls it into the immediate first retry every time. Breaks (a).
+	BugResetOnConnect
+	// BugLockStepJitter: every client draws its jitter from a source
+	// seeded alike, so a fleet dropped at once retries in lock-step
+	// however wide the jitter. Breaks (g).
+	BugLockStepJitter
 )
 
 var bugNames = [...]string{
@@ -244,6 +271,8 @@ var bugNames = [...]string{
 	BugNoReconnectAfterDrop: "no_reconnect_after_drop", BugNoPing: "no_ping",
 	BugSwallowSendError: "swallow_send_error", BugPongTimeoutOverPing: "pong_timeout_over_ping",
 	BugSendAfterClose: "send_after_close", BugLeakOnReap: "leak_on_reap",
+	BugMessageAsPong: "message_as_pong", BugClientDeaf: "client_deaf", BugResetOnConnect: "reset_on_connect",
+	BugLockStepJitter: "lock_step_jitter",
 }
 
 // Bugs lists every Bug.
@@ -336,6 +365,9 @@ func (s Scenario) Validate() error {
 	if d.EventInterval < 0 {
 		bad("EventInterval must not be negative (got %s)", d.EventInterval)
 	}
+	if d.ClientEventInterval < 0 {
+		bad("ClientEventInterval must not be negative (got %s)", d.ClientEventInterval)
+	}
 	for _, e := range []struct {
 		field string
 		err   error
@@ -366,7 +398,7 @@ func (s Scenario) Validate() error {
 func (f *Fault) validate(s Scenario) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if f.Kind < Refused || f.Kind > Restart {
+	if f.Kind < Refused || f.Kind > Garbage {
 		bad("Kind: unknown fault kind %d", f.Kind)
 	}
 	if f.Start < 0 || f.Start >= s.Duration {
@@ -389,8 +421,8 @@ func (f *Fault) validate(s Scenario) error {
 	if f.Rate < 0 || f.Rate >= 1 || f.Rate != f.Rate {
 		bad("Rate must be within [0, 1) (got %v)", f.Rate)
 	}
-	if f.Rate != 0 && f.Kind != Loss {
-		bad("Rate only applies to loss")
+	if f.Rate != 0 && f.Kind != Loss && f.Kind != Garbage {
+		bad("Rate only applies to loss and garbage")
 	}
 	if f.Code != 0 && (f.Kind != Auth || (f.Code != 401 && f.Code != 403)) {
 		bad("Code must be 401 or 403, and only for auth (got %d)", f.Code)

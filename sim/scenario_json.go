@@ -80,6 +80,7 @@ type scenarioJSON struct {
 	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
 	Latency        *latencyJSON  `json:"latency,omitempty"`
 	EventInterval  duration      `json:"event_interval,omitempty"`
+	ClientEvents   duration      `json:"client_event_interval,omitempty"`
 	Faults         []faultJSON   `json:"faults,omitempty"`
 	Bugs           []string      `json:"bugs,omitempty"`
 }
@@ -88,7 +89,7 @@ type scenarioJSON struct {
 func (s Scenario) MarshalJSON() ([]byte, error) {
 	j := scenarioJSON{
 		Seed: s.Seed, Clients: s.Clients, Servers: s.Servers, Duration: duration(s.Duration),
-		EventInterval: duration(s.EventInterval),
+		EventInterval: duration(s.EventInterval), ClientEvents: duration(s.ClientEventInterval),
 	}
 	if s.Backoff != (fsm.Backoff{}) {
 		b := s.Backoff
@@ -136,7 +137,7 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("%w: %w", ErrScenario, err)
 	}
 	out := Scenario{Seed: j.Seed, Clients: j.Clients, Servers: j.Servers, Duration: time.Duration(j.Duration),
-		EventInterval: time.Duration(j.EventInterval)}
+		EventInterval: time.Duration(j.EventInterval), ClientEventInterval: time.Duration(j.ClientEvents)}
 	if b := j.Backoff; b != nil {
 		out.Backoff = fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
 			JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,

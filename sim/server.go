@@ -27,6 +27,16 @@ func (w *world) atServer(e event) {
 		w.transmit(e.id, false, fPong, w.now)
 	case fPong:
 		w.sessionStep(e.id, fsm.EvPong)
+	case fMsg:
+		w.emit(trace.Record{Kind: trace.Recv, ID: e.id})
+		if w.bugs[BugMessageAsPong] {
+			w.sessionStep(e.id, fsm.EvPong)
+		} else {
+			w.sessionStep(e.id, fsm.EvMessage)
+		}
+	case fBad:
+		w.emit(trace.Record{Kind: trace.BadRecv, ID: e.id})
+		w.sessionStep(e.id, fsm.EvProtocolError)
 	case fCloseAck:
 		if l.sess.State() == fsm.Closing {
 			w.sessionStep(e.id, fsm.EvClosed)

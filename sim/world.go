@@ -87,7 +87,7 @@ type world struct {
 	settleAt   int64
 	settleSpan int64 // how long the world must be quiet to count as settled
 	lastChange int64 // last time a link came up or went down, or the registry changed
-	halfPong   int64 // ServerLiveness.PongTimeout / 2: frames slower than this are Degraded
+	halfPong   int64 // the server's PongTimeout/2 or the client's invariant.ClientSlowFrame, the shorter: frames this slow are Degraded
 
 	suite *invariant.Suite
 	trace []trace.Record
@@ -121,7 +121,7 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 
 func newWorld(sc Scenario, opt Options) (*world, error) {
 	cfg := opt.Check
-	cfg.Backoff, cfg.Liveness = sc.Backoff, sc.ServerLiveness
+	cfg.Backoff, cfg.Liveness, cfg.ClientLiveness = sc.Backoff, sc.ServerLiveness, sc.ClientLiveness.WithDefaults()
 	suite, err := invariant.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sim: invariant config: %w", err)
@@ -138,7 +138,7 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 		w.bugs[b] = true
 	}
 	sl, cl := sc.ServerLiveness.WithDefaults(), sc.ClientLiveness.WithDefaults()
-	w.halfPong = int64(sl.PongTimeout / 2)
+	w.halfPong = int64(min(sl.PongTimeout/2, invariant.ClientSlowFrame(cl)))
 	b := sc.Backoff.WithDefaults()
 	lat := sc.Latency.max()
 	for _, f := range sc.Faults {
@@ -221,6 +221,8 @@ func (w *world) loop(ctx context.Context) error {
 			w.atClient(e)
 		case evAppEvent:
 			w.appEvent(e)
+		case evClientEvent:
+			w.clientEvent(e)
 		case evFaultStart:
 			w.faultStart(int(e.id))
 		case evFaultEnd:

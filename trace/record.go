@@ -45,7 +45,9 @@ const (
 	// LastSign.
 	PeerDead
 	// Degraded: a frame on session ID's path was lost, held or took at
-	// least half the pong timeout: a reap for silence is excused.
+	// least half the pong timeout: a reap for silence is excused. Delay,
+	// when set, is how long the frame took, so each end judges it against
+	// its own pong timeout; zero means "slow enough for either end".
 	Degraded
 	// ServerDown: server Server stopped; its listener refuses until ServerUp.
 	ServerDown
@@ -69,6 +71,9 @@ func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]
 	}
+	if n, ok := factNames[k]; ok {
+		return n
+	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
@@ -80,7 +85,7 @@ const NoID = ^uint32(0)
 // the run's epoch.
 type Record struct {
 	At       time.Duration
-	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen
+	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen; Degraded: the frame's transit time
 	LastSign time.Duration // PeerDead: when the peer's last frame reaches the server
 	ID       uint32
 	Peer     uint32
@@ -112,7 +117,7 @@ func (r *Record) Subject() (fsm.Machine, uint32) {
 		return r.Machine, r.ID
 	case Dial, Up, Down, ClientStart, ClientExit:
 		return fsm.MachineClient, r.ID
-	case Register, Unregister, Send, SendFailed, PeerDead, Degraded:
+	case Register, Unregister, Send, SendFailed, PeerDead, Degraded, Recv, BadRecv, QueueFull:
 		return fsm.MachineSession, r.ID
 	}
 	return 0, 0

@@ -64,6 +64,11 @@ func (r *Record) AppendText(b []byte) []byte {
 	case PeerDead:
 		b = append(b, " last_sign="...)
 		b = appendDur(b, r.LastSign)
+	case Degraded:
+		if r.Delay != 0 {
+			b = append(b, " delay="...)
+			b = appendDur(b, r.Delay)
+		}
 	case Settled:
 		b = appendInt(b, " live_peers=", int64(r.Peer))
 		b = appendInt(b, " registered=", int64(r.ID))

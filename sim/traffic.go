@@ -1,0 +1,65 @@
+package sim
+
+import (
+	"math/rand/v2"
+
+	"github.com/lifeline-go/lifeline/fsm"
+)
+
+// newMachine returns a fresh client machine with the scenario's policies.
+// Every client draws jitter from the world's one source, so their draws
+// are independent; BugLockStepJitter gives each a source seeded alike.
+func (w *world) newMachine() (*fsm.Client, error) {
+	var r fsm.Rand = w.rng
+	if w.bugs[BugLockStepJitter] {
+		r = rand.New(rand.NewPCG(w.sc.Seed, 1))
+	}
+	return fsm.NewClient(fsm.ClientConfig{Backoff: w.sc.Backoff, Liveness: w.sc.ClientLiveness, Rand: r})
+}
+
+// resetMachine is BugResetOnConnect's driver: on every link that comes up
+// it starts a fresh machine (and so a fresh run of failures), brought to
+// Connecting without a trace, where the real one was.
+func (w *world) resetMachine(c *client) {
+	m, err := w.newMachine()
+	if err != nil {
+		panic(err) // the same config built the first one
+	}
+	if _, err := m.Step(at(w.now), fsm.EvStart); err != nil {
+		panic(err)
+	}
+	c.fsm = m
+}
+
+// startClientEvents starts the application messages a client writes on
+// link li, once it is up, at a random phase.
+func (w *world) startClientEvents(li uint32) {
+	iv := int64(w.sc.ClientEventInterval)
+	if iv <= 0 {
+		return
+	}
+	l := w.links.at(li)
+	l.cEventGen++
+	w.q.push(event{at: w.now + 1 + int64(w.rng.Float64()*float64(iv)), kind: evClientEvent, id: li, gen: l.cEventGen})
+}
+
+// clientEvent writes one application message from the client of link
+// e.id, spoilt by an open Garbage fault, and schedules the next.
+func (w *world) clientEvent(e event) {
+	l := w.links.at(e.id)
+	c := &w.clients[l.client]
+	if e.gen != l.cEventGen || !c.alive || c.link != int32(e.id) || !c.up || !l.clientUp {
+		return
+	}
+	fr := fMsg
+	for _, i := range w.active {
+		f := &w.faults[i]
+		if f.Kind == Garbage && f.Clients.has(int(c.id)) && f.hasServer(int(l.server)) &&
+			(f.Rate == 0 || w.rng.Float64() < f.Rate) {
+			fr = fBad
+		}
+	}
+	w.clientStep(c, fsm.EvSent)
+	w.transmit(e.id, true, fr, w.sendTime(c))
+	w.q.push(event{at: w.now + int64(w.sc.ClientEventInterval), kind: evClientEvent, id: e.id, gen: l.cEventGen})
+}
