@@ -527,12 +527,6 @@ func (sk *soak) close() {
 	}
 }
 
-// event runs one churn event and settles it.
-type event struct {
-	name string
-	run  func() (reapAccount, error)
-}
-
 // restart stops the server gracefully (every session reaped for
 // shutdown, nothing else, checked on the old server) and starts a new one
 // on the same port, whose account starts from zero.
