@@ -10,9 +10,9 @@ import (
 // property tests can show they catch each bug (internal/proptest's
 // ExpectFailure, or a check that returns its finding). They are nil
 // outside those tests; every method is safe on a nil receiver. Each bug
-// is one a peer of the field reports shipped (docs/BRIEF.md), and each
-// has the test that catches it named beside it (hooks_test.go lists them
-// all).
+// is one a peer of the field reports shipped (docs/BRIEF.md); the test
+// that catches each, by name, is listed in docs/decisions.md ("conn: the
+// real adapter is judged by the simulator's checkers").
 type testHooks struct {
 	// unguarded sends without consulting the session's state: the field
 	// report's server that kept writing to dead sessions.
