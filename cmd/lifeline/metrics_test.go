@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,6 +186,47 @@ func TestMetricsFlagErrors(t *testing.T) {
 		code := run(t.Context(), c.args, &strings.Builder{}, &errb)
 		if code == 0 || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}
+
+// TestDashboardNamesExist: every metric the Grafana dashboard queries is
+// in docs/metrics.md's table, and every server metric it queries is one
+// `serve --metrics` really exports (a renamed instrument breaks here, not
+// in an operator's empty panel).
+func TestDashboardNamesExist(t *testing.T) {
+	dash, err := os.ReadFile("../../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(dash) {
+		t.Fatal("dashboard is not valid JSON")
+	}
+	_, logs := startServe(t, "--metrics", "127.0.0.1:0")
+	var exported strings.Builder
+	for k := range scrape(t, metricsURL(t, logs)) {
+		exported.WriteString(k + "\n")
+	}
+	var names []string // metric names: each query selects one with {job=~"$job"}
+	for _, m := range regexp.MustCompile(`(lifeline_[a-z_]+)\{`).FindAllStringSubmatch(string(dash), -1) {
+		names = append(names, m[1])
+	}
+	if len(names) < 10 {
+		t.Fatalf("dashboard queries only %d metrics", len(names))
+	}
+	for _, n := range names {
+		base := strings.TrimSuffix(n, "_bucket")
+		if !strings.Contains(string(table), "`"+base+"`") {
+			t.Errorf("dashboard queries %s, which docs/metrics.md does not list", n)
+		}
+		// A histogram appears once it has a value: TestServeMetrics
+		// checks the server's two by their _count.
+		if strings.HasPrefix(n, "lifeline_server_") && !strings.HasSuffix(n, "_bucket") && !strings.Contains(exported.String(), base) {
+			t.Errorf("dashboard queries %s, which serve --metrics does not export", n)
 		}
 	}
 }

@@ -20,34 +20,7 @@
 //
 // # Instruments
 //
-// Names follow the OpenTelemetry conventions' shape, units are UCUM. The
-// Prometheus exporter turns dots into underscores and adds the unit and
-// _total suffixes (lifeline.server.reaps → lifeline_server_reaps_total).
-//
-//	name                                 instrument                unit       attributes
-//	lifeline.server.sessions             async up-down counter     {session}  lifeline.session.state
-//	lifeline.server.reaps                async counter             {session}  lifeline.session.reason
-//	lifeline.server.session.duration     histogram                 s          lifeline.session.reason
-//	lifeline.server.ping.rtt             histogram                 s
-//	lifeline.server.send_queue.dropped   async counter             {message}
-//	lifeline.server.handshakes.refused   async counter             {request}
-//	lifeline.server.handshakes.overloaded async counter            {request}
-//	lifeline.server.sessions.unproven    async gauge               {session}  (see Anomaly)
-//	lifeline.server.sessions.anomaly     async gauge               1          (see Anomaly)
-//	lifeline.client.state                up-down counter           {client}   lifeline.client.state
-//	lifeline.client.attempts             counter                   {attempt}
-//	lifeline.client.failures             counter                   {failure}  lifeline.client.trigger
-//	lifeline.client.backoff.delay        histogram                 s
-//	lifeline.client.reconnect.duration   histogram                 s
-//	lifeline.client.gave_up              counter                   {client}
-//
-// lifeline.server.sessions counts registered sessions by state (Reaped
-// excluded); lifeline.server.session.duration is from the upgrade to the
-// reap of each upgraded session, by the reason it ended; ping.rtt is from
-// a ping's write to the next pong read on that session. On the client,
-// state counts clients by state from their first transition (a client
-// that never ran is in none); failures count failed attempts and dropped
-// links by the trigger that ended them (dial_failed, dial_timeout,
-// dropped, pong_timeout); reconnect.duration is from a link's drop to
-// the next link up.
+// Names follow the OpenTelemetry conventions' shape (lifeline.server.*,
+// lifeline.client.*), units are UCUM. docs/metrics.md holds the one table
+// of them, with their Prometheus names and what each counts.
 package metrics
