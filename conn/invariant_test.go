@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/audit"
 	"github.com/lifeline-go/lifeline/invariant"
 	"github.com/lifeline-go/lifeline/trace"
 	"pgregory.net/rapid"
@@ -110,7 +111,7 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 			if n == 1 {
 				prev = 0 // a run of failures begins: decorrelated jitter starts over
 			}
-			r.rec.Delay = loggedDelay(c.backoff, n, o.Transition.Delay, prev)
+			r.rec.Delay = audit.LoggedDelay(c.backoff, n, o.Transition.Delay, prev)
 			prev = r.rec.Delay
 		}
 		recs = append(recs, r)
@@ -121,26 +122,6 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 	}
 	judge(t, invariant.Config{Backoff: c.backoff, Liveness: c.live, Only: []invariant.Invariant{
 		invariant.NoEarlyRetry, invariant.BoundedRetries}}, run.start, end, recs)
-}
-
-// loggedDelay is the backoff delay a client logged for failure n, the
-// one before it recorded as prev: the log carries whole milliseconds
-// (delay_ms), so the delay drawn lies in [ms, ms+1ms). The record takes
-// the value in that interval nearest the policy's range, the highest in
-// range when several are (decorrelated jitter's next range grows with
-// it): a decision off by less than the log's resolution is not called a
-// violation, one off by more still is. (Retries themselves are judged by
-// the world's dial times, which are exact.)
-func loggedDelay(b fsm.Backoff, n int, ms, prev time.Duration) time.Duration {
-	lo, hi := b.Earliest(n), b.LatestAfter(n, prev)
-	top := ms + time.Millisecond - 1
-	switch {
-	case top < lo:
-		return top
-	case ms > hi:
-		return ms
-	}
-	return max(min(top, hi), lo)
 }
 
 // judgeServerRun checks (c)–(f) on one server run. The world supplies

@@ -216,16 +216,33 @@ func TestOtherLinesAreSkipped(t *testing.T) {
 
 func TestLoggedDelay(t *testing.T) {
 	ms := time.Millisecond
-	cases := []struct{ lo, hi, logged, want time.Duration }{
-		{100 * ms, 200 * ms, 150 * ms, 150*ms + ms - 1}, // inside: the top of the millisecond
-		{100*ms + 500, 200 * ms, 100 * ms, 100*ms + ms - 1},
-		{100 * ms, 200 * ms, 99 * ms, 99*ms + ms - 1}, // below by more than the resolution: still below
-		{100 * ms, 200 * ms, 201 * ms, 201 * ms},      // above
-		{100 * ms, 200 * ms, 200 * ms, 200 * ms},      // the top clipped to the range
+	// Failure 2 under a jitter-free 100ms ×2 policy: exactly 100ms;
+	// failure 3 with symmetric jitter ±50 % around 200ms: [100ms, 300ms].
+	fixed := fsm.Backoff{Initial: 100 * ms, Multiplier: 2, Max: time.Second, Jitter: fsm.JitterNone, FirstImmediate: true}
+	jit := fsm.Backoff{Initial: 100 * ms, Multiplier: 2, Max: time.Second, Jitter: fsm.JitterSymmetric, JitterFraction: 0.5, FirstImmediate: true}
+	cases := []struct {
+		b         fsm.Backoff
+		n         int
+		logged    time.Duration
+		want      time.Duration
+		violation bool
+	}{
+		{fixed, 2, 100 * ms, 100 * ms, false},      // exact: the top clipped to the point
+		{fixed, 2, 99 * ms, 100*ms - 1, true},      // a millisecond short: still below
+		{fixed, 2, 101 * ms, 101 * ms, true},       // above
+		{jit, 3, 150 * ms, 150*ms + ms - 1, false}, // inside: the top of the millisecond
+		{jit, 3, 300 * ms, 300 * ms, false},        // the top clipped to the range
+		{jit, 3, 99 * ms, 100*ms - 1, true},        // below by more than the resolution
+		{jit, 3, 301 * ms, 301 * ms, true},         // above
 	}
 	for _, c := range cases {
-		if got := loggedDelay(c.lo, c.hi, c.logged); got != c.want {
-			t.Errorf("loggedDelay(%s, %s, %s) = %s, want %s", c.lo, c.hi, c.logged, got, c.want)
+		got := LoggedDelay(c.b, c.n, c.logged, 0)
+		if got != c.want {
+			t.Errorf("LoggedDelay(n=%d, %s) = %s, want %s", c.n, c.logged, got, c.want)
+		}
+		lo, hi := c.b.Earliest(c.n), c.b.LatestAfter(c.n, 0)
+		if out := got < lo || got > hi; out != c.violation {
+			t.Errorf("LoggedDelay(n=%d, %s) = %s, in [%s, %s]: out of range %v, want %v", c.n, c.logged, got, lo, hi, out, c.violation)
 		}
 	}
 }

@@ -149,18 +149,22 @@ func (b *builder) client(l *Line) {
 		if n <= 1 {
 			c.prev = 0 // a run of failures begins: decorrelated jitter starts over
 		}
-		r.Delay = loggedDelay(b.policy.Earliest(n), b.policy.LatestAfter(n, c.prev), time.Duration(l.DelayMS)*time.Millisecond)
+		r.Delay = LoggedDelay(b.policy, n, time.Duration(l.DelayMS)*time.Millisecond, c.prev)
 		c.prev = r.Delay
 	}
 	b.emit(l.At, r, o)
 }
 
-// loggedDelay is the delay a client drew for a failure whose bounds are
-// [lo, hi], logged as whole milliseconds ms: the delay drawn lies in
-// [ms, ms+1ms). The record takes the value in that interval nearest the
-// range, so a decision off by less than the log's resolution is not called
-// a violation and one off by more still is.
-func loggedDelay(lo, hi, ms time.Duration) time.Duration {
+// LoggedDelay is the backoff delay a client drew for failure n under b,
+// the one before it having been prev, when its log carries it as whole
+// milliseconds ms (delay_ms): the delay drawn lies in [ms, ms+1ms). It
+// returns the value in that interval nearest the policy's range, the
+// highest in range when several are (decorrelated jitter's next range
+// grows with it): a decision off by less than the log's resolution is not
+// called a violation, one off by more still is. Audit and conn's tests
+// that judge a run from its log read delays with it.
+func LoggedDelay(b fsm.Backoff, n int, ms, prev time.Duration) time.Duration {
+	lo, hi := b.Earliest(n), b.LatestAfter(n, prev)
 	top := ms + time.Millisecond - 1
 	switch {
 	case top < lo:
