@@ -42,8 +42,6 @@ const lastInvariant = ReconnectFloor
 var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
 	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor}
 
-// numInvariants sizes the per-invariant tables.
-const numInvariants = int(lastInvariant) + 1
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
