@@ -66,6 +66,7 @@ type Client struct {
 	prevDelay    time.Duration // the one before it (decorrelated jitter)
 	dialDeadline time.Time
 	failedAt     time.Time // when the pending retry was scheduled
+	floor        time.Time // the earliest the pending retry was ever promised for
 	retryAt      time.Time
 
 	fp            FailurePolicy // effective
@@ -100,9 +101,9 @@ func (i *clientInstance) GuardHolds(g Guard) bool {
 	case RetriesExhausted:
 		return c.giveUp(c.now) != GiveUpNone
 	case FloorPassed:
-		return !c.now.Before(c.floorAt())
+		return !c.now.Before(c.reconnectFloorAt())
 	case FloorPending:
-		return c.now.Before(c.floorAt())
+		return c.now.Before(c.reconnectFloorAt())
 	}
 	return false
 }
@@ -245,9 +246,7 @@ func (c *Client) settle(now time.Time) {
 		return
 	}
 	c.proven = true
-	if c.failures > 0 {
-		c.failures, c.delay, c.prevDelay = 0, 0, 0
-	}
+	c.failures, c.delay, c.prevDelay = 0, 0, 0
 }
 
 // due returns the trigger an expired deadline fires, or queues a ping.
@@ -320,6 +319,7 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		c.prevDelay, c.delay = c.delay, c.b.Delay(c.failures, c.delay, c.rng)
 		c.failedAt = now
 		c.retryAt = now.Add(c.delay)
+		c.floor = now.Add(c.b.Earliest(c.failures))
 		c.trans.Attempt, c.trans.Delay = c.failures+1, c.delay
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.delay})
 	case Rejected:
@@ -341,9 +341,10 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 
 // SetBackoff replaces the reconnect policy at now. The next failure uses
 // the new policy. A retry already pending is drawn again under the new
-// policy for the same failure count, but never earlier than the old
-// policy's Earliest bound, measured from the failure: the promise made
-// to the server when the retry was scheduled holds. A new MaxAttempts
+// policy for the same failure count, but never earlier than any policy in
+// force since the failure promised (its Earliest bound, measured from the
+// failure): the promise made to the server when the retry was scheduled
+// holds, through any number of changes. A new MaxAttempts
 // takes effect at the next failure; the pending retry still happens. An
 // attempt in flight keeps its deadline. If the pending retry moved, the
 // output holds an ActScheduleRetry with its new time.
@@ -359,9 +360,11 @@ func (c *Client) SetBackoff(now time.Time, b Backoff) (Output, error) {
 	}
 	n := c.failures
 	at := c.failedAt.Add(c.b.Delay(n, c.prevDelay, c.rng))
-	if floor := c.failedAt.Add(old.Earliest(n)); at.Before(floor) {
+	floor := later(c.floor, c.failedAt.Add(old.Earliest(n)))
+	if at.Before(floor) {
 		at = floor
 	}
+	c.floor = later(floor, c.failedAt.Add(c.b.Earliest(n)))
 	if !at.Equal(c.retryAt) {
 		c.retryAt, c.delay = at, at.Sub(c.failedAt)
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: n + 1, Delay: c.delay})
@@ -389,9 +392,9 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// floorAt is the earliest a reconnect-now may start an attempt:
+// reconnectFloorAt is the earliest a reconnect-now may start an attempt:
 // Backoff.ReconnectFloor after the latest attempt started.
-func (c *Client) floorAt() time.Time { return c.lastAttemptAt.Add(c.b.ReconnectFloor) }
+func (c *Client) reconnectFloorAt() time.Time { return c.lastAttemptAt.Add(c.b.ReconnectFloor) }
 
 // reschedule moves the pending retry of a BackingOff client: to the floor
 // for a reconnect-now that came before it (only ever earlier), or, for a
@@ -403,13 +406,13 @@ func (c *Client) reschedule(now time.Time, tr Trigger) {
 	case ReconnectNow:
 		// Only the retry moves: the delay drawn stays the basis of the
 		// next one (decorrelated jitter grows from it).
-		if f := c.floorAt(); f.Before(at) {
+		if f := c.reconnectFloorAt(); f.Before(at) {
 			at = f
 		}
 	case ResetBackoff:
 		c.failures, c.prevDelay, c.delay = 1, 0, c.b.Delay(1, 0, c.rng)
 		at = c.failedAt.Add(c.delay)
-		if f := c.floorAt(); at.Before(f) {
+		if f := c.reconnectFloorAt(); at.Before(f) {
 			at = f
 		}
 	}
@@ -418,6 +421,9 @@ func (c *Client) reschedule(now time.Time, tr Trigger) {
 		return
 	}
 	c.retryAt = at
+	if at.Before(c.floor) { // the owner's request: the retry's promised floor moves with it
+		c.floor = at
+	}
 	c.trans.Delay = at.Sub(c.failedAt)
 	c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: c.failures + 1, Delay: c.trans.Delay})
 }

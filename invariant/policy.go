@@ -1,6 +1,8 @@
 package invariant
 
 import (
+	"time"
+
 	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/lifeline-go/lifeline/trace"
 )
@@ -57,18 +59,15 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 				r.Attempt, since, c.rejections, c.lastFail, hi)
 		}
 		return true
-	case c.nudged && since < s.o.earliest(c.n):
+	case c.nudged && since < s.retries.lowest(s, c):
 		// Brought forward by a reconnect-now: the floor, not the
-		// schedule's earliest, bounds it. (At or after the earliest the
-		// schedule allowed it anyway, and (a) judges it.)
+		// schedule's earliest (or a policy change's promise), bounds it.
+		// At or after that earliest the schedule allowed it anyway, and
+		// (a) and (b) judge it. (Brought forward, it is early, never late.)
 		if gap, floor := r.At-c.lastDial, s.o.b.ReconnectFloor; gap < floor {
 			s.fail(ReconnectFloor, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d started %s after attempt %d, which a reconnect-now may not bring closer than the floor %s",
 				r.Attempt, gap, r.Attempt-1, floor)
-		}
-		if hi := s.o.latest(c.n); since > hi+s.o.slack {
-			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
-				"attempt %d came %s after failure %d at %s; the policy's latest is %s", r.Attempt, since, c.n, c.lastFail, hi)
 		}
 		return true
 	}
@@ -92,4 +91,11 @@ func (s *Suite) policyTransition(c *clientFacts, r *trace.Record, idx int) bool 
 		return true
 	}
 	return false
+}
+
+// lowest is the earliest the schedule itself allows c's pending retry:
+// the policy's bound, or the one a policy change promised.
+func (rt *retries) lowest(s *Suite, c *clientFacts) time.Duration {
+	lo, _ := rt.window(s, c)
+	return lo
 }

@@ -28,6 +28,7 @@ const (
 	evSettle
 	evClientEvent // id = link: the client writes an application message
 	evNudge       // id = fault: its clients' owners call ReconnectNow
+	evPolicy      // id = BackoffChanges index
 )
 
 // queue is a radix heap: a priority queue for keys that never go below the

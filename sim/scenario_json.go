@@ -58,6 +58,11 @@ type failureRuleJSON struct {
 	Class  string `json:"class"`
 }
 
+type changeJSON struct {
+	At      duration     `json:"at"`
+	Backoff *backoffJSON `json:"backoff"`
+}
+
 type livenessJSON struct {
 	PingInterval     duration `json:"ping_interval,omitempty"`
 	PongTimeout      duration `json:"pong_timeout,omitempty"`
@@ -92,6 +97,7 @@ type scenarioJSON struct {
 	Duration       duration      `json:"duration,omitempty"`
 	Backoff        *backoffJSON  `json:"backoff,omitempty"`
 	Failures       *failuresJSON `json:"failures,omitempty"`
+	BackoffChanges []changeJSON  `json:"backoff_changes,omitempty"`
 	ClientLiveness *livenessJSON `json:"client_liveness,omitempty"`
 	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
 	Latency        *latencyJSON  `json:"latency,omitempty"`
@@ -109,6 +115,9 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 	}
 	j.Backoff = backoffToJSON(s.Backoff)
 	j.Failures = failuresToJSON(s.Failures)
+	for _, ch := range s.BackoffChanges {
+		j.BackoffChanges = append(j.BackoffChanges, changeJSON{duration(ch.At), backoffToJSON(ch.Backoff)})
+	}
 	j.ClientLiveness, j.ServerLiveness = livenessToJSON(s.ClientLiveness), livenessToJSON(s.ServerLiveness)
 	j.Latency = latencyToJSON(s.Latency)
 	for _, f := range s.Faults {
@@ -157,6 +166,16 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 	}
 	if out.Failures, err = failuresFromJSON(j.Failures); err != nil {
 		return err
+	}
+	for i, ch := range j.BackoffChanges {
+		var b fsm.Backoff
+		if ch.Backoff != nil {
+			var err error
+			if b, err = backoffFromJSON(ch.Backoff, fmt.Sprintf("backoff_changes[%d].backoff", i)); err != nil {
+				return err
+			}
+		}
+		out.BackoffChanges = append(out.BackoffChanges, BackoffChange{At: time.Duration(ch.At), Backoff: b})
 	}
 	out.ClientLiveness, out.ServerLiveness = livenessFromJSON(j.ClientLiveness), livenessFromJSON(j.ServerLiveness)
 	if out.Latency, err = latencyFromJSON(j.Latency, "latency"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -195,9 +196,17 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exited %d:\n%s\n%s", code, out.String(), stderr.String())
 	}
-	for _, want := range []string{"victim-kill  reaped", "victim-stop  reaped", "early (before the policy's lower bound): 0: ok", "open 8 = live clients 8: ok"} {
+	// The checks are package invariant's: (a) to (f) each judged at least
+	// once and held; the two victims' sessions are (c)'s and (d)'s cases.
+	for _, want := range []string{"victim-kill  reaped", "victim-stop  reaped", "sessions     open 8, live clients 8",
+		"(c) dead_reaped              2 checks: ok", "(d) live_kept                2 checks: ok", "(f) registry_matches         1 checks: ok"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, inv := range []string{"(a) no_early_retry", "(e) no_send_after_close"} {
+		if !regexp.MustCompile(regexp.QuoteMeta(inv) + ` +[1-9]\d* checks: ok`).MatchString(out.String()) {
+			t.Errorf("summary lacks %s judged and held:\n%s", inv, out.String())
 		}
 	}
 }
