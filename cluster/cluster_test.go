@@ -3,11 +3,13 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/report"
 )
 
 // TestCluster runs one three-node cluster (embedded NATS each, routed to
@@ -78,6 +80,10 @@ func TestCluster(t *testing.T) {
 				t.Errorf("%s stats %+v", n.ID(), st)
 			}
 		}
+		// The re-check learns who leads the lease stream (within a heartbeat).
+		waitFor(t, 3*testLease.Heartbeat, "the lease stream's leader in n1's stats", func() bool {
+			return n1.Stats().LeaseLeader != ""
+		})
 		// A close reaches every directory.
 		w := n3.Watch(t.Context())
 		c := dial(t, "carol", n2.url)
@@ -112,6 +118,10 @@ func TestCluster(t *testing.T) {
 			if took > testLease.TTL/2 {
 				t.Errorf("n2's session dropped %s after its shutdown; a clean leave must not wait for the TTL (%s)", took, testLease.TTL)
 			}
+			report.Add(t, report.Row{Section: reportSection, Case: "3 embedded nodes: clean shutdown of one (Shutdown: leave)",
+				Path:  "node Member→Left; others: peer Alive→Left (peer_left), its sessions dropped (node_dead)",
+				Bound: fmt.Sprintf("at once: well before the TTL (%s)", testLease.TTL), Observed: took.Round(time.Millisecond).String(),
+				Evidence: "a send to its session: no such session"})
 		case <-time.After(2 * testLease.TTL):
 			t.Fatal("n2's session never dropped")
 		}

@@ -38,6 +38,12 @@ type Config struct {
 	// (nats://host:4222,...). The servers must run JetStream.
 	NATS string
 
+	// NATSListedOnly makes the node's client use only the NATS URLs
+	// given, not the servers the NATS cluster advertises to its clients:
+	// for servers behind NAT, or when the path to the engine must be the
+	// one configured (a proxy, the fault tests). Only with NATS.
+	NATSListedOnly bool
+
 	// Listen is the embedded server's route address, HOST:PORT, where the
 	// other nodes' servers connect: the node's NATS server becomes one of a
 	// NATS cluster. Empty with no Peers: a standalone server. Ignored with

@@ -18,6 +18,7 @@ type driver struct {
 	fn      *fsm.Node
 	peers   map[string]*fsm.Peer
 	wg      *sync.WaitGroup
+	quit    <-chan struct{} // closed as Run returns: retry loops give up
 	started time.Time
 
 	rev        uint64 // revision of our latest acknowledged lease write
@@ -67,6 +68,9 @@ func (d *driver) apply(out fsm.Output, cause error) {
 	}
 	n.serving.Store(d.fn.Serving())
 	n.inc.Store(d.fn.Incarnation())
+	if p, ok := d.fn.Proof(); ok {
+		n.fenceAt.Store(n.lease.FenceAt(p).UnixNano())
+	}
 	for _, a := range out.Actions {
 		switch a.Kind {
 		case fsm.ActFence:
@@ -107,6 +111,13 @@ func (d *driver) writeLease(a fsm.Action) {
 		)
 		if create {
 			r, err = e.leases.Create(ctx, n.cfg.Node, val, jetstream.KeyTTL(ttl))
+			if err != nil && missingBucket(err) {
+				// The engine lost the buckets (an external NATS restarted
+				// on memory storage): make them again and retry once.
+				if berr := e.ensureBuckets(ctx, n.cfg); berr == nil {
+					r, err = e.leases.Create(ctx, n.cfg.Node, val, jetstream.KeyTTL(ttl))
+				}
+			}
 		} else {
 			// A renewal that resets the per-key TTL: Put and Update drop
 			// it, so the write goes to the bucket's subject with the TTL
@@ -248,8 +259,10 @@ func (d *driver) peerApply(name string, p *fsm.Peer, out fsm.Output, cause error
 	}
 }
 
-// recheck lists every lease on a goroutine of its own (one at a time):
-// what the watch missed shows here within a heartbeat.
+// recheck reads the lease of every peer due a re-check, on a goroutine of
+// its own (one at a time): an expiry the watch missed shows here within a
+// heartbeat. Each is a point read of the key: a listing by consumer can
+// miss a key renewed while it runs, and so count a live node dead.
 func (d *driver) recheck() {
 	if d.checking {
 		d.recheckDue = true
@@ -257,27 +270,32 @@ func (d *driver) recheck() {
 	}
 	d.checking = true
 	n, e := d.n, d.e
+	var names []string
+	for name, p := range d.peers {
+		if p.State() == fsm.Alive {
+			names = append(names, name)
+		}
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), n.lease.Heartbeat)
 		defer cancel()
-		found, err := listLeases(ctx, e.leases)
-		n.post(event{kind: recheckDone, listing: found, err: err})
+		found, err := readLeases(ctx, e.leases, names)
+		leader := ""
+		if st, serr := e.js.Stream(ctx, "KV_"+e.leases.Bucket()); serr == nil && st.CachedInfo().Cluster != nil {
+			leader = st.CachedInfo().Cluster.Leader
+		}
+		n.post(event{kind: recheckDone, listing: found, err: err, leader: leader})
 	}()
 }
 
-// listLeases returns every lease in the bucket.
-func listLeases(ctx context.Context, kv jetstream.KeyValue) (map[string]leaseSeen, error) {
-	keys, err := kv.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return map[string]leaseSeen{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]leaseSeen, len(keys))
-	for _, k := range keys {
+// readLeases reads the leases of names; a missing one is absent from the
+// result. Any other error fails the whole re-check: nobody is counted dead
+// on an engine that did not answer.
+func readLeases(ctx context.Context, kv jetstream.KeyValue, names []string) (map[string]leaseSeen, error) {
+	out := make(map[string]leaseSeen, len(names))
+	for _, k := range names {
 		en, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			continue
@@ -287,30 +305,31 @@ func listLeases(ctx context.Context, kv jetstream.KeyValue) (map[string]leaseSee
 		}
 		v, err := decodeLease(en.Value())
 		if err != nil {
-			continue
+			return nil, err
 		}
 		out[k] = leaseSeen{inc: v.Incarnation, renewed: en.Created()}
 	}
 	return out, nil
 }
 
-// recheckDone compares a listing with the peer views: a peer whose lease
-// is missing is gone (the watch missed its expiry marker); a lease of a
-// node not yet known, or of a newer incarnation, is seen.
+// recheckDone compares the leases read with the peer views: a peer whose
+// lease is missing is gone (the watch missed its expiry marker); a lease
+// of a newer incarnation is seen.
 func (d *driver) recheckDone(now time.Time, ev event) {
+	if ev.leader != "" {
+		d.n.setLeader(ev.leader)
+	}
 	if ev.err != nil {
-		// The engine did not answer: nothing is learned, and nobody is
-		// counted dead on a failed listing.
 		d.n.log.Warn("lease re-check failed", "node", d.n.cfg.Node, "error", ev.err)
 		return
 	}
-	for name, ls := range ev.listing {
-		if name != d.n.cfg.Node {
-			d.seen(now, name, ls.inc, ls.renewed)
-		}
-	}
 	for name, p := range d.peers {
-		if _, ok := ev.listing[name]; !ok && p.State() == fsm.Alive {
+		if p.State() != fsm.Alive {
+			continue
+		}
+		if ls, ok := ev.listing[name]; ok {
+			d.seen(now, name, ls.inc, ls.renewed)
+		} else {
 			d.peerStep(now, name, p, fsm.EvLeaseGone)
 		}
 	}
@@ -323,10 +342,23 @@ func (d *driver) purge(name string, inc uint64) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), n.lease.Heartbeat)
-		defer cancel()
-		if err := purgeNode(ctx, e, name, inc); err != nil {
-			n.log.Warn("directory purge failed", "node", n.cfg.Node, "peer", name, "error", err)
+		// Retried for a few TTLs: the purge needs the stream's leader,
+		// which the dead node may have been. Until it succeeds the
+		// entries stay in the bucket, but no replica shows them: each
+		// drops a dead incarnation's entries itself.
+		for try := 0; try < 10; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), n.lease.Heartbeat)
+			err := purgeNode(ctx, e, name, inc)
+			cancel()
+			if err == nil {
+				return
+			}
+			n.log.Warn("directory purge failed", "node", n.cfg.Node, "peer", name, "error", err, "try", try+1)
+			select {
+			case <-d.quit:
+				return
+			case <-time.After(n.lease.Heartbeat):
+			}
 		}
 	}()
 }

@@ -131,6 +131,9 @@ func connect(cfg Config, srv *server.Server, log *slog.Logger) (*nats.Conn, erro
 			log.Info("engine connection back", "node", cfg.Node, "server", nc.ConnectedUrlRedacted())
 		}),
 	}
+	if cfg.NATSListedOnly {
+		opts = append(opts, nats.IgnoreDiscoveredServers())
+	}
 	url := cfg.NATS
 	if srv != nil {
 		url = "nats://in-process"
@@ -143,37 +146,59 @@ func connect(cfg Config, srv *server.Server, log *slog.Logger) (*nats.Conn, erro
 	return nc, nil
 }
 
-// openBuckets creates (or binds to) the lease and directory buckets,
-// retrying while JetStream is not ready: a fresh cluster elects its meta
-// leader a few seconds after its routes are up.
-func (e *engine) openBuckets(ctx context.Context, cfg Config) error {
-	lease := cfg.Lease.WithDefaults()
+// bucketConfigs returns the lease and directory buckets' configurations.
+func bucketConfigs(cfg Config) (lease, dir jetstream.KeyValueConfig) {
+	l := cfg.Lease.WithDefaults()
 	name := cfg.name()
-	e.dirName = name + "_sessions"
-	e.subj = name + "."
-	leaseCfg := jetstream.KeyValueConfig{
+	lease = jetstream.KeyValueConfig{
 		Bucket:   name + "_nodes",
 		History:  1, // more would silently raise a per-key TTL to the marker TTL
 		Storage:  jetstream.MemoryStorage,
 		Replicas: cfg.replicas(),
 		// Enables per-key TTLs; expiry markers live this long, so a
 		// watcher sees a lease expire (and a re-check covers the rest).
-		LimitMarkerTTL: max(lease.TTL, time.Second),
+		LimitMarkerTTL: max(l.TTL, time.Second),
 	}
-	dirCfg := jetstream.KeyValueConfig{
-		Bucket:   e.dirName,
+	dir = jetstream.KeyValueConfig{
+		Bucket:   name + "_sessions",
 		History:  1,
 		Storage:  jetstream.MemoryStorage,
 		Replicas: cfg.replicas(),
 	}
+	return lease, dir
+}
+
+// ensureBuckets creates the buckets if they are missing (the first node
+// of a cluster, or an external NATS restarted: memory storage does not
+// survive it) and binds to them. The handles stay valid across a
+// re-creation: they address the streams by name.
+func (e *engine) ensureBuckets(ctx context.Context, cfg Config) error {
+	lc, dc := bucketConfigs(cfg)
+	leases, err := e.js.CreateOrUpdateKeyValue(ctx, lc)
+	if err != nil {
+		return err
+	}
+	dir, err := e.js.CreateOrUpdateKeyValue(ctx, dc)
+	if err != nil {
+		return err
+	}
+	if e.leases == nil {
+		e.leases, e.dir = leases, dir
+	}
+	return nil
+}
+
+// openBuckets is ensureBuckets retried while JetStream is not ready: a
+// fresh cluster elects its meta leader some seconds after its routes are
+// up.
+func (e *engine) openBuckets(ctx context.Context, cfg Config) error {
+	_, dc := bucketConfigs(cfg)
+	e.dirName = dc.Bucket
+	e.subj = cfg.name() + "."
 	var lastErr error
 	for {
-		var err error
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		e.leases, err = e.js.CreateOrUpdateKeyValue(cctx, leaseCfg)
-		if err == nil {
-			e.dir, err = e.js.CreateOrUpdateKeyValue(cctx, dirCfg)
-		}
+		err := e.ensureBuckets(cctx, cfg)
 		cancel()
 		if err == nil {
 			return nil
@@ -185,6 +210,12 @@ func (e *engine) openBuckets(ctx context.Context, cfg Config) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// missingBucket reports whether err says the bucket's stream is gone.
+func missingBucket(err error) bool {
+	return errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // close drains the client and stops the embedded server.

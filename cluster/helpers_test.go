@@ -182,7 +182,7 @@ func dial(t testing.TB, key string, urls ...string) *client {
 		h.Set("X-Key", key)
 	}
 	c, err := conn.NewClient(conn.ClientConfig{URLs: urls, Header: h, Logger: quiet(),
-		Backoff: fsm.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, FirstImmediate: true},
+		Backoff:   fsm.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, FirstImmediate: true},
 		OnMessage: func(_ conn.MessageType, d []byte) { cl.got <- string(d) }})
 	if err != nil {
 		t.Fatal(err)

@@ -79,7 +79,7 @@ func (l *locals) all() []*local {
 // Admit implements conn.SessionHook: a node takes sessions only while it
 // can vouch for them (Member or Degraded).
 func (n *Node) Admit(*http.Request) error {
-	if !n.serving.Load() {
+	if !n.Serving() {
 		return errNotServing
 	}
 	return nil

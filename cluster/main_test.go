@@ -14,5 +14,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(nodeEnv) != "" {
 		os.Exit(runNodeProcess())
 	}
+	if os.Getenv(natsEnv) != "" {
+		os.Exit(runNATSProcess())
+	}
 	os.Exit(leakcheck.Main(m))
 }

@@ -34,6 +34,10 @@ type Node struct {
 
 	ran     atomic.Bool
 	serving atomic.Bool
+	// fenceAt is FenceAt of the latest proof (Unix ns). The session path
+	// checks it itself, so a node whose loop has not run yet (a process
+	// resumed after SIGSTOP) serves nothing past its fence deadline.
+	fenceAt atomic.Int64
 	inc     atomic.Uint64
 	eng     atomic.Pointer[engine]
 
@@ -45,9 +49,10 @@ type Node struct {
 	leave  chan chan error // Shutdown asks Run to leave
 	done   chan struct{}   // closed as Run returns
 
-	smu   sync.Mutex // the node view, for Stats
-	state fsm.State
-	view  map[string]peerInfo
+	smu    sync.Mutex // the node view, for Stats
+	state  fsm.State
+	view   map[string]peerInfo
+	leader string // the server leading the lease stream, as last seen
 }
 
 // peerInfo is what Stats shows of another node.
@@ -73,6 +78,7 @@ type event struct {
 	err     error
 	entry   jetstream.KeyValueEntry // leaseWatch, dirWatch
 	listing map[string]leaseSeen    // recheck
+	leader  string                  // recheck: the lease stream's leader
 }
 
 type eventKind uint8
@@ -124,9 +130,11 @@ func (n *Node) ID() string { return n.cfg.Node }
 // Lease returns the lease policy in force, defaults applied.
 func (n *Node) Lease() fsm.Lease { return n.lease }
 
-// Serving reports whether the node takes and serves sessions now (Member
-// or Degraded).
-func (n *Node) Serving() bool { return n.serving.Load() }
+// Serving reports whether the node takes and serves sessions now: Member
+// or Degraded, and not past its fence deadline.
+func (n *Node) Serving() bool {
+	return n.serving.Load() && time.Now().UnixNano() < n.fenceAt.Load()
+}
 
 // ClientURL returns the embedded server's client URL when
 // Config.ClientListen is set and Run has started it, else "".
@@ -165,7 +173,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.eng.Store(e)
 	defer n.eng.Store(nil)
-	return n.loop(ctx, e, &wg)
+	defer n.dir.closeAll()
+	return n.loop(ctx, e, &wg, bg.Done())
 }
 
 // start brings the engine up.
@@ -251,14 +260,14 @@ func (n *Node) post(ev event) {
 
 // loop is the driver: the one goroutine that owns the node's and the
 // peers' fsm machines and the directory replica.
-func (n *Node) loop(ctx context.Context, e *engine, wg *sync.WaitGroup) error {
+func (n *Node) loop(ctx context.Context, e *engine, wg *sync.WaitGroup, quit <-chan struct{}) error {
 	now := time.Now()
 	inc := uint64(now.UnixNano())
 	fn, err := fsm.NewNode(now, n.lease, inc)
 	if err != nil {
 		return err
 	}
-	d := &driver{n: n, e: e, fn: fn, peers: map[string]*fsm.Peer{}, wg: wg, started: now}
+	d := &driver{n: n, e: e, fn: fn, peers: map[string]*fsm.Peer{}, wg: wg, quit: quit, started: now}
 	n.inc.Store(inc)
 	d.step(now, fsm.EvTick, nil)
 	timer := time.NewTimer(time.Hour)

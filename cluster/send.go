@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/lifeline-go/lifeline/conn"
+	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/nats-io/nats.go"
 )
 
@@ -51,6 +52,11 @@ func (n *Node) SendTo(ctx context.Context, id string, msg []byte) error {
 	if node == n.cfg.Node {
 		r = n.deliverLocal(ctx, opID, num, "", msg)
 	} else {
+		if st := n.peer(node).state; st == fsm.Expired || st == fsm.Left {
+			// Counted dead: its sessions are dead, whatever a stopped
+			// process still subscribed may say.
+			return fmt.Errorf("cluster: send to %s: node %s is %s: %w", id, node, st, ErrNoSuchSession)
+		}
 		h := nats.Header{}
 		h.Set(hOp, opID)
 		h.Set(hID, strconv.FormatUint(num, 10))
@@ -224,7 +230,7 @@ func (n *Node) targets(op string, num uint64, key string) []*local {
 // all of them reported: delivered counts only messages written to a live
 // session's connection. With no target it answers "none" at once.
 func (n *Node) deliver(targets []*local, msg []byte, answer func(result)) {
-	if len(targets) == 0 || !n.serving.Load() {
+	if len(targets) == 0 || !n.Serving() {
 		answer(result{status: statusNone})
 		return
 	}

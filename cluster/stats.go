@@ -27,6 +27,16 @@ type Stats struct {
 	Total int `json:"total"`
 	// Local is the number of sessions this node serves now.
 	Local int `json:"local"`
+	// LeaseLeader is the engine server leading the lease bucket's stream
+	// (an embedded node's name), as seen at the last re-check: killing
+	// that node stalls renewals for an election (Lease.Failover).
+	LeaseLeader string `json:"lease_leader,omitempty"`
+}
+
+func (n *Node) setLeader(l string) {
+	n.smu.Lock()
+	n.leader = l
+	n.smu.Unlock()
 }
 
 func (n *Node) setState(s fsm.State) {
@@ -72,7 +82,7 @@ func (n *Node) State() fsm.State {
 func (n *Node) Stats() Stats {
 	counts := n.dir.counts()
 	n.smu.Lock()
-	st := Stats{Node: n.cfg.Node, State: n.state.String()}
+	st := Stats{Node: n.cfg.Node, State: n.state.String(), LeaseLeader: n.leader}
 	st.Nodes = append(st.Nodes, NodeStats{Node: n.cfg.Node, State: n.state.String(),
 		Sessions: counts[n.cfg.Node], Incarnation: n.inc.Load()})
 	for name, p := range n.view {

@@ -51,6 +51,14 @@
 // A session is driven the same way, from NewSession(now, liveness) to the
 // ActReap that ends it.
 //
+// A cluster node drives a Node for its own lease and a Peer per other
+// node the same way: ActCreateLease and ActRenewLease become writes to the
+// engine whose answers come back as Node.Proved(now, action.At) or
+// EvLeaseFailed; ActFence closes every session with EvFence; ActRecheck
+// becomes a read of the peer's lease, answered with Peer.Seen or
+// EvLeaseGone; ActDeclareDead drops the peer's sessions from the
+// directory. Lease states the bounds the cluster keeps.
+//
 // # Concurrency
 //
 // All Clients share one built client machine and all Sessions one session

@@ -141,3 +141,42 @@ func ExampleLease() {
 	// with failover  P + 15s
 	// true
 }
+
+// A node's lease: the create goes out at the first tick, the engine's
+// acknowledgement makes it a Member, and when every later renewal goes
+// unanswered it degrades, then fences itself at proof + Fence, closing its
+// sessions before anyone may count it dead at proof + TTL.
+func ExampleNode() {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n, _ := fsm.NewNode(t0, fsm.Lease{}, 1) // TTL 10s, heartbeat 3s, fence 7s
+	out, _ := n.Step(t0, fsm.EvTick)
+	sent := out.Actions[0].At
+	fmt.Println(out.Actions[0].Kind, "incarnation", out.Actions[0].Incarnation)
+	out, _ = n.Proved(t0.Add(2*time.Millisecond), sent) // the proof is the send time
+	fmt.Println(out.Transition.From, "->", out.Transition.To)
+	for {
+		d, _ := n.Deadline()
+		out, _ = n.Step(d, fsm.EvTick)
+		for _, a := range out.Actions {
+			if a.Reason != fsm.NoReason {
+				fmt.Println(d.Sub(t0), a.Kind, a.Reason)
+			} else {
+				fmt.Println(d.Sub(t0), a.Kind)
+			}
+		}
+		if tr := out.Transition; tr != nil {
+			fmt.Println(d.Sub(t0), tr.From, "->", tr.To)
+			if tr.To == fsm.Fenced {
+				break
+			}
+		}
+	}
+	// Output:
+	// create_lease incarnation 1
+	// Joining -> Member
+	// 3s renew_lease
+	// 6s renew_lease
+	// 6s Member -> Degraded
+	// 7s fence fenced
+	// 7s Degraded -> Fenced
+}

@@ -90,7 +90,7 @@ func FuzzBackoffValidate(f *testing.F) {
 // FuzzLeaseValidate: any Lease either fails Validate with named
 // *FieldError values (and NewNode refuses it), or its defaults keep the
 // promises the cluster rests on: whole-second TTL, a heartbeat of at most
-// TTL/3, a fence after a heartbeat and strictly before the earliest
+// TTL/3, a fence at least two heartbeats after the proof and strictly before the earliest
 // declared death, and a latest declared death after both.
 func FuzzLeaseValidate(f *testing.F) {
 	f.Add(int64(0), int64(0), int64(0), int64(0), int64(0))
@@ -111,7 +111,7 @@ func FuzzLeaseValidate(f *testing.F) {
 		d := l.WithDefaults()
 		p := time.Unix(1000, 0)
 		if d.TTL < time.Second || d.TTL%time.Second != 0 || d.Heartbeat <= 0 || d.Heartbeat > d.TTL/3 ||
-			d.Fence <= d.Heartbeat || !l.FenceAt(p).Before(l.EarliestDead(p)) ||
+			d.Fence < 2*d.Heartbeat || !l.FenceAt(p).Before(l.EarliestDead(p)) ||
 			!l.LatestDead(p, false).After(l.EarliestDead(p)) || l.LatestDead(p, true).Before(l.LatestDead(p, false)) {
 			t.Fatalf("Validate accepted %+v, whose defaults break a bound: %+v", l, d)
 		}

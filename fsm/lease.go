@@ -24,9 +24,10 @@ import (
 //
 // Fence < TTL, so a node that cannot prove its lease has fenced itself
 // strictly before anyone may declare it dead: no session is ever served by
-// a node the cluster counts as dead. Fence > Heartbeat, so one late or
-// failed renewal does not fence a node; the defaults leave a node two
-// more renewals after the first failure (at P+3s and P+6s, fence at P+7s).
+// a node the cluster counts as dead. Fence ≥ 2×Heartbeat, so the renewal
+// sent a heartbeat after the proof has a whole heartbeat to be answered;
+// the defaults leave a node two renewals after its proof (at P+3s and
+// P+6s) before it fences at P+7s.
 type Lease struct {
 	// TTL is how long the engine keeps a lease after its last write. It
 	// must be whole seconds, at least 1s: the engine's per-key TTL is.
@@ -38,7 +39,7 @@ type Lease struct {
 	// TTL/3. Zero means min(3s, TTL/3).
 	Heartbeat time.Duration
 	// Fence is how long after its last proof a node that could not renew
-	// fences itself. Longer than Heartbeat, shorter than TTL. Zero means
+	// fences itself. At least 2×Heartbeat, shorter than TTL. Zero means
 	// TTL - Heartbeat: the latest fence that still leaves a heartbeat
 	// between the fence and the earliest declared death.
 	Fence time.Duration
@@ -86,18 +87,9 @@ func (l Lease) Validate() error {
 	bad := func(field, rule string, v any) {
 		errs = append(errs, &FieldError{Policy: "Lease", Field: field, Rule: rule, Value: v})
 	}
-	neg := false
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"TTL", l.TTL}, {"Heartbeat", l.Heartbeat}, {"Fence", l.Fence}, {"Failover", l.Failover}, {"Slack", l.Slack}} {
-		if d.v < 0 {
-			bad(d.name, "must not be negative", d.v)
-			neg = true
-		}
-	}
-	if neg {
-		return errors.Join(errs...)
+	if negative(bad, []namedDuration{{"TTL", l.TTL}, {"Heartbeat", l.Heartbeat}, {"Fence", l.Fence},
+		{"Failover", l.Failover}, {"Slack", l.Slack}}) {
+		return errors.Join(errs...) // the cross-field rules would only repeat it
 	}
 	e := l.WithDefaults()
 	if e.TTL < time.Second || e.TTL%time.Second != 0 {
@@ -111,10 +103,32 @@ func (l Lease) Validate() error {
 	if e.Fence >= e.TTL {
 		bad("Fence", fmt.Sprintf("must be shorter than TTL (%s): a node must fence itself before anyone may count it dead", e.TTL), e.Fence)
 	}
-	if e.Fence <= e.Heartbeat {
-		bad("Fence", fmt.Sprintf("must be longer than Heartbeat (%s), or one late renewal fences the node", e.Heartbeat), e.Fence)
+	if e.Fence < 2*e.Heartbeat {
+		// Found by the cluster property suite: with Fence a hair over
+		// Heartbeat, the renewal sent a heartbeat after the proof is
+		// answered after the fence, every time, and the node fences,
+		// rejoins and fences again for ever.
+		bad("Fence", fmt.Sprintf("must be at least 2×Heartbeat (%s): the renewal sent a heartbeat after the last proof needs a heartbeat to come back", 2*e.Heartbeat), e.Fence)
 	}
 	return errors.Join(errs...)
+}
+
+// namedDuration is a policy field for negative.
+type namedDuration struct {
+	name string
+	v    time.Duration
+}
+
+// negative reports each negative field through bad, and whether there was one.
+func negative(bad func(field, rule string, v any), ds []namedDuration) bool {
+	found := false
+	for _, d := range ds {
+		if d.v < 0 {
+			bad(d.name, "must not be negative", d.v)
+			found = true
+		}
+	}
+	return found
 }
 
 // FenceAt returns when a node whose last proved lease write was sent at

@@ -92,17 +92,10 @@ func (l Liveness) Validate() error {
 	bad := func(field, rule string, v any) {
 		errs = append(errs, &FieldError{Policy: "Liveness", Field: field, Rule: rule, Value: v})
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
+	negative(bad, []namedDuration{
 		{"PingInterval", l.PingInterval}, {"PongTimeout", l.PongTimeout}, {"IdleTimeout", l.IdleTimeout},
 		{"WriteTimeout", l.WriteTimeout}, {"HandshakeTimeout", l.HandshakeTimeout}, {"CloseTimeout", l.CloseTimeout},
-	} {
-		if d.v < 0 {
-			bad(d.name, "must not be negative", d.v)
-		}
-	}
+	})
 	if l.MaxErrors < 0 {
 		bad("MaxErrors", "must not be negative (0 means 3)", l.MaxErrors)
 	}

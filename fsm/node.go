@@ -277,13 +277,18 @@ func (i *peerInstance) SetLifecycleState(s State) { i.p.state = s }
 func (i *peerInstance) GuardHolds(Guard) bool     { return false }
 
 // NewPeer returns the view of a peer whose lease of incarnation inc was
-// seen at now: Alive, its first re-check due a heartbeat later. It returns
-// the validation error of l.
+// seen at now: Alive, its first re-check due a heartbeat later. With inc
+// zero it is the view of a peer known by name whose lease was not found
+// (a node listed in the configuration that has not joined): Expired,
+// re-checked like any other. It returns the validation error of l.
 func NewPeer(now time.Time, l Lease, inc uint64) (*Peer, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
 	p := &Peer{machine: shared.peer(), state: Alive, l: l.WithDefaults(), inc: inc, acts: make([]Action, 0, 2)}
+	if inc == 0 {
+		p.state = Expired
+	}
 	p.nextCheck = now.Add(p.l.Heartbeat)
 	p.inst.p = p
 	return p, nil
@@ -295,19 +300,19 @@ func (p *Peer) State() State { return p.state }
 // Incarnation returns the latest incarnation seen.
 func (p *Peer) Incarnation() uint64 { return p.inc }
 
-// Deadline returns when the next re-check is due, and false unless the
-// peer is Alive (a new incarnation shows up in the watch and in the
-// driver's listing of every lease).
-func (p *Peer) Deadline() (time.Time, bool) { return p.nextCheck, p.state == Alive }
+// Deadline returns when the next re-check is due. Re-checks go on in
+// every state: in Alive they find an expiry the watch missed, in Expired
+// and Left a new incarnation it missed.
+func (p *Peer) Deadline() (time.Time, bool) { return p.nextCheck, true }
 
 // Step applies one event observed at now: EvTick (asks for a re-check when
-// due), EvLeaseGone or EvPeerLeft (no-ops unless Alive).
+// due, in every state), EvLeaseGone or EvPeerLeft (no-ops unless Alive).
 func (p *Peer) Step(now time.Time, ev Event) (Output, error) {
 	p.acts = p.acts[:0]
 	var tr Trigger
 	switch ev {
 	case EvTick:
-		if p.state == Alive && !now.Before(p.nextCheck) {
+		if !now.Before(p.nextCheck) {
 			p.nextCheck = now.Add(p.l.Heartbeat)
 			p.acts = append(p.acts, Action{Kind: ActRecheck, Incarnation: p.inc})
 		}
@@ -351,7 +356,7 @@ func (p *Peer) fire(now time.Time, tr Trigger, ev Event, inc uint64) (Output, er
 		p.acts = append(p.acts, Action{Kind: ActDeclareDead, Reason: ReasonNodeDead, Incarnation: p.inc})
 	}
 	if p.state == Alive {
-		p.inc, p.nextCheck = inc, now.Add(p.l.Heartbeat)
+		p.inc = inc
 	}
 	p.trans.Incarnation = p.inc
 	return Output{Transition: &p.trans, Actions: p.acts}, nil

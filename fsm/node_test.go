@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -292,8 +293,11 @@ func TestPeerRecheck(t *testing.T) {
 	if out, _ := e.Step(t0, EvPeerLeft); out.Transition != nil {
 		t.Fatal("a late leave moved an expired peer")
 	}
-	if _, ok := e.Deadline(); ok {
-		t.Fatal("an expired peer asks for re-checks")
+	if d, ok := e.Deadline(); !ok || !d.Equal(t0.Add(3*time.Second)) {
+		t.Fatal("an expired peer stops re-checking: a new incarnation the watch missed would stay unseen")
+	}
+	if u, _ := NewPeer(t0, Lease{}, 0); u.State() != Expired {
+		t.Fatalf("a peer not yet seen starts in %s", u.State())
 	}
 	if _, err := e.Step(t0, EvDialOK); !errors.Is(err, ErrUnhandled) {
 		t.Fatalf("client event on a peer: %v", err)
@@ -354,6 +358,8 @@ func TestLeaseValidate(t *testing.T) {
 		{"fence at ttl", Lease{Fence: 10 * time.Second}, []string{"Fence"}},
 		{"fence past ttl", Lease{Fence: 11 * time.Second}, []string{"Fence"}},
 		{"fence at heartbeat", Lease{Fence: 3 * time.Second}, []string{"Fence"}},
+		{"fence under two heartbeats", Lease{Fence: 5999 * time.Millisecond}, []string{"Fence"}},
+		{"fence at two heartbeats", Lease{Fence: 6 * time.Second}, nil},
 		{"tiny ttl default heartbeat", Lease{TTL: time.Nanosecond}, []string{"TTL", "Heartbeat"}},
 	}
 	for _, tc := range tests {
@@ -373,7 +379,7 @@ func TestLeaseValidate(t *testing.T) {
 				t.Fatalf("err = %v, want ErrInvalidPolicy", err)
 			}
 			for _, f := range tc.fields {
-				if !contains(err.Error(), "Lease."+f+" ") {
+				if !strings.Contains(err.Error(), "Lease."+f+" ") {
 					t.Errorf("error does not name %s: %v", f, err)
 				}
 			}
@@ -385,15 +391,6 @@ func TestLeaseValidate(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 func TestSessionFence(t *testing.T) {

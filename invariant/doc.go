@@ -18,7 +18,22 @@
 //	(e) NoSendAfterClose nothing is sent on a session outside Alive and Suspect
 //	(f) RegistryMatches  once the world settles, registered sessions = live peers
 //	(g) HerdSpread       after a server restart, no Window holds more than MaxFraction
-//	                     of the dropped clients' reconnects
+//	                     of the dropped clients' reconnects (judged on single-node runs)
+//
+// And the cluster's, judged when a run carries cluster records (nodes,
+// leases, peer views, directory views, cross-node sends), against the
+// oracles of fsm.Lease:
+//
+//	(h) NodeDeclaredDead every node that counted an incarnation of another alive counts it
+//	                     dead once its lease ended, by Lease.LatestDead of the lease's last
+//	                     write (+Failover across an engine failover), unless it was itself
+//	                     crashed or cut off meanwhile
+//	(i) FencedFirst      when any node counts an incarnation dead, that incarnation serves
+//	                     nothing: not Member or Degraded, no open session opened under it
+//	(j) DeliveredLive    a send answered "delivered" was written on its session between the
+//	                     send and the answer: never to a session reaped before the send
+//	(k) DirectoryMatches once the world settles, every live node's directory view is the set
+//	                     of open sessions of the live nodes
 //
 // The records come from the simulator (package sim) or from a real adapter
 // run under testing/synctest; the checkers do not know which. Each Observe

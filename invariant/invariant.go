@@ -22,6 +22,11 @@ const (
 	NoSendAfterClose
 	RegistryMatches
 	HerdSpread
+	// The cluster's promises, judged only on runs with cluster records.
+	NodeDeclaredDead
+	FencedFirst
+	DeliveredLive
+	DirectoryMatches
 	// PermanentSlow (h): no attempt after a permanent failure comes sooner
 	// than the failure table's slow schedule allows.
 	PermanentSlow
@@ -30,17 +35,19 @@ const (
 	ReconnectFloor
 )
 
-// lastInvariant sizes the per-invariant tables.
-const lastInvariant = ReconnectFloor
-
 // All lists the invariants in letter order.
 var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
-	PermanentSlow, ReconnectFloor}
+	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor}
+
+// numInvariants sizes the per-invariant tables.
+const numInvariants = int(ReconnectFloor) + 1
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
 	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
-	HerdSpread: "herd_spread", PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor",
+	HerdSpread: "herd_spread", NodeDeclaredDead: "node_declared_dead", FencedFirst: "fenced_first",
+	DeliveredLive: "delivered_live", DirectoryMatches: "directory_matches",
+	PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor",
 }
 
 // String returns the invariant's name, e.g. "no_early_retry".
@@ -51,7 +58,7 @@ func (i Invariant) String() string {
 	return "Invariant(" + strconv.Itoa(int(i)) + ")"
 }
 
-// Letter returns the invariant's letter, 'a' to 'g', as the issue names them.
+// Letter returns the invariant's letter, 'a' to 'm', as the issues name them.
 func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
 
 // Config sets the oracles and the tolerances. The zero value of each field
@@ -76,6 +83,9 @@ type Config struct {
 	// pending then may move, but never before the old policy's earliest
 	// bound, and must come by the later of that bound and the new latest.
 	BackoffChanges []BackoffChange
+	// Lease is a cluster's lease policy, the oracle of (h); zero fields
+	// mean fsm's defaults. Unused without cluster records.
+	Lease fsm.Lease
 	// Slack is how late an upper bound (latest retry, reap deadline) may be
 	// met. Zero suits the simulator, which ticks exactly at deadlines; a
 	// real driver states its timer and scheduling latency here.
@@ -124,6 +134,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("invariant: Config.BackoffChanges[%d].At %s is before the change before it", i, ch.At))
 		}
 	}
+	if err := c.Lease.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Lease: %w", err))
+	}
 	if c.Slack < 0 {
 		errs = append(errs, fmt.Errorf("invariant: Config.Slack must not be negative (got %s)", c.Slack))
 	}
@@ -137,7 +150,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("invariant: Config.HerdMinClients must not be negative (got %d)", c.HerdMinClients))
 	}
 	for _, i := range c.Only {
-		if i < NoEarlyRetry || i > lastInvariant {
+		if i < NoEarlyRetry || int(i) >= numInvariants {
 			errs = append(errs, fmt.Errorf("invariant: Config.Only holds unknown invariant %d", i))
 		}
 	}
@@ -191,6 +204,7 @@ type oracle struct {
 	fp    fsm.FailurePolicy // defaults applied
 	l     fsm.Liveness
 	cl    fsm.Liveness // the clients' (defaults applied)
+	lease fsm.Lease
 	slack time.Duration
 }
 

@@ -13,11 +13,11 @@ import (
 // run's end. A Suite is not safe for concurrent use.
 type Suite struct {
 	o       oracle
-	enabled [lastInvariant + 1]bool
+	enabled [numInvariants]bool
 	n       int // records observed
 
-	checked    [lastInvariant + 1]int
-	violations [lastInvariant + 1]int
+	checked    [numInvariants]int
+	violations [numInvariants]int
 	kept       []Violation
 
 	clients  []clientFacts
@@ -27,6 +27,7 @@ type Suite struct {
 	retries  retries
 	registry registry
 	herd     herd
+	cluster  cluster
 	finished bool
 }
 
@@ -40,7 +41,7 @@ func New(cfg Config) (*Suite, error) {
 		cl = cfg.Liveness
 	}
 	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), fp: cfg.Failures.WithDefaults(cfg.Backoff),
-		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), slack: cfg.Slack}}
+		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), lease: cfg.Lease.WithDefaults(), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -112,10 +113,13 @@ func (s *Suite) Observe(r *trace.Record) {
 	s.n++
 	switch r.Kind {
 	case trace.Transition:
-		if r.Machine == fsm.MachineClient {
+		switch r.Machine {
+		case fsm.MachineClient:
 			s.retries.transition(s, r, idx)
-		} else {
+		case fsm.MachineSession:
 			s.sessionTransition(r, idx)
+		default:
+			s.cluster.observe(s, r, idx)
 		}
 	case trace.Dial:
 		s.retries.dial(s, r, idx)
@@ -137,6 +141,7 @@ func (s *Suite) Observe(r *trace.Record) {
 		f := s.session(r.ID)
 		f.known, f.registered, f.created, f.client, f.server, f.state = true, true, r.At, r.Peer, r.Server, fsm.Handshaking
 		s.registry.add(r.Server, 1)
+		s.cluster.registered(r)
 	case trace.Unregister:
 		if f := s.session(r.ID); f.registered {
 			f.registered = false
@@ -144,6 +149,7 @@ func (s *Suite) Observe(r *trace.Record) {
 		}
 	case trace.Send:
 		s.send(r, idx)
+		s.cluster.sent(r)
 	case trace.SendFailed:
 		if f := s.session(r.ID); !f.sendFailed {
 			f.sendFailed, f.sendFailedAt = true, r.At
@@ -164,6 +170,9 @@ func (s *Suite) Observe(r *trace.Record) {
 		s.retries.quiesced, s.retries.quiesceAt = true, r.At
 	case trace.Settled:
 		s.registry.settled(s, r, idx)
+		s.cluster.settled(s, r, idx)
+	default:
+		s.cluster.observe(s, r, idx)
 	}
 }
 
@@ -184,6 +193,7 @@ func (s *Suite) Finish(end time.Duration) {
 		}
 	}
 	s.herd.finish(s)
+	s.cluster.finish(s, end)
 }
 
 // Failed reports whether any enabled invariant was violated so far. It is
@@ -195,11 +205,12 @@ func (s *Suite) Failed() bool { return len(s.kept) > 0 }
 func (s *Suite) Violations() []Violation { return s.kept }
 
 // Verdicts returns, per invariant in letter order, how often it was
-// checked and violated. Invariants left out by Config.Only are omitted.
+// checked and violated. Invariants left out by Config.Only are omitted, and
+// so are the cluster's, (h) to (k), on a run without cluster records.
 func (s *Suite) Verdicts() []Verdict {
 	var out []Verdict
 	for _, i := range All {
-		if s.enabled[i] {
+		if s.enabled[i] && (!isCluster(i) || s.cluster.on) {
 			out = append(out, Verdict{Invariant: i, Name: i.String(), Letter: string(i.Letter()),
 				Checked: s.checked[i], Violations: s.violations[i]})
 		}
@@ -236,3 +247,7 @@ func (s *Suite) session(id uint32) *sessionFacts {
 	}
 	return &s.sessions[id]
 }
+
+// isCluster reports whether i is one of the cluster's promises, judged
+// only on runs with cluster records.
+func isCluster(i Invariant) bool { return i >= NodeDeclaredDead && i <= DirectoryMatches }

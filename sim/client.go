@@ -124,6 +124,7 @@ func (w *world) clientTimer(e event) {
 	}
 	if tr := out.Transition; tr != nil && (tr.Trigger == fsm.DialTimeout || tr.Trigger == fsm.PongTimeout) {
 		w.emit(trace.Record{Kind: trace.Down, ID: c.id})
+		w.failOver(c)
 	}
 	w.clientOut(c, out)
 }
@@ -252,6 +253,7 @@ func (w *world) clientFailed(c *client, ev fsm.Event, exception bool) {
 // status or a close code, which the machine's failure table classes.
 func (w *world) clientFailedWith(c *client, ev fsm.Event, exception bool, code uint16) {
 	w.emit(trace.Record{Kind: trace.Down, ID: c.id, Code: code})
+	w.failOver(c)
 	if exception && w.bugs[BugNoWaitOnError] {
 		c.link, c.up = noLink, false
 		if !w.quiesced {

@@ -27,6 +27,18 @@
 // undecodable client messages (Garbage, with Scenario.ClientEventInterval).
 // Scenario.BackoffChanges change the clients' policy at run time.
 //
+// # Clusters
+//
+// With Scenario.Cluster set, the servers are the nodes of one cluster
+// (see Cluster for what the engine model keeps of NATS and what it leaves
+// out). Each node drives an fsm.Node for its own lease and an fsm.Peer per
+// other node, writes its sessions to a directory in batches, and serves
+// sends that other nodes route to it through the bus. Clients move to the
+// next node on each failure. Cluster faults: node crashes (kill -9), clean
+// leaves, nodes cut off from the engine, engine leader failovers, lost and
+// delayed watch events; the checkers (h) to (k) of package invariant judge
+// the result.
+//
 // After Scenario.Duration the world quiesces (faults over, no new attempts)
 // and runs until it has settled, so invariant (f), registered sessions =
 // live peers, can be judged: until nothing has come up, gone down or

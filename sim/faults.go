@@ -38,6 +38,8 @@ func (w *world) faultStart(i int) {
 		}
 	case Nudge:
 		w.q.push(event{at: w.now, kind: evNudge, id: uint32(i)})
+	default:
+		w.clusterFaultStart(f)
 	}
 }
 
@@ -52,9 +54,11 @@ func (w *world) faultEndEvent(i int) {
 	}
 	f := &w.faults[i]
 	switch f.Kind {
+	default:
+		w.clusterFaultEnd(f)
 	case Restart:
 		for s := range w.servers {
-			if f.hasServer(s) && w.servers[s].down {
+			if f.hasServer(s) && w.servers[s].down && (w.cl == nil || w.cl.nodes[s].alive) {
 				w.servers[s].down = false
 				w.emit(trace.Record{Kind: trace.ServerUp, Server: uint32(s)})
 			}

@@ -12,6 +12,9 @@ import (
 // kind of fault at a modest rate.
 const DefaultMix = "restart,kill:0.02,crash:0.02,blackhole:0.01,rst:0.01,partition,latency,loss:0.001,refused,occupied,dns,stall,auth,accept_close"
 
+// DefaultClusterMix is DefaultMix plus one window of each cluster fault.
+const DefaultClusterMix = DefaultMix + ",node_crash,node_cutoff,engine_failover,watch_loss,watch_delay,node_leave"
+
 // Mix returns a fault schedule for n clients and servers over d, drawn
 // from spec with a source seeded by seed: the same arguments give the same
 // faults. spec is a comma-separated list of kind or kind:value; the value
@@ -84,8 +87,11 @@ func Mix(spec string, seed uint64, clients, servers int, d time.Duration) ([]Fau
 			}
 			for i := 0; i < count; i++ {
 				window := within(10*time.Second, 2*time.Minute)
-				if kind == Restart {
+				switch kind {
+				case Restart:
 					window = within(2*time.Second, 30*time.Second)
+				case EngineFailover:
+					window = within(time.Second, 8*time.Second) // within the default Lease.Failover
 				}
 				s := start(window)
 				f := Fault{Kind: kind, Start: s, End: min(s+window, d), Servers: []int{rng.IntN(servers)}}
@@ -100,6 +106,10 @@ func Mix(spec string, seed uint64, clients, servers int, d time.Duration) ([]Fau
 					}
 				case Auth:
 					f.Code = 401 + 2*rng.IntN(2)
+				case EngineFailover:
+					f.Servers = nil
+				case WatchDelay:
+					f.Latency = Latency{Base: 2 * time.Second, Jitter: 3 * time.Second}
 				}
 				out = append(out, f)
 			}

@@ -20,7 +20,8 @@ type Scenario struct {
 	// Clients is the number of client processes, one link each. At least 1.
 	Clients int
 	// Servers is the number of servers; client i dials server i mod
-	// Servers. Zero means 1.
+	// Servers first (in a cluster it moves to the next server on each
+	// failure). Zero means 1.
 	Servers int
 	// Duration is the virtual time faults and retries run for. Then the
 	// world quiesces (no new attempts, every fault over) and runs on until
@@ -57,6 +58,10 @@ type Scenario struct {
 	// Bugs switch on deliberately broken driver behaviour, to show that the
 	// invariants catch the historical bugs. Empty for a correct driver.
 	Bugs []Bug
+	// Cluster, when set, makes the servers the nodes of one cluster: a
+	// lease store and a bus join them (see Cluster). Nil: independent
+	// servers, as before.
+	Cluster *Cluster
 }
 
 // BackoffChange is a change of the clients' reconnect policy at At.
@@ -173,13 +178,41 @@ const (
 	// from Start to End: the caller in a loop the reconnect-now floor
 	// exists for.
 	Nudge
+	// NodeCrash: affected nodes' processes are killed (kill -9) at Start:
+	// their sessions vanish (the kernel sends FIN), their leases are no
+	// longer renewed; they start again, with a new incarnation, at End if
+	// End is before Duration. Cluster only.
+	NodeCrash
+	// NodeCutOff: affected nodes cannot reach the engine during the
+	// window (their clients still reach them): lease writes, reads, watch
+	// events and bus messages to and from them are lost. Cluster only.
+	NodeCutOff
+	// EngineFailover: the engine's leader fails over during the window:
+	// lease and directory writes, reads and expiries pause (the bus keeps
+	// working). The window must not be longer than Cluster.Lease.Failover.
+	// Cluster only.
+	EngineFailover
+	// WatchLoss: watch events (lease puts and expiry markers, directory
+	// entries) to affected nodes are lost during the window. Cluster only.
+	WatchLoss
+	// WatchDelay: watch events to affected nodes take Fault.Latency during
+	// the window. Cluster only.
+	WatchDelay
+	// NodeLeave: affected nodes shut down cleanly at Start: every session
+	// is closed with 1001, the node's directory entries and its lease are
+	// deleted at once (no waiting for the TTL), and the listener refuses;
+	// they start again, with a new incarnation, at End if End is before
+	// Duration. Cluster only.
+	NodeLeave
 )
 
 var faultNames = [...]string{
 	Refused: "refused", Occupied: "occupied", DNS: "dns", Stall: "stall", Auth: "auth",
 	AcceptClose: "accept_close", Kill: "kill", Crash: "crash", Blackhole: "blackhole", RST: "rst",
 	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart", Garbage: "garbage",
-	Nudge: "nudge",
+	Nudge:     "nudge",
+	NodeCrash: "node_crash", NodeCutOff: "node_cutoff", EngineFailover: "engine_failover",
+	WatchLoss: "watch_loss", WatchDelay: "watch_delay", NodeLeave: "node_leave",
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
@@ -296,6 +329,24 @@ const (
 	// behind its machine's back: a caller in a loop recreates the tight
 	// loop. Breaks (i).
 	BugNudgeDials
+	// BugNoRecheck: peer views trust the KV watch alone and never re-check
+	// a lease: a lost expiry marker leaves a dead node alive. Breaks (h).
+	BugNoRecheck
+	// BugNoFence: a node that cannot prove its lease keeps serving its
+	// sessions. Breaks (i).
+	BugNoFence
+	// BugShortLeaseTTL: the lease is written with the heartbeat as its TTL
+	// (a TTL not longer than the heartbeat): it lapses between renewals,
+	// and nodes count a serving node dead. Breaks (i).
+	BugShortLeaseTTL
+	// BugStaleDirectory: a send is answered "delivered" from the sender's
+	// directory view and published fire-and-forget, without the owner's
+	// word. Breaks (j).
+	BugStaleDirectory
+	// BugKeepDeadEntries: a node that counts a peer dead drops the peer but
+	// not its directory entries, and its re-checks refresh the entries of
+	// live peers only: a dead node's sessions stay listed. Breaks (k).
+	BugKeepDeadEntries
 )
 
 var bugNames = [...]string{
@@ -306,6 +357,8 @@ var bugNames = [...]string{
 	BugMessageAsPong: "message_as_pong", BugClientDeaf: "client_deaf", BugResetOnConnect: "reset_on_connect",
 	BugLockStepJitter: "lock_step_jitter", BugPolicyRestartsLoop: "policy_restarts_loop",
 	BugIgnoreGoAway: "ignore_go_away", BugNudgeDials: "nudge_dials",
+	BugNoRecheck: "no_recheck", BugNoFence: "no_fence", BugShortLeaseTTL: "short_lease_ttl",
+	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
 }
 
 // Bugs lists every Bug.
@@ -420,6 +473,11 @@ func (s Scenario) Validate() error {
 			bad("BackoffChanges[%d].At must be within [0, Duration) and not before the change before it (got %s)", i, ch.At)
 		}
 	}
+	if d.Cluster != nil {
+		if err := d.Cluster.validate(d); err != nil {
+			bad("Cluster: %w", err)
+		}
+	}
 	for i := range d.Faults {
 		if err := d.Faults[i].validate(d); err != nil {
 			bad("Faults[%d] (%s): %w", i, d.Faults[i].Kind, err)
@@ -439,7 +497,7 @@ func (s Scenario) Validate() error {
 func (f *Fault) validate(s Scenario) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if f.Kind < Refused || f.Kind > Nudge {
+	if f.Kind < Refused || int(f.Kind) >= len(faultNames) {
 		bad("Kind: unknown fault kind %d", f.Kind)
 	}
 	if f.Start < 0 || f.Start >= s.Duration {
@@ -468,7 +526,10 @@ func (f *Fault) validate(s Scenario) error {
 	if f.Code != 0 && (f.Kind != Auth || (f.Code != 401 && f.Code != 403)) {
 		bad("Code must be 401 or 403, and only for auth (got %d)", f.Code)
 	}
-	if f.Latency != (Latency{}) && f.Kind != LatencySpike {
+	if err := f.validateCluster(s); err != nil {
+		errs = append(errs, err)
+	}
+	if f.Latency != (Latency{}) && f.Kind != LatencySpike && f.Kind != WatchDelay {
 		bad("Latency only applies to latency faults")
 	}
 	if err := f.Latency.validate("Latency"); err != nil {

@@ -105,6 +105,7 @@ type scenarioJSON struct {
 	ClientEvents   duration      `json:"client_event_interval,omitempty"`
 	Faults         []faultJSON   `json:"faults,omitempty"`
 	Bugs           []string      `json:"bugs,omitempty"`
+	Cluster        *clusterJSON  `json:"cluster,omitempty"`
 }
 
 // MarshalJSON writes s in the scenario file format.
@@ -131,6 +132,7 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 	for _, b := range s.Bugs {
 		j.Bugs = append(j.Bugs, b.String())
 	}
+	j.Cluster = clusterToJSON(s.Cluster)
 	return json.Marshal(j)
 }
 
@@ -206,6 +208,9 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("bugs[%d]: %w", i, err)
 		}
 		out.Bugs = append(out.Bugs, b)
+	}
+	if out.Cluster, err = clusterFromJSON(j.Cluster); err != nil {
+		return err
 	}
 	*s = out
 	return nil

@@ -59,8 +59,8 @@ func (w *world) accept(li uint32) {
 	l := w.links.at(li)
 	s := int(l.server)
 	answer := frame(0)
-	if w.servers[s].down {
-		answer = fRefused
+	if w.servers[s].down || (w.cl != nil && !w.cl.serving(s)) {
+		answer = fRefused // a node that cannot prove its lease takes no sessions
 	}
 	for _, i := range w.active {
 		f := &w.faults[i]
@@ -91,6 +91,9 @@ func (w *world) accept(li uint32) {
 	}
 	l.sess, l.serverOpen, l.registered = sess, true, true
 	w.emit(trace.Record{Kind: trace.Register, ID: li, Peer: l.client, Server: uint32(s)})
+	if w.cl != nil {
+		w.cl.nodes[s].links = append(w.cl.nodes[s].links, li)
+	}
 	if answer == fHTTPError {
 		w.sessionStep(li, fsm.EvHandshakeFailed)
 		w.transmit(li, false, fHTTPError, w.now)
@@ -118,6 +121,9 @@ func (w *world) sessionOut(li uint32, out fsm.Output) {
 	l := w.links.at(li)
 	if tr := out.Transition; tr != nil {
 		w.emitTransition(li, tr)
+		if w.cl != nil && tr.From == fsm.Handshaking && tr.To == fsm.Alive {
+			w.dirChanged(li, true)
+		}
 	}
 	pinged := false
 	for i := range out.Actions {
@@ -141,6 +147,9 @@ func (w *world) sessionOut(li uint32, out fsm.Output) {
 			if !w.bugs[BugLeakOnReap] {
 				l.registered = false
 				w.emit(trace.Record{Kind: trace.Unregister, ID: li})
+				if w.cl != nil {
+					w.dirChanged(li, false)
+				}
 			}
 		}
 	}

@@ -38,11 +38,17 @@ type Stats struct {
 	// would charge the server for sessions it could not yet know about,
 	// such as a handshake still in flight when the client died.)
 	ReapLatency Percentiles `json:"reap_latency"`
+	// NodeDeath is, in a cluster, the time from a node's crash or cut-off
+	// to each other node counting it dead: what fsm.Lease.LatestDead
+	// bounds (from the lease's last write, which came before).
+	NodeDeath *Percentiles `json:"node_death,omitempty"`
 
 	delayCounts [len(delayEdges) + 1]int
 	reasons     [16]int
 	reapLat     []time.Duration
 	sessions    int
+	downAt      []time.Duration // by node: when it crashed or was cut off, -1 if up
+	deathLat    []time.Duration
 }
 
 // Bucket is one histogram bar: Count values in (previous UpTo, UpTo]; the
@@ -91,7 +97,22 @@ func (s *Stats) observe(r *trace.Record) {
 		s.PeakSessions = max(s.PeakSessions, s.sessions)
 	case trace.Unregister:
 		s.sessions--
+	case trace.NodeStart, trace.Reconnected:
+		s.down(r.Server, -1)
+	case trace.NodeCrash, trace.CutOff:
+		s.down(r.Server, r.At)
+	case trace.Declared:
+		if int(r.Peer) < len(s.downAt) && s.downAt[r.Peer] >= 0 {
+			s.deathLat = append(s.deathLat, r.At-s.downAt[r.Peer])
+		}
 	}
+}
+
+func (s *Stats) down(node uint32, at time.Duration) {
+	for int(node) >= len(s.downAt) {
+		s.downAt = append(s.downAt, -1)
+	}
+	s.downAt[node] = at
 }
 
 // reaped counts a reap by reason and, if the peer had died, the time
@@ -127,6 +148,10 @@ func (s *Stats) finish(w *world) {
 		}
 	}
 	s.ReapLatency = percentiles(s.reapLat)
+	if w.cl != nil {
+		p := percentiles(s.deathLat)
+		s.NodeDeath = &p
+	}
 }
 
 func percentiles(ds []time.Duration) Percentiles {

@@ -94,6 +94,8 @@ type world struct {
 	suite *invariant.Suite
 	trace []trace.Record
 	stats Stats
+
+	cl *cluster // nil unless the scenario is a cluster
 }
 
 // Run runs sc to completion (Duration, then settling) and returns what
@@ -128,6 +130,9 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	for _, ch := range sc.BackoffChanges {
 		cfg.BackoffChanges = append(cfg.BackoffChanges, invariant.BackoffChange{At: ch.At, Backoff: ch.Backoff})
 	}
+	if sc.Cluster != nil {
+		cfg.Lease = sc.Cluster.Lease
+	}
 	suite, err := invariant.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sim: invariant config: %w", err)
@@ -160,6 +165,9 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	// frames held by a partition to arrive.
 	settle := b.ConnectTimeout + sl.HandshakeTimeout + sl.CloseTimeout +
 		2*(cl.PingInterval+cl.PongTimeout) + 2*(sl.PingInterval+sl.PongTimeout) + 8*lat + time.Second
+	if sc.Cluster != nil {
+		settle += sc.Cluster.settleSpan()
+	}
 	w.settleSpan = int64(settle)
 	w.settleAt = int64(sc.Duration + settle)
 
@@ -188,6 +196,9 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 		for i := range w.locks {
 			w.locks[i] = -1
 		}
+	}
+	if sc.Cluster != nil {
+		w.cl = newCluster(w)
 	}
 	// Clients start at time zero, queued after the faults that start then,
 	// so a port refused from the first instant refuses the first attempt.
@@ -258,6 +269,8 @@ func (w *world) loop(ctx context.Context) error {
 			}
 			w.settle()
 			return nil
+		default:
+			w.clusterEvent(e)
 		}
 		if w.opt.StopOnViolation && w.suite.Failed() {
 			return nil
@@ -274,7 +287,8 @@ func at(t int64) time.Time { return Epoch.Add(time.Duration(t)) }
 func (w *world) emit(r trace.Record) {
 	r.At = time.Duration(w.now)
 	switch r.Kind {
-	case trace.Register, trace.Unregister, trace.Up, trace.Down, trace.ClientStart, trace.ClientExit:
+	case trace.Register, trace.Unregister, trace.Up, trace.Down, trace.ClientStart, trace.ClientExit,
+		trace.NodeStart, trace.NodeCrash, trace.Declared, trace.DirAdd, trace.DirDel, trace.LeaseEnd:
 		w.lastChange = w.now
 	}
 	w.suite.Observe(&r)

@@ -57,13 +57,68 @@ const (
 	Quiesce
 	// Settled: the world has settled; the registry must match the live peers.
 	Settled
+
+	// Cluster records. Nodes are numbered like servers (a node is a server
+	// of the cluster); Inc is a lease incarnation.
+
+	// NodeStart: node Server's process started, incarnation Inc.
+	NodeStart
+	// NodeCrash: node Server's process was killed (kill -9): its sessions
+	// are gone with it, its lease is no longer renewed.
+	NodeCrash
+	// CutOff: node Server can no longer reach the engine (its clients
+	// still reach it).
+	CutOff
+	// Reconnected: node Server reaches the engine again.
+	Reconnected
+	// FailoverStart: the engine's leader failed; writes, reads and
+	// expiries pause until FailoverEnd.
+	FailoverStart
+	// FailoverEnd: the engine has a leader again.
+	FailoverEnd
+	// LeaseWrite: the engine wrote node Server's lease, incarnation Inc, at
+	// At (the W of fsm.Lease.LatestDead).
+	LeaseWrite
+	// LeaseEnd: node Server's lease of incarnation Inc is gone from the
+	// engine: expired, or replaced by a newer incarnation.
+	LeaseEnd
+	// Declared: node ID counts node Peer's incarnation Inc dead (its
+	// sessions are dropped from ID's directory view).
+	Declared
+	// DirAdd: node ID's directory view gained session Peer.
+	DirAdd
+	// DirDel: node ID's directory view lost session Peer.
+	DirDel
+	// XSend: node Server sent a message to session ID, which its directory
+	// places on node Peer.
+	XSend
+	// XAnswer: node Server's send to session ID was answered with Result
+	// (in Attempt) after Delay.
+	XAnswer
 )
+
+// Results of a cross-node send, in XAnswer's Attempt.
+const (
+	// Delivered: the owner wrote the message on the live session.
+	Delivered int32 = iota + 1
+	// NoSuchSession: nobody holds the session (no responders, or the owner
+	// has no such live session).
+	NoSuchSession
+	// Unreachable: the sender could not reach the engine.
+	Unreachable
+)
+
+var resultNames = [...]string{Delivered: "delivered", NoSuchSession: "no_such_session", Unreachable: "unreachable"}
 
 var kindNames = [...]string{
 	Transition: "transition", Dial: "dial", Up: "up", Down: "down", ClientStart: "client_start",
 	ClientExit: "client_exit", Register: "register", Unregister: "unregister", Send: "send",
 	SendFailed: "send_failed", PeerDead: "peer_dead", Degraded: "degraded", ServerDown: "server_down",
 	ServerUp: "server_up", Quiesce: "quiesce", Settled: "settled",
+	NodeStart: "node_start", NodeCrash: "node_crash", CutOff: "cut_off", Reconnected: "reconnected",
+	FailoverStart: "failover_start", FailoverEnd: "failover_end", LeaseWrite: "lease_write",
+	LeaseEnd: "lease_end", Declared: "declared", DirAdd: "dir_add", DirDel: "dir_del",
+	XSend: "xsend", XAnswer: "xanswer",
 }
 
 // String returns the kind's name as it appears in text traces.
@@ -104,6 +159,9 @@ type Record struct {
 	// close code the server sent, as the failure table reads them; zero
 	// for a network failure.
 	Code uint16
+	// Inc is the lease incarnation of node and peer transitions and of the
+	// cluster records that name one.
+	Inc uint64
 }
 
 // FromTransition returns the Transition record of instance id for tr,
@@ -112,7 +170,7 @@ func FromTransition(epoch time.Time, id uint32, tr *fsm.Transition) Record {
 	return Record{
 		At: tr.At.Sub(epoch), Kind: Transition, Machine: tr.Machine, ID: id,
 		From: tr.From, To: tr.To, Trigger: tr.Trigger, Reason: tr.Reason,
-		Attempt: int32(tr.Attempt), Delay: tr.Delay,
+		Attempt: int32(tr.Attempt), Delay: tr.Delay, Inc: tr.Incarnation,
 	}
 }
 
@@ -124,8 +182,12 @@ func (r *Record) Subject() (fsm.Machine, uint32) {
 		return r.Machine, r.ID
 	case Dial, Up, Down, ClientStart, ClientExit, Nudge:
 		return fsm.MachineClient, r.ID
-	case Register, Unregister, Send, SendFailed, PeerDead, Degraded, Recv, BadRecv, QueueFull:
+	case Register, Unregister, Send, SendFailed, PeerDead, Degraded, Recv, BadRecv, QueueFull, XSend, XAnswer:
 		return fsm.MachineSession, r.ID
+	case NodeStart, NodeCrash, CutOff, Reconnected, LeaseWrite, LeaseEnd:
+		return fsm.MachineNode, r.Server
+	case Declared, DirAdd, DirDel:
+		return fsm.MachineNode, r.ID
 	}
 	return 0, 0
 }

@@ -45,6 +45,12 @@ func (r *Record) AppendText(b []byte) []byte {
 		if r.Attempt != 0 {
 			b = appendInt(b, " attempt=", int64(r.Attempt))
 		}
+		if r.Machine == fsm.MachinePeer {
+			b = appendInt(b, " node=", int64(r.Peer))
+		}
+		if r.Inc != 0 {
+			b = appendUint(b, " inc=", r.Inc)
+		}
 		if r.To == fsm.BackingOff || r.To == fsm.Rejected {
 			b = append(b, " delay="...)
 			b = appendDur(b, r.Delay)
@@ -76,6 +82,26 @@ func (r *Record) AppendText(b []byte) []byte {
 	case Settled:
 		b = appendInt(b, " live_peers=", int64(r.Peer))
 		b = appendInt(b, " registered=", int64(r.ID))
+	case Declared:
+		b = appendInt(b, " node=", int64(r.Peer))
+		b = appendUint(b, " inc=", r.Inc)
+	case NodeStart, LeaseWrite, LeaseEnd:
+		b = appendUint(b, " inc=", r.Inc)
+	case DirAdd, DirDel:
+		b = appendInt(b, " session=", int64(r.Peer))
+	case XSend:
+		b = appendInt(b, " from=", int64(r.Server))
+		b = appendInt(b, " owner=", int64(r.Peer))
+	case XAnswer:
+		b = appendInt(b, " from=", int64(r.Server))
+		b = append(b, " result="...)
+		if int(r.Attempt) > 0 && int(r.Attempt) < len(resultNames) {
+			b = append(b, resultNames[r.Attempt]...)
+		} else {
+			b = strconv.AppendInt(b, int64(r.Attempt), 10)
+		}
+		b = append(b, " after="...)
+		b = appendDur(b, r.Delay)
 	}
 	return append(b, '\n')
 }
@@ -84,6 +110,11 @@ func (r *Record) AppendText(b []byte) []byte {
 func (r Record) String() string {
 	b := r.AppendText(nil)
 	return string(b[:len(b)-1])
+}
+
+func appendUint(b []byte, key string, v uint64) []byte {
+	b = append(b, key...)
+	return strconv.AppendUint(b, v, 10)
 }
 
 func appendInt(b []byte, key string, v int64) []byte {
@@ -112,15 +143,18 @@ func Write(w io.Writer, recs []Record) error {
 // own records, those of its counterpart (a session's client, a client's
 // sessions) and the server and world records in that span. It is what a
 // failing property prints: the shortest part of the trace that shows the
-// violation.
+// violation. For a node it is the cluster's story: every node's and
+// peer view's transitions, deaths, incarnations and declarations (not the
+// routine lease writes and directory entries).
 func Excerpt(recs []Record, m fsm.Machine, id uint32, upto, max int) []Record {
 	if upto >= len(recs) {
 		upto = len(recs) - 1
 	}
 	client, sessions := NoID, map[uint32]bool{}
-	if m == fsm.MachineClient {
+	switch m {
+	case fsm.MachineClient:
 		client = id
-	} else {
+	case fsm.MachineSession:
 		sessions[id] = true
 	}
 	for i := 0; i <= upto; i++ { // who belongs to whom, from the registry
@@ -139,7 +173,9 @@ func Excerpt(recs []Record, m fsm.Machine, id uint32, upto, max int) []Record {
 	for i := 0; i <= upto; i++ {
 		r := &recs[i]
 		rm, rid := r.Subject()
-		if rm == 0 || (rm == fsm.MachineClient && rid == client) || (rm == fsm.MachineSession && sessions[rid]) {
+		cluster := m == fsm.MachineNode && (rm == fsm.MachineNode || rm == fsm.MachinePeer) &&
+			r.Kind != LeaseWrite && r.Kind != DirAdd && r.Kind != DirDel
+		if rm == 0 || cluster || (rm == fsm.MachineClient && rid == client) || (rm == fsm.MachineSession && sessions[rid]) {
 			out = append(out, *r)
 		}
 	}

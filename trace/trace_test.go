@@ -87,3 +87,44 @@ func ExampleWrite() {
 	// 25ms client 0 down
 	// 25ms client 0 transition Connecting->BackingOff trigger=dial_failed attempt=2 delay=0s
 }
+
+// A node's excerpt tells the cluster's story and leaves out the routine.
+func TestExcerptNode(t *testing.T) {
+	recs := []trace.Record{
+		{Kind: trace.NodeStart, Server: 0, Inc: 1},
+		{Kind: trace.LeaseWrite, Server: 0, Inc: 1},
+		{Kind: trace.DirAdd, ID: 1, Peer: 4},
+		{Kind: trace.Register, ID: 4, Peer: 2},
+		{Kind: trace.NodeCrash, Server: 0},
+		{Kind: trace.Transition, Machine: fsm.MachinePeer, ID: 1, Peer: 0, From: fsm.Alive, To: fsm.Expired, Trigger: fsm.LeaseGone, Inc: 1},
+		{Kind: trace.Declared, ID: 1, Peer: 0, Inc: 1},
+	}
+	got := trace.Excerpt(recs, fsm.MachineNode, 1, 99, 10)
+	var b bytes.Buffer
+	_ = trace.Write(&b, got)
+	want := "0s node 0 node_start inc=1\n0s node 0 node_crash\n0s peer 1 transition Alive->Expired trigger=lease_gone node=0 inc=1\n0s node 1 declared node=0 inc=1\n"
+	if b.String() != want {
+		t.Fatalf("got\n%swant\n%s", b.String(), want)
+	}
+}
+
+func TestAppendTextCluster(t *testing.T) {
+	for _, tc := range []struct {
+		r    trace.Record
+		want string
+	}{
+		{trace.Record{Kind: trace.XSend, ID: 7, Server: 1, Peer: 2}, "0s session 7 xsend from=1 owner=2"},
+		{trace.Record{Kind: trace.XAnswer, ID: 7, Server: 1, Attempt: trace.Delivered, Delay: 3 * time.Millisecond},
+			"0s session 7 xanswer from=1 result=delivered after=3ms"},
+		{trace.Record{Kind: trace.XAnswer, ID: 7, Server: 1, Attempt: trace.NoSuchSession}, "0s session 7 xanswer from=1 result=no_such_session after=0s"},
+		{trace.Record{Kind: trace.DirDel, ID: 2, Peer: 7}, "0s node 2 dir_del session=7"},
+		{trace.Record{Kind: trace.LeaseEnd, Server: 3, Inc: 9}, "0s node 3 lease_end inc=9"},
+		{trace.Record{Kind: trace.FailoverStart}, "0s world failover_start"},
+		{trace.Record{Kind: trace.Transition, Machine: fsm.MachineNode, ID: 1, From: fsm.Member, To: fsm.Fenced, Trigger: fsm.FenceDue, Inc: 2},
+			"0s node 1 transition Member->Fenced trigger=fence_due inc=2"},
+	} {
+		if got := tc.r.String(); got != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+}

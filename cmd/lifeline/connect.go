@@ -26,7 +26,8 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("connect", stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: lifeline connect ws://host:port/path [flags]")
+		fmt.Fprintln(stderr, "usage: lifeline connect ws://host:port/path [ws://another-node/path ...] [flags]")
+		fmt.Fprintln(stderr, "  several URLs: each attempt after a failure goes to the next (cluster failover)")
 		fs.PrintDefaults()
 	}
 	backoff := backoffFlags(fs, fsm.DefaultBackoff())
@@ -40,8 +41,8 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError{fmt.Errorf("want exactly one ws:// or wss:// URL, got %d arguments", len(pos))}
+	if len(pos) == 0 {
+		return usageError{errors.New("want at least one ws:// or wss:// URL")}
 	}
 	b, err := backoff()
 	if err != nil {
@@ -56,7 +57,7 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return usageError{err}
 	}
 	var outMu sync.Mutex
-	cfg := conn.ClientConfig{URL: pos[0], Backoff: b, Failures: fp, Liveness: live, ID: *id, Logger: logger,
+	cfg := conn.ClientConfig{URL: pos[0], URLs: pos[1:], Backoff: b, Failures: fp, Liveness: live, ID: *id, Logger: logger,
 		OnMessage: func(_ conn.MessageType, data []byte) {
 			outMu.Lock()
 			defer outMu.Unlock()

@@ -33,8 +33,27 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&o.outage, "outage", 3*time.Second, "how long the server stays down")
 	fs.DurationVar(&o.pace, "pace", 2*time.Second, "steady state shown before each fault, so the counts can be watched")
 	logFormat := fs.String("log-format", "", "also write every transition to stderr: json or text (default: none)")
+	clusterMode := fs.Bool("cluster", false, "instead: three clustered node processes, one SIGKILLed; its sessions must be gone everywhere within the lease bound")
+	leaseTTL := fs.Duration("lease-ttl", 3*time.Second, "with --cluster: the nodes' lease TTL")
+	leaseHB := fs.Duration("lease-heartbeat", time.Second, "with --cluster: the nodes' lease heartbeat")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *clusterMode {
+		lease := fsm.Lease{TTL: *leaseTTL, Heartbeat: *leaseHB}
+		if err := lease.Validate(); err != nil {
+			return usageError{flagErrors(err)}
+		}
+		if o.clients < 1 {
+			return usageError{errors.New("-clients must be at least 1")}
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		d := &clusterDemo{out: stdout, clients: o.clients, lease: lease, start: time.Now(),
+			self: proc.Self{Argv: []string{exe}, Env: []string{mainEnv + "=1"}}}
+		return d.run(ctx)
 	}
 	o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if *logFormat != "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/lifeline-go/lifeline/cluster"
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
 )
@@ -26,9 +26,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
 	fs.DurationVar(&live.IdleTimeout, "idle-timeout", 0, "close sessions with no application message for this long (0: off)")
-	token := fs.String("token", "", "require `Authorization: Bearer <token>` (or ?access_token=) before the upgrade, and for /stats")
+	token := fs.String("token", "", "require `Authorization: Bearer <token>` (or ?access_token=) before the upgrade, and for /stats, /sessions and /send")
 	logFormat := fs.String("log-format", "text", "log format: json or text")
 	lim := limitFlags(fs)
+	cl := clusterFlags(fs)
+	keyHeader := fs.String("key-header", "X-Key", "cluster: the request header whose value is a session's key (POST /send?key=); X-Self-ID for OneBot")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +50,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Authorize = conn.BearerToken(*token)
 	}
 	lim.apply(&cfg)
+	ccfg, err := cl.config(logger, func(r *http.Request) string { return r.Header.Get(*keyHeader) })
+	if err != nil {
+		return usageError{err}
+	}
+	var node *cluster.Node
+	if ccfg != nil {
+		if node, err = cluster.New(*ccfg); err != nil {
+			return usageError{err}
+		}
+		cfg.Hook = node
+	}
 	srv, err := conn.NewServer(cfg)
 	if err != nil {
 		return usageError{err}
@@ -56,7 +69,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return serve(ctx, srv, func() any { return srv.Stats() }, ln, cfg.Authorize, logger, lim.handshake)
+	if node == nil {
+		return serve(ctx, srv, func() any { return srv.Stats() }, ln, cfg.Authorize, logger, lim.handshake)
+	}
+	cs := newClusterServer(srv, node, cfg.Authorize)
+	stats := func() any { return clusterStats{ServerStats: srv.Stats(), Cluster: node.Stats()} }
+	return serve(ctx, cs, stats, ln, cfg.Authorize, logger, lim.handshake)
 }
 
 // lifecycleServer is what serve runs: conn.Server, onebot.Server.
@@ -102,22 +120,9 @@ func serve(ctx context.Context, srv lifecycleServer, stats func() any, ln net.Li
 // statsHandler answers GET /stats with stats() as JSON, behind the same
 // authorization as the WebSocket endpoint.
 func statsHandler(stats func() any, auth func(*http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if auth != nil {
-			if err := auth(r); err != nil {
-				status := http.StatusForbidden
-				if errors.Is(err, conn.ErrUnauthorized) {
-					status = http.StatusUnauthorized
-				}
-				http.Error(w, http.StatusText(status), status)
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(stats())
-	})
+	return authorized(auth, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, stats())
+	}))
 }
 
 // livenessFlags registers the heartbeat flags serve and connect share.

@@ -171,7 +171,7 @@ func TestCommandUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"connect"}, "want exactly one"},
+		{[]string{"connect"}, "want at least one"},
 		{[]string{"connect", "ws://127.0.0.1:1/", "--jitter", "wild"}, "unknown jitter kind"},
 		{[]string{"connect", "ws://127.0.0.1:1/", "--multiplier", "0.5"}, "Multiplier"},
 		{[]string{"connect", "http://127.0.0.1:1/"}, "ws or wss"},

@@ -32,16 +32,29 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	traceFile := fs.String("trace", "", "write the full trace, one record per line, to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	herd := fs.Float64("herd-bound", 0.10, "invariant (g): the largest share of a restart's dropped clients one 100ms window may hold (0: measure only); judged when at least 100 were dropped")
+	var co clusterOpts
+	fs.IntVar(&co.nodes, "nodes", 0, fmt.Sprintf("run a cluster of this many nodes (1-%d; they replace --servers) with a lease store, a directory and cross-node sends; 0: no cluster. Its default fault mix adds node_crash, node_cutoff, engine_failover, watch_loss, watch_delay", sim.MaxNodes))
+	fs.DurationVar(&co.lease.TTL, "lease-ttl", 0, "cluster: lease TTL, whole seconds (0: 10s)")
+	fs.DurationVar(&co.lease.Heartbeat, "lease-heartbeat", 0, "cluster: lease renewal and re-check period, at most TTL/3 (0: min(3s, TTL/3))")
+	fs.DurationVar(&co.sendInterval, "send-interval", time.Second, "cluster: how often some node sends to a session through the bus (0: never)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "servers":
+			co.serversSet = true
+		case "faults":
+			co.faultsSet = true
+		}
+	})
 	var sc sim.Scenario
 	var err error
 	if *scenarioFile != "" {
 		var clash []string
 		fs.Visit(func(f *flag.Flag) {
 			switch f.Name {
-			case "scenario", "trace", "json", "herd-bound":
+			case "scenario", "trace", "json", "herd-bound", "send-interval":
 			default:
 				clash = append(clash, "--"+f.Name)
 			}
@@ -53,7 +66,16 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	} else {
-		if sc, err = scenarioFromFlags(*seed, *clients, *servers, *duration, *faults, *policy, *events, *bugs); err != nil {
+		if co.nodes != 0 {
+			if co.serversSet && *servers != co.nodes {
+				return usageError{fmt.Errorf("--nodes %d makes the servers the nodes; drop --servers", co.nodes)}
+			}
+			*servers = co.nodes
+			if !co.faultsSet {
+				*faults = sim.DefaultClusterMix
+			}
+		}
+		if sc, err = scenarioFromFlags(*seed, *clients, *servers, *duration, *faults, *policy, *events, *bugs, co); err != nil {
 			return usageError{err}
 		}
 	}
@@ -94,9 +116,25 @@ func bugNames() string {
 	return strings.Join(names, ", ")
 }
 
+// clusterOpts are the cluster flags of `lifeline sim`.
+type clusterOpts struct {
+	nodes                 int
+	lease                 fsm.Lease
+	sendInterval          time.Duration
+	serversSet, faultsSet bool
+}
+
 // scenarioFromFlags builds the scenario the flags describe.
-func scenarioFromFlags(seed uint64, clients, servers int, d time.Duration, mix, policy string, events time.Duration, bugs string) (sim.Scenario, error) {
+func scenarioFromFlags(seed uint64, clients, servers int, d time.Duration, mix, policy string, events time.Duration, bugs string, co clusterOpts) (sim.Scenario, error) {
 	sc := sim.Scenario{Seed: seed, Clients: clients, Servers: servers, Duration: d, Backoff: fsm.DefaultBackoff(), EventInterval: events}
+	if co.nodes < 0 || co.nodes > sim.MaxNodes {
+		return sim.Scenario{}, fmt.Errorf("--nodes must be within [0, %d] (got %d)", sim.MaxNodes, co.nodes)
+	}
+	if co.nodes > 0 {
+		sc.Cluster = &sim.Cluster{Lease: co.lease, SendInterval: co.sendInterval}
+	} else if co.lease != (fsm.Lease{}) {
+		return sim.Scenario{}, errors.New("--lease-ttl and --lease-heartbeat need --nodes")
+	}
 	if err := applyPolicy(&sc, policy); err != nil {
 		return sim.Scenario{}, err
 	}
@@ -264,6 +302,11 @@ func (r *simReport) writeText(w io.Writer) {
 	fmt.Fprintf(w, "policy: backoff initial %s ×%g max %s, jitter %s %g, first immediate %v, attempts %s, connect timeout %s, stable after %s\n",
 		b.Initial, b.Multiplier, b.Max, b.Jitter, b.JitterFraction, b.FirstImmediate, attempts, b.ConnectTimeout, b.StableAfter)
 	fmt.Fprintf(w, "        server liveness ping %s pong %s idle %s\n", l.PingInterval, l.PongTimeout, idle)
+	if c := sc.Cluster; c != nil {
+		ls := c.Lease.WithDefaults()
+		fmt.Fprintf(w, "        cluster of %d nodes: lease TTL %s heartbeat %s fence %s (failover allowance %s, slack %s), a cross-node send every %s\n",
+			sc.Servers, ls.TTL, ls.Heartbeat, ls.Fence, ls.Failover, ls.Slack, c.SendInterval)
+	}
 	if len(sc.Bugs) > 0 {
 		fmt.Fprintf(w, "BROKEN DRIVER: %v\n", sc.Bugs)
 	}
@@ -278,6 +321,11 @@ func (r *simReport) writeText(w io.Writer) {
 	p := st.ReapLatency
 	fmt.Fprintf(w, "\nreap latency  dead peers, from their last frame heard: n=%d p50 %s p90 %s p99 %s max %s (bound ping+pong %s)\n",
 		p.N, p.P50, p.P90, p.P99, p.Max, l.PingInterval+l.PongTimeout)
+	if d := st.NodeDeath; d != nil && sc.Cluster != nil {
+		ls := sc.Cluster.Lease.WithDefaults()
+		fmt.Fprintf(w, "node death    counted dead by the others, from the crash or cut-off: n=%d p50 %s p90 %s p99 %s max %s (bound from the last lease write TTL+heartbeat+slack %s, +%s across a failover)\n",
+			d.N, d.P50, d.P90, d.P99, d.Max, ls.TTL+ls.Heartbeat+ls.Slack, ls.Failover)
+	}
 	fmt.Fprintf(w, "\nbackoff delays chosen\n")
 	most := 1
 	for _, bk := range st.Delays {

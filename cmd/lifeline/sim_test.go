@@ -59,7 +59,13 @@ func TestSimJSONIsReproducible(t *testing.T) {
 	if err := json.Unmarshal(a, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Invariants) != len(invariant.All) || rep.Stats.Attempts < 1000 {
+	want := 0 // every invariant but the cluster's, which a run without a cluster does not report
+	for _, i := range invariant.All {
+		if i < invariant.NodeDeclaredDead || i > invariant.DirectoryMatches {
+			want++
+		}
+	}
+	if len(rep.Invariants) != want || rep.Stats.Attempts < 1000 {
 		t.Fatalf("report lacks its verdicts or its attempts: %s", a)
 	}
 }
@@ -133,6 +139,11 @@ func TestSimBadInput(t *testing.T) {
 		{[]string{"--scenario", bad}, 1, `unknown fault kind "meteor"`},
 		{[]string{"--scenario", bad, "--clients", "3"}, 2, "drop --clients"},
 		{[]string{"--scenario", filepath.Join(t.TempDir(), "missing.json")}, 1, "read scenario"},
+		{[]string{"--nodes", "17"}, 2, "--nodes must be within [0, 16]"},
+		{[]string{"--nodes", "3", "--servers", "2"}, 2, "drop --servers"},
+		{[]string{"--lease-ttl", "3s"}, 2, "need --nodes"},
+		{[]string{"--nodes", "3", "--lease-ttl", "2500ms"}, 2, "Lease.TTL must be whole seconds"},
+		{[]string{"--faults", "node_crash"}, 2, "node_crash needs a cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -142,5 +153,55 @@ func TestSimBadInput(t *testing.T) {
 				t.Fatalf("exit %d (want %d), stderr %q lacks %q", code, tt.code, stderr.String(), tt.want)
 			}
 		})
+	}
+}
+
+// A cluster run: the cluster fault mix by default, the node-death figures
+// and the verdicts of (h) to (k); reproducible like any run.
+func TestSimCluster(t *testing.T) {
+	args := []string{"--nodes", "3", "--clients", "30", "--duration", "5m", "--lease-ttl", "3s", "--lease-heartbeat", "1s"}
+	a := simJSON(t, args...)
+	if !bytes.Equal(a, simJSON(t, args...)) {
+		t.Fatal("two cluster runs differ")
+	}
+	var rep struct {
+		Scenario struct {
+			Faults []struct{ Kind string }
+		}
+		Stats struct {
+			NodeDeath *struct{ N int } `json:"node_death"`
+		}
+		Invariants []struct {
+			Name       string `json:"invariant"`
+			Checked    int
+			Violations int
+		}
+	}
+	if err := json.Unmarshal(a, &rep); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, f := range rep.Scenario.Faults {
+		kinds[f.Kind] = true
+	}
+	for _, k := range []string{"node_crash", "node_cutoff", "engine_failover", "watch_loss", "watch_delay"} {
+		if !kinds[k] {
+			t.Errorf("the default cluster mix has no %s", k)
+		}
+	}
+	if rep.Stats.NodeDeath == nil || rep.Stats.NodeDeath.N == 0 {
+		t.Errorf("no node-death figures: %s", a)
+	}
+	checked := map[string]int{}
+	for _, v := range rep.Invariants {
+		checked[v.Name] = v.Checked
+		if v.Violations > 0 {
+			t.Errorf("%s violated", v.Name)
+		}
+	}
+	for _, name := range []string{"node_declared_dead", "fenced_first", "delivered_live", "directory_matches"} {
+		if checked[name] == 0 {
+			t.Errorf("%s never checked", name)
+		}
 	}
 }
