@@ -109,21 +109,6 @@ func (r *runner) loop() error {
 	}
 }
 
-// waitLocked is the lockedWait bug: it sleeps until the pending retry is
-// due (or ctx ends) with the client's lock held.
-func (r *runner) waitLocked() {
-	c := r.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	at, _ := c.fc.RetryAt()
-	t := c.clk.Timer(max(0, at.Sub(c.clk.Now())))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-r.ctx.Done():
-	}
-}
-
 // tick hands the link's latest heard time, then the tick, to fsm.
 func (r *runner) tick(now time.Time) {
 	c := r.c
@@ -185,25 +170,6 @@ func (r *runner) handle(ev clientEvent) {
 	if current {
 		r.step(now, fsm.EvDropped, ev.err, nil)
 	}
-}
-
-// resetFailures is the resetAtConnect bug: a fresh machine, started and
-// connected at now, replaces the one that counted the failures.
-func (r *runner) resetFailures(now time.Time) {
-	c := r.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: c.fc.Backoff(), Liveness: c.cfg.Liveness, Rand: c.hooks.defaultRand()})
-	if err != nil {
-		return
-	}
-	if _, err := fc.Step(now, fsm.EvStart); err != nil {
-		return
-	}
-	if _, err := fc.Step(now, fsm.EvDialOK); err != nil {
-		return
-	}
-	c.fc = fc
 }
 
 // step hands ev to fsm and carries out the answer: under the lock, the

@@ -388,6 +388,42 @@ func TestClientNoticesSilentServer(t *testing.T) {
 	if drop.At.Before(bound) || drop.At.After(bound.Add(50*time.Millisecond)) {
 		t.Errorf("dropped %s after connecting, want %s (+50ms)", drop.At.Sub(conn.At), bound.Sub(conn.At))
 	}
+	// The log says why, with the silence it waited out.
+	if want := (live.PingInterval + live.PongTimeout).String(); drop.Err == nil || !strings.Contains(drop.Err.Error(), "silent for "+want) {
+		t.Errorf("logged cause %v, want it to name the %s of silence", drop.Err, want)
+	}
+}
+
+// TestClientKeepsLiveLink: a client whose server answers is never
+// dropped, whichever end does the pinging: the server's pings (the client
+// only answers) or the client's own (a server that pings rarely answers
+// them). Watched over ten of the client's ping intervals, from outside.
+func TestClientKeepsLiveLink(t *testing.T) {
+	live := fastLiveness()
+	for _, tc := range []struct {
+		name   string
+		server fsm.Liveness
+	}{
+		{"server pings", live},
+		{"client pings", fsm.Liveness{PingInterval: time.Minute, PongTimeout: 10 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, ServerConfig{Liveness: tc.server})
+			c, rec, _ := newTestClient(t, ClientConfig{URL: ts.url, Backoff: fastBackoff(), Liveness: live})
+			runClient(t, c)
+			rec.wait(t, 5*time.Second, "Connected", countTo(fsm.Connected, 1))
+			time.Sleep(10 * live.PingInterval) // the observation window
+			if st := c.Stats(); st.State != fsm.Connected || st.Connects != 1 {
+				t.Fatalf("after ten ping intervals: %+v, want the first link still up", st)
+			}
+			if n := len(transitions(rec.all(), fsm.BackingOff)); n != 0 {
+				t.Fatalf("the link dropped %d times: %v", n, transitions(rec.all(), fsm.BackingOff))
+			}
+			if st := ts.Stats(); st.Open != 1 || st.ReapedTotal != 0 {
+				t.Fatalf("server: %+v", st)
+			}
+		})
+	}
 }
 
 // TestClientReconnectsAfterServerRestart: the server goes away (Shutdown,

@@ -81,13 +81,6 @@ func countTo(to fsm.State, n int) func([]Observation) bool {
 	return func(obs []Observation) bool { return len(transitions(obs, to)) >= n }
 }
 
-// jsonLogger returns a JSON logger writing into a buffer the test can
-// parse with logLines.
-func jsonLogger() (*slog.Logger, *syncio.Buffer) {
-	b := &syncio.Buffer{}
-	return slog.New(slog.NewJSONHandler(b, nil)), b
-}
-
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // logLines parses every JSON line in b.

@@ -2,6 +2,7 @@ package conn
 
 import (
 	"math/rand/v2"
+	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
 )
@@ -10,9 +11,9 @@ import (
 // property tests can show they catch each bug (internal/proptest's
 // ExpectFailure, or a check that returns its finding). They are nil
 // outside those tests; every method is safe on a nil receiver. Each bug
-// is one a peer of the field reports shipped (docs/BRIEF.md), and each
-// has the test that catches it named beside it (hooks_test.go lists them
-// all).
+// is one a peer of the field reports shipped (docs/BRIEF.md); the test
+// that catches each, by name, is listed in docs/decisions.md ("conn: the
+// real adapter is judged by the simulator's checkers").
 type testHooks struct {
 	// unguarded sends without consulting the session's state: the field
 	// report's server that kept writing to dead sessions.
@@ -71,4 +72,38 @@ func (h *testHooks) defaultRand() fsm.Rand {
 		return rand.New(rand.NewPCG(1, 1))
 	}
 	return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+}
+
+// waitLocked is the lockedWait bug: it sleeps until the pending retry is
+// due (or ctx ends) with the client's lock held.
+func (r *runner) waitLocked() {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, _ := c.fc.RetryAt()
+	t := c.clk.Timer(max(0, at.Sub(c.clk.Now())))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.ctx.Done():
+	}
+}
+
+// resetFailures is the resetAtConnect bug: a fresh machine, started and
+// connected at now, replaces the one that counted the failures.
+func (r *runner) resetFailures(now time.Time) {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: c.fc.Backoff(), Liveness: c.cfg.Liveness, Rand: c.hooks.defaultRand()})
+	if err != nil {
+		return
+	}
+	if _, err := fc.Step(now, fsm.EvStart); err != nil {
+		return
+	}
+	if _, err := fc.Step(now, fsm.EvDialOK); err != nil {
+		return
+	}
+	c.fc = fc
 }

@@ -76,6 +76,7 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 	// The log names an attempt's number on the failure that schedules it
 	// (BackingOff's attempt), the first attempt being 1.
 	attempt, next := int32(0), int32(1)
+	var prev time.Duration // the delay recorded for the failure before, in this run of failures
 	for _, o := range run.obs {
 		if o.Kind == obsWorldDial {
 			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Dial, ID: id, Attempt: attempt}})
@@ -105,7 +106,12 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 		}
 		r := transitionRecord(id, o)
 		if o.Transition.To == fsm.BackingOff {
-			r.rec.Delay = loggedDelay(c.backoff, o.Transition.Attempt-1, o.Transition.Delay)
+			n := o.Transition.Attempt - 1
+			if n == 1 {
+				prev = 0 // a run of failures begins: decorrelated jitter starts over
+			}
+			r.rec.Delay = loggedDelay(c.backoff, n, o.Transition.Delay, prev)
+			prev = r.rec.Delay
 		}
 		recs = append(recs, r)
 	}
@@ -117,14 +123,16 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 		invariant.NoEarlyRetry, invariant.BoundedRetries}}, run.start, end, recs)
 }
 
-// loggedDelay is the backoff delay a client logged for failure n: the log
-// carries whole milliseconds (delay_ms), so the delay drawn lies in
-// [ms, ms+1ms). The record takes the value in that interval nearest the
-// policy's range: a decision off by less than the log's resolution is not
-// called a violation, one off by more still is. (Retries themselves are
-// judged by the world's dial times, which are exact.)
-func loggedDelay(b fsm.Backoff, n int, ms time.Duration) time.Duration {
-	lo, hi := b.Earliest(n), b.Latest(n)
+// loggedDelay is the backoff delay a client logged for failure n, the
+// one before it recorded as prev: the log carries whole milliseconds
+// (delay_ms), so the delay drawn lies in [ms, ms+1ms). The record takes
+// the value in that interval nearest the policy's range, the highest in
+// range when several are (decorrelated jitter's next range grows with
+// it): a decision off by less than the log's resolution is not called a
+// violation, one off by more still is. (Retries themselves are judged by
+// the world's dial times, which are exact.)
+func loggedDelay(b fsm.Backoff, n int, ms, prev time.Duration) time.Duration {
+	lo, hi := b.Earliest(n), b.LatestAfter(n, prev)
 	top := ms + time.Millisecond - 1
 	switch {
 	case top < lo:
@@ -132,7 +140,7 @@ func loggedDelay(b fsm.Backoff, n int, ms time.Duration) time.Duration {
 	case ms > hi:
 		return ms
 	}
-	return min(max(ms, lo), top)
+	return max(min(top, hi), lo)
 }
 
 // judgeServerRun checks (c)–(f) on one server run. The world supplies

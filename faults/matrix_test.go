@@ -166,8 +166,8 @@ func refusedLike(t *testing.T, name, url, trigger string, window, per time.Durat
 	if rc.attempts < fewest || rc.attempts > most+1 {
 		t.Errorf("%s: %d attempts in %s; the policy allows %d..%d", name, rc.attempts, window, fewest, most)
 	}
-	if rc.triggers[trigger] == 0 {
-		t.Errorf("%s: no failure with trigger %s: %v", name, trigger, rc.triggers)
+	if rc.triggers[trigger] == 0 || len(rc.triggers) != 1 {
+		t.Errorf("%s: failures by trigger %v, want every one %s", name, rc.triggers, trigger)
 	}
 	report.Add(t, report.Row{Section: section, Case: name,
 		Path:     fmt.Sprintf("client Connecting→BackingOff (%s) → Connecting, repeated", trigger),
