@@ -42,7 +42,10 @@ func genPolicyV2(t *rapid.T, sc *sim.Scenario, kinds []sim.FaultKind) {
 		// The owner's loop runs while the server is down (a restart
 		// drops every link, then refuses): the network "came back" over
 		// and over while the clients back off.
-		start, end := window("policy_nudge")
+		// Ten seconds at most: a nudge every 10 ms is a hundred events a
+		// second per client, and the event budget is shared.
+		start := dur(t, 0, sc.Duration-time.Second, "policy_nudge_start")
+		end := start + dur(t, time.Second, 10*time.Second, "policy_nudge_length")
 		sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Nudge, Start: start, End: end},
 			sim.Fault{Kind: sim.Restart, Start: start, End: end})
 	}

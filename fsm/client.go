@@ -101,9 +101,9 @@ func (i *clientInstance) GuardHolds(g Guard) bool {
 	case RetriesExhausted:
 		return c.giveUp(c.now) != GiveUpNone
 	case FloorPassed:
-		return !c.now.Before(c.floorAt())
+		return !c.now.Before(c.reconnectFloorAt())
 	case FloorPending:
-		return c.now.Before(c.floorAt())
+		return c.now.Before(c.reconnectFloorAt())
 	}
 	return false
 }
@@ -392,9 +392,9 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// floorAt is the earliest a reconnect-now may start an attempt:
+// reconnectFloorAt is the earliest a reconnect-now may start an attempt:
 // Backoff.ReconnectFloor after the latest attempt started.
-func (c *Client) floorAt() time.Time { return c.lastAttemptAt.Add(c.b.ReconnectFloor) }
+func (c *Client) reconnectFloorAt() time.Time { return c.lastAttemptAt.Add(c.b.ReconnectFloor) }
 
 // reschedule moves the pending retry of a BackingOff client: to the floor
 // for a reconnect-now that came before it (only ever earlier), or, for a
@@ -406,13 +406,13 @@ func (c *Client) reschedule(now time.Time, tr Trigger) {
 	case ReconnectNow:
 		// Only the retry moves: the delay drawn stays the basis of the
 		// next one (decorrelated jitter grows from it).
-		if f := c.floorAt(); f.Before(at) {
+		if f := c.reconnectFloorAt(); f.Before(at) {
 			at = f
 		}
 	case ResetBackoff:
 		c.failures, c.prevDelay, c.delay = 1, 0, c.b.Delay(1, 0, c.rng)
 		at = c.failedAt.Add(c.delay)
-		if f := c.floorAt(); at.Before(f) {
+		if f := c.reconnectFloorAt(); at.Before(f) {
 			at = f
 		}
 	}
@@ -421,6 +421,9 @@ func (c *Client) reschedule(now time.Time, tr Trigger) {
 		return
 	}
 	c.retryAt = at
+	if at.Before(c.floor) { // the owner's request: the retry's promised floor moves with it
+		c.floor = at
+	}
 	c.trans.Delay = at.Sub(c.failedAt)
 	c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: c.failures + 1, Delay: c.trans.Delay})
 }

@@ -105,7 +105,7 @@ func clientInput(c *Client, now time.Time, tr Trigger, g Guard) (Event, time.Tim
 		return EvDialFailed, now, Failure{Status: 403}
 	case ReconnectNow:
 		if g == FloorPassed {
-			return EvReconnectNow, c.floorAt(), Failure{}
+			return EvReconnectNow, c.reconnectFloorAt(), Failure{}
 		}
 		return EvReconnectNow, now, Failure{}
 	case ResetBackoff:

@@ -162,3 +162,23 @@ func TestBackoffChangeMaxAttempts(t *testing.T) {
 		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: 0, Backoff: limited}}
 	}, []trace.Record{dial(0, 0, 1), down(0, 0), dial(10*ms, 0, 2)}, 10*ms, "after failure 1 had exhausted MaxAttempts=1")
 }
+
+// A retry the new policy puts in the past is due at the change itself.
+func TestBackoffChangeInThePast(t *testing.T) {
+	b := fsm.Backoff{Initial: time.Minute, Jitter: fsm.JitterNone}
+	fast := fsm.Backoff{Initial: 10 * ms, Jitter: fsm.JitterNone}
+	change := func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: 1500 * ms, Backoff: fast}}
+	}
+	// The old policy promised nothing before a minute: a faster one cannot
+	// move the retry earlier, so it stays due at a minute.
+	expect(t, change, []trace.Record{dial(0, 0, 1), down(time.Second, 0), dial(61*time.Second, 0, 2)}, 61*time.Second, "")
+	b.Initial = 10 * ms
+	change2 := func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: 1500 * ms, Backoff: fast}}
+	}
+	// Pending at 1s, due at 1.01s, not yet made at the change at 1.5s: due at once.
+	expect(t, change2, []trace.Record{dial(0, 0, 1), down(time.Second, 0), dial(1500*ms, 0, 2)}, 2*time.Second, "")
+	expect(t, change2, []trace.Record{dial(0, 0, 1), down(time.Second, 0), dial(2*time.Second, 0, 2)}, 2*time.Second,
+		"(b) bounded_retries violated at 2s by client 0: attempt 2 came 1s after failure 1 at 1s; the policy's latest is 500ms")
+}

@@ -7,8 +7,8 @@ import (
 	"github.com/lifeline-go/lifeline/trace"
 )
 
-// The reconnect policy v2 checks: (l) permanent failures are retried no
-// faster than the slow schedule; (m) a reconnect-now never starts an
+// The reconnect policy v2 checks: (h) permanent failures are retried no
+// faster than the slow schedule; (i) a reconnect-now never starts an
 // attempt closer than the floor to the one before. They work from the
 // driver's facts (Down with its code, Nudge, Dial), so a driver that
 // hands its machine a plain failure for a 401, or dials on a nudge behind
@@ -59,30 +59,19 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 				r.Attempt, since, c.rejections, c.lastFail, hi)
 		}
 		return true
-	case c.nudged && since < s.pendingEarliest(c):
+	case c.nudged && since < s.retries.lowest(s, c):
 		// Brought forward by a reconnect-now: the floor, not the
-		// schedule's earliest, bounds it. (At or after the earliest the
-		// schedule allowed it anyway, and (a) judges it.) The earliest is
-		// the pending retry's, which a policy change may have raised.
+		// schedule's earliest (or a policy change's promise), bounds it.
+		// At or after that earliest the schedule allowed it anyway, and
+		// (a) and (b) judge it. (Brought forward, it is early, never late.)
 		if gap, floor := r.At-c.lastDial, s.o.b.ReconnectFloor; gap < floor {
 			s.fail(ReconnectFloor, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d started %s after attempt %d, which a reconnect-now may not bring closer than the floor %s",
 				r.Attempt, gap, r.Attempt-1, floor)
 		}
-		if _, hi := s.retries.window(s, c); since > hi+s.o.slack {
-			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
-				"attempt %d came %s after failure %d at %s; the policy's latest is %s", r.Attempt, since, c.n, c.lastFail, hi)
-		}
 		return true
 	}
 	return false
-}
-
-// pendingEarliest is the earliest the pending retry of c was promised:
-// the policy's, or what policy changes since its failure raised it to.
-func (s *Suite) pendingEarliest(c *clientFacts) time.Duration {
-	lo, _ := s.retries.window(s, c)
-	return lo
 }
 
 // policyTransition judges a client's move into BackingOff or Rejected that
@@ -102,4 +91,11 @@ func (s *Suite) policyTransition(c *clientFacts, r *trace.Record, idx int) bool 
 		return true
 	}
 	return false
+}
+
+// lowest is the earliest the schedule itself allows c's pending retry:
+// the policy's bound, or the one a policy change promised.
+func (rt *retries) lowest(s *Suite, c *clientFacts) time.Duration {
+	lo, _ := rt.window(s, c)
+	return lo
 }

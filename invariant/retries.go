@@ -134,8 +134,8 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 		}
 		if c.pending {
 			s.check(BoundedRetries)
-			if _, hi := rt.window(s, c); c.lastFail+hi+s.o.slack < limit {
-				due := c.lastFail + hi + s.o.slack
+			_, hi := rt.window(s, c)
+			if due := c.lastFail + hi + s.o.slack; due < limit {
 				s.fail(BoundedRetries, end, fsm.MachineClient, uint32(id), s.n,
 					"no attempt since failure %d at %s; the policy's latest retry was due at %s", c.n, c.lastFail, due)
 			}

@@ -13,11 +13,11 @@ import (
 // run's end. A Suite is not safe for concurrent use.
 type Suite struct {
 	o       oracle
-	enabled [lastInvariant + 1]bool
+	enabled [numInvariants]bool
 	n       int // records observed
 
-	checked    [lastInvariant + 1]int
-	violations [lastInvariant + 1]int
+	checked    [numInvariants]int
+	violations [numInvariants]int
 	kept       []Violation
 
 	clients  []clientFacts
@@ -40,8 +40,8 @@ func New(cfg Config) (*Suite, error) {
 	if cl == (fsm.Liveness{}) {
 		cl = cfg.Liveness
 	}
-	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), fp: cfg.Failures.WithDefaults(cfg.Backoff), lease: cfg.Lease.WithDefaults(),
-		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), slack: cfg.Slack}}
+	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), fp: cfg.Failures.WithDefaults(cfg.Backoff),
+		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), lease: cfg.Lease.WithDefaults(), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -71,7 +71,7 @@ type clientFacts struct {
 	herdMark  int32         // herd+1 whose first reconnect this client already gave
 	up        bool
 	pending   bool // a failure awaits its retry
-	exhausted bool // the last failure used up MaxAttempts
+	exhausted bool // the last failure used up MaxAttempts or passed GiveUpAfter
 	moved     bool // a policy change moved the pending retry into [movedLo, movedHi] after lastFail
 	movedLo   time.Duration
 	movedHi   time.Duration
@@ -210,7 +210,7 @@ func (s *Suite) Violations() []Violation { return s.kept }
 func (s *Suite) Verdicts() []Verdict {
 	var out []Verdict
 	for _, i := range All {
-		if s.enabled[i] && (!i.cluster() || s.cluster.on) {
+		if s.enabled[i] && (!isCluster(i) || s.cluster.on) {
 			out = append(out, Verdict{Invariant: i, Name: i.String(), Letter: string(i.Letter()),
 				Checked: s.checked[i], Violations: s.violations[i]})
 		}
@@ -247,3 +247,7 @@ func (s *Suite) session(id uint32) *sessionFacts {
 	}
 	return &s.sessions[id]
 }
+
+// isCluster reports whether i is one of the cluster's promises, judged
+// only on runs with cluster records.
+func isCluster(i Invariant) bool { return i >= NodeDeclaredDead && i <= DirectoryMatches }

@@ -96,8 +96,8 @@ type scenarioJSON struct {
 	Servers        int           `json:"servers,omitempty"`
 	Duration       duration      `json:"duration,omitempty"`
 	Backoff        *backoffJSON  `json:"backoff,omitempty"`
-	BackoffChanges []changeJSON  `json:"backoff_changes,omitempty"`
 	Failures       *failuresJSON `json:"failures,omitempty"`
+	BackoffChanges []changeJSON  `json:"backoff_changes,omitempty"`
 	ClientLiveness *livenessJSON `json:"client_liveness,omitempty"`
 	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
 	Latency        *latencyJSON  `json:"latency,omitempty"`
@@ -114,13 +114,11 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 		Seed: s.Seed, Clients: s.Clients, Servers: s.Servers, Duration: duration(s.Duration),
 		EventInterval: duration(s.EventInterval), ClientEvents: duration(s.ClientEventInterval),
 	}
-	if s.Backoff != (fsm.Backoff{}) {
-		j.Backoff = backoffToJSON(s.Backoff)
-	}
+	j.Backoff = backoffToJSON(s.Backoff)
+	j.Failures = failuresToJSON(s.Failures)
 	for _, ch := range s.BackoffChanges {
 		j.BackoffChanges = append(j.BackoffChanges, changeJSON{duration(ch.At), backoffToJSON(ch.Backoff)})
 	}
-	j.Failures = failuresToJSON(s.Failures)
 	j.ClientLiveness, j.ServerLiveness = livenessToJSON(s.ClientLiveness), livenessToJSON(s.ServerLiveness)
 	j.Latency = latencyToJSON(s.Latency)
 	for _, f := range s.Faults {
@@ -164,12 +162,12 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 	}
 	out := Scenario{Seed: j.Seed, Clients: j.Clients, Servers: j.Servers, Duration: time.Duration(j.Duration),
 		EventInterval: time.Duration(j.EventInterval), ClientEventInterval: time.Duration(j.ClientEvents)}
-	if j.Backoff != nil {
-		b, err := backoffFromJSON(j.Backoff, "backoff")
-		if err != nil {
-			return err
-		}
-		out.Backoff = b
+	var err error
+	if out.Backoff, err = backoffFromJSON(j.Backoff, "backoff"); err != nil {
+		return err
+	}
+	if out.Failures, err = failuresFromJSON(j.Failures); err != nil {
+		return err
 	}
 	for i, ch := range j.BackoffChanges {
 		var b fsm.Backoff
@@ -180,10 +178,6 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 			}
 		}
 		out.BackoffChanges = append(out.BackoffChanges, BackoffChange{At: time.Duration(ch.At), Backoff: b})
-	}
-	var err error
-	if out.Failures, err = failuresFromJSON(j.Failures); err != nil {
-		return err
 	}
 	out.ClientLiveness, out.ServerLiveness = livenessFromJSON(j.ClientLiveness), livenessFromJSON(j.ServerLiveness)
 	if out.Latency, err = latencyFromJSON(j.Latency, "latency"); err != nil {

@@ -126,13 +126,13 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 func newWorld(sc Scenario, opt Options) (*world, error) {
 	cfg := opt.Check
 	cfg.Backoff, cfg.Liveness, cfg.ClientLiveness = sc.Backoff, sc.ServerLiveness, sc.ClientLiveness.WithDefaults()
+	cfg.Failures = sc.Failures
 	for _, ch := range sc.BackoffChanges {
 		cfg.BackoffChanges = append(cfg.BackoffChanges, invariant.BackoffChange{At: ch.At, Backoff: ch.Backoff})
 	}
 	if sc.Cluster != nil {
 		cfg.Lease = sc.Cluster.Lease
 	}
-	cfg.Failures = sc.Failures
 	suite, err := invariant.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sim: invariant config: %w", err)
@@ -247,10 +247,10 @@ func (w *world) loop(ctx context.Context) error {
 			w.appEvent(e)
 		case evClientEvent:
 			w.clientEvent(e)
-		case evPolicy:
-			w.setPolicy(w.sc.BackoffChanges[e.id].Backoff)
 		case evNudge:
 			w.nudge(e)
+		case evPolicy:
+			w.setPolicy(w.sc.BackoffChanges[e.id].Backoff)
 		case evFaultStart:
 			w.faultStart(int(e.id))
 		case evFaultEnd:

@@ -155,13 +155,13 @@ type Record struct {
 	To       fsm.State
 	Trigger  fsm.Trigger
 	Reason   fsm.Reason
-	// Inc is the lease incarnation of node and peer transitions and of the
-	// cluster records that name one.
-	Inc uint64
 	// Code is, on a Down, the HTTP status of a refused handshake or the
 	// close code the server sent, as the failure table reads them; zero
 	// for a network failure.
 	Code uint16
+	// Inc is the lease incarnation of node and peer transitions and of the
+	// cluster records that name one.
+	Inc uint64
 }
 
 // FromTransition returns the Transition record of instance id for tr,
