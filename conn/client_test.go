@@ -280,6 +280,7 @@ func TestClientConnectTimeout(t *testing.T) {
 		mu.Unlock()
 	}()
 	defer ln.Close()
+	closed := make(chan time.Time, 16) // when the client closed each held connection
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -289,6 +290,10 @@ func TestClientConnectTimeout(t *testing.T) {
 			mu.Lock()
 			held = append(held, c)
 			mu.Unlock()
+			go func() {
+				_, _ = io.Copy(io.Discard, c) // returns when the client closes its end
+				closed <- time.Now()
+			}()
 		}
 	}()
 	b := fastBackoff()
@@ -307,6 +312,16 @@ func TestClientConnectTimeout(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "connect timeout") {
 		t.Errorf("timeout not logged as its cause")
+	}
+	// The abandoned attempt is aborted: its connection closed at the
+	// timeout, not left to hang until the server answers.
+	select {
+	case at := <-closed:
+		if d := at.Sub(fails[0].At); d > 100*time.Millisecond {
+			t.Errorf("the timed-out attempt's connection was closed %s after the timeout", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("the timed-out attempt's connection was never closed")
 	}
 }
 
