@@ -76,7 +76,7 @@ func TestClientConnectsSendsAndReceives(t *testing.T) {
 	ts := startServer(t, ServerConfig{OnMessage: echo})
 	got := make(chan string, 1)
 	c, rec, _ := newTestClient(t, ClientConfig{URL: ts.url, OnMessage: func(_ MessageType, d []byte) { got <- string(d) }})
-	runClient(t, c)
+	stop := runClient(t, c)
 	rec.wait(t, 5*time.Second, "Connected", countTo(fsm.Connected, 1))
 	if err := c.Send(context.Background(), TextMessage, []byte("ping?")); err != nil {
 		t.Fatal(err)
@@ -92,6 +92,15 @@ func TestClientConnectsSendsAndReceives(t *testing.T) {
 	st := c.Stats()
 	if st.State != fsm.Connected || st.Attempts != 1 || st.Connects != 1 || st.ConnectedSince.IsZero() {
 		t.Errorf("Stats = %+v", st)
+	}
+	// Stopping says goodbye: the server sees a close frame (peer_close),
+	// not a vanished connection (read_error).
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v after stop", err)
+	}
+	reaped := transitions(ts.rec.wait(t, 5*time.Second, "the session reaped", countTo(fsm.Reaped, 1)), fsm.Reaped)[0]
+	if r := reaped.Transition.Reason; r != fsm.ReasonPeerClose {
+		t.Errorf("server reaped the session for %s, want peer_close (the client's close frame)", r)
 	}
 }
 
