@@ -32,6 +32,7 @@ func auditLogs(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	backoff := backoffFlags(fs, fsm.DefaultBackoff())
+	failures := failureFlags(fs)
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
 	idleFlag(fs, &live)
@@ -49,8 +50,12 @@ func auditLogs(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fp, err := failures()
+	if err != nil {
+		return err
+	}
 	live.HandshakeTimeout = lim.handshake
-	cfg := audit.Config{Backoff: b, Liveness: live, Slack: *slack}
+	cfg := audit.Config{Backoff: b, Failures: fp, Liveness: live, Slack: *slack}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}

@@ -25,6 +25,10 @@ type Config struct {
 	// Backoff is the clients' reconnect policy (lifeline connect's flags);
 	// zero fields mean fsm's defaults.
 	Backoff fsm.Backoff
+	// Failures is the clients' failure table (lifeline connect's
+	// --permanent-backoff and --failure-class); the zero value means fsm's
+	// defaults.
+	Failures fsm.FailurePolicy
 	// Liveness is the server's liveness policy (lifeline serve's flags);
 	// zero fields mean fsm's defaults.
 	Liveness fsm.Liveness
@@ -38,12 +42,12 @@ type Config struct {
 func (c Config) Validate() error { return c.suite().Validate() }
 
 func (c Config) suite() invariant.Config {
-	return invariant.Config{Backoff: c.Backoff, Liveness: c.Liveness, Slack: c.Slack, Only: Judged}
+	return invariant.Config{Backoff: c.Backoff, Failures: c.Failures, Liveness: c.Liveness, Slack: c.Slack, Only: Judged}
 }
 
 // Judged are the invariants a log can be judged by.
 var Judged = []invariant.Invariant{invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.DeadReaped,
-	invariant.LiveKept, invariant.NoSendAfterClose}
+	invariant.LiveKept, invariant.NoSendAfterClose, invariant.PermanentSlow, invariant.ReconnectFloor}
 
 // Input is one log to read.
 type Input struct {

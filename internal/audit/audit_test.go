@@ -171,6 +171,36 @@ func TestPlantedViolations(t *testing.T) {
 	}
 }
 
+// TestPermanentFailure: a 401 (read from the logged error) is a permanent
+// failure, retried on the failure table's slow schedule: kept, it is
+// clean; retried at the transient pace, (l) finds it.
+func TestPermanentFailure(t *testing.T) {
+	cfg := policy
+	cfg.Failures = fsm.FailurePolicy{Schedule: fsm.Backoff{Initial: time.Second, Multiplier: 2, Max: 10 * time.Second, Jitter: fsm.JitterNone}}
+	refused := `"error":"attempt 1: ws://127.0.0.1:1/ answered HTTP 401 Unauthorized instead of switching protocols"`
+	log := func(retryAt int) []string {
+		return []string{
+			line(0, "client", "c", "Idle", "Connecting", "start"),
+			line(1, "client", "c", "Connecting", "Rejected", "dial_failed", `"attempt":2`, `"delay_ms":1000`, refused),
+			line(retryAt, "client", "c", "Rejected", "Connecting", "retry_due"),
+			line(retryAt+1, "client", "c", "Connecting", "Connected", "dial_ok"),
+		}
+	}
+	if rep := audit(t, cfg, log(1001)); !rep.Clean() {
+		t.Errorf("slow schedule kept: %+v", rep.Findings)
+	}
+	rep := audit(t, cfg, log(101))
+	if rep.Clean() || rep.Findings[0].Invariant != "permanent_slow" || rep.Findings[0].Where != "log0:3" {
+		t.Errorf("retry 100ms after a 401: %+v, want permanent_slow at log0:3", rep.Findings)
+	}
+	if got := failureCode(`link dropped: websocket: close 1008 (policy violation)`); got != 1008 {
+		t.Errorf("close code read as %d, want 1008", got)
+	}
+	if got := failureCode(`attempt 3: dial tcp 127.0.0.1:1: connect: connection refused`); got != 0 {
+		t.Errorf("network failure read as code %d, want 0", got)
+	}
+}
+
 // TestJustEnds: reaps the log proves just are not findings.
 func TestJustEnds(t *testing.T) {
 	reset := healthyServer()

@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,9 +17,10 @@ import (
 //
 //   - client into Connecting: Dial, numbered by the attempt the last
 //     BackingOff line scheduled (1 at a start);
-//   - client from Connecting or Connected into BackingOff or GaveUp: Down,
-//     before its Transition;
-//   - client into Connected: Up;
+//   - client from Connecting or Connected into BackingOff, Rejected or
+//     GaveUp: Down, before its Transition, with the HTTP status or close
+//     code its error names (the failure table classes it by that);
+//   - client into Connected: Up; a reconnect_now line: Nudge, before it;
 //   - a client's first line, or a start from Idle: ClientStart; the end of
 //     its source: ClientExit (nothing is known of it after its log ends);
 //   - session from Handshaking: Register, a new session even if the id was
@@ -129,6 +132,9 @@ func (b *builder) client(l *Line) {
 	}
 	c.state, c.lastSource = l.To, l.Source
 	id := c.id
+	if l.Trigger == fsm.ReconnectNow {
+		b.emit(l.At, trace.Record{Kind: trace.Nudge, ID: id}, o) // the owner's request, before what it moved
+	}
 	switch l.To {
 	case fsm.Connecting:
 		if c.known {
@@ -136,14 +142,14 @@ func (b *builder) client(l *Line) {
 		}
 	case fsm.Connected:
 		b.emit(l.At, trace.Record{Kind: trace.Up, ID: id, Peer: trace.NoID}, o)
-	case fsm.BackingOff, fsm.GaveUp:
+	case fsm.BackingOff, fsm.Rejected, fsm.GaveUp:
 		if l.From == fsm.Connecting || l.From == fsm.Connected {
-			b.emit(l.At, trace.Record{Kind: trace.Down, ID: id}, o)
+			b.emit(l.At, trace.Record{Kind: trace.Down, ID: id, Code: failureCode(l.Error)}, o)
 		}
 	}
 	r := trace.Record{Kind: trace.Transition, Machine: fsm.MachineClient, ID: id, From: l.From, To: l.To,
 		Trigger: l.Trigger, Reason: l.Reason, Attempt: int32(l.Attempt)}
-	if l.To == fsm.BackingOff {
+	if l.To == fsm.BackingOff || l.To == fsm.Rejected {
 		c.known, c.next = true, int32(l.Attempt)
 		n := l.Attempt - 1
 		if n <= 1 {
@@ -153,6 +159,27 @@ func (b *builder) client(l *Line) {
 		c.prev = r.Delay
 	}
 	b.emit(l.At, r, o)
+}
+
+// Patterns of the failures the failure table classes, as conn's errors
+// word them: a refused handshake's status (DialError) and a close frame's
+// code (websocket.CloseError).
+var (
+	statusRE = regexp.MustCompile(`answered HTTP (\d{3}) `)
+	closeRE  = regexp.MustCompile(`websocket: close (\d{4})`)
+)
+
+// failureCode reads a Down's code from the error a line logged, as
+// trace.Record.Code holds it: an HTTP status below 1000, a close code
+// above; 0 for a network failure (or no error logged).
+func failureCode(err string) uint16 {
+	for _, re := range []*regexp.Regexp{statusRE, closeRE} {
+		if m := re.FindStringSubmatch(err); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return uint16(n)
+		}
+	}
+	return 0
 }
 
 // LoggedDelay is the backoff delay a client drew for failure n under b,
