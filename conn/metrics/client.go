@@ -23,8 +23,11 @@ type Client struct {
 	reconnect metric.Float64Histogram
 	gaveUp    metric.Int64Counter
 
-	stateAttrs   map[fsm.State]metric.AddOption
-	triggerAttrs map[fsm.Trigger]metric.AddOption
+	stateAttrs map[fsm.State]metric.AddOption
+	// failAttrs are a failure's attributes by its trigger and the state it
+	// led to (its class: BackingOff transient, Rejected permanent, GaveUp
+	// final).
+	failAttrs map[failKey]metric.AddOption
 
 	mu      sync.Mutex
 	dropped map[string]time.Time // clients whose link dropped, since when
@@ -36,7 +39,7 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	in := &instruments{m: cfg.meter()}
-	m := &Client{stateAttrs: map[fsm.State]metric.AddOption{}, triggerAttrs: map[fsm.Trigger]metric.AddOption{},
+	m := &Client{stateAttrs: map[fsm.State]metric.AddOption{}, failAttrs: map[failKey]metric.AddOption{},
 		dropped: map[string]time.Time{}}
 	var err error
 	m.state, err = in.m.Int64UpDownCounter("lifeline.client.state", metric.WithUnit("{client}"),
@@ -53,12 +56,26 @@ func NewClient(cfg Config) (*Client, error) {
 	for _, s := range fsm.ClientTable().States {
 		m.stateAttrs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String(attrCState, s.String())))
 	}
-	for _, t := range fsm.ClientTable().Triggers() {
-		m.triggerAttrs[t] = metric.WithAttributeSet(attribute.NewSet(attribute.String(attrTrigger, t.String())))
+	for _, t := range append(fsm.ClientTable().Triggers(), fsm.PongTimeout) {
+		for to, class := range failureClasses {
+			m.failAttrs[failKey{t, to}] = metric.WithAttributeSet(attribute.NewSet(
+				attribute.String(attrTrigger, t.String()), attribute.String(attrClass, class)))
+		}
 	}
-	m.triggerAttrs[fsm.PongTimeout] = metric.WithAttributeSet(attribute.NewSet(attribute.String(attrTrigger, fsm.PongTimeout.String())))
 	return m, nil
 }
+
+// failKey is what a failure's attributes depend on.
+type failKey struct {
+	trigger fsm.Trigger
+	to      fsm.State
+}
+
+// failureClasses names a failure's class by the state it led to: the
+// failure table's transient failures back off, permanent ones wait in
+// Rejected on the slow schedule, and a fatal failure or the last allowed
+// attempt ends the run.
+var failureClasses = map[fsm.State]string{fsm.BackingOff: "transient", fsm.Rejected: "permanent", fsm.GaveUp: "final"}
 
 // Observe is a conn.Observer for ClientConfig.Observer. Frames return at
 // the first comparison; a transition takes at most one short lock.
@@ -83,19 +100,19 @@ func (m *Client) Observe(o conn.Observation) {
 		if ok {
 			m.reconnect.Record(ctx, tr.At.Sub(since).Seconds())
 		}
-	case fsm.BackingOff, fsm.GaveUp:
+	case fsm.BackingOff, fsm.Rejected, fsm.GaveUp:
 		if tr.From == fsm.Connecting || tr.From == fsm.Connected {
-			m.failures.Add(ctx, 1, m.triggerAttrs[tr.Trigger])
+			m.failures.Add(ctx, 1, m.failAttrs[failKey{tr.Trigger, tr.To}])
 		}
 		if tr.From == fsm.Connected {
 			m.mu.Lock()
 			m.dropped[o.ID] = tr.At
 			m.mu.Unlock()
 		}
-		if tr.To == fsm.BackingOff {
-			m.delay.Record(ctx, tr.Delay.Seconds())
-		} else {
+		if tr.To == fsm.GaveUp {
 			m.gaveUp.Add(ctx, 1)
+		} else {
+			m.delay.Record(ctx, tr.Delay.Seconds())
 		}
 	case fsm.Stopped:
 		m.mu.Lock()

@@ -65,21 +65,31 @@ func TestClientMetricsMatchStats(t *testing.T) {
 	}
 	st := c.Stats()
 	got := rd.collect(t)
-	failures := map[string]float64{}
+	failures := map[string]float64{} // by trigger
+	classes := map[string]float64{}  // by class,trigger, as the instrument's attributes
 	for _, tr := range trs {
 		if (tr.To == fsm.BackingOff || tr.To == fsm.GaveUp) && (tr.From == fsm.Connecting || tr.From == fsm.Connected) {
 			failures[tr.Trigger.String()]++
+			class := "transient"
+			if tr.To == fsm.GaveUp {
+				class = "final"
+			}
+			classes[class+","+tr.Trigger.String()]++
 		}
 	}
 	want := map[point]float64{
-		pt("lifeline.client.attempts", ""):            float64(st.Attempts),
-		pt("lifeline.client.gave_up", ""):             1,
-		pt("lifeline.client.backoff.delay", ""):       float64(len(delays)),
-		pt("lifeline.client.state", "GaveUp"):         1,
-		pt("lifeline.client.state", "Connected"):      0,
-		pt("lifeline.client.state", "BackingOff"):     0,
-		pt("lifeline.client.failures", "dropped"):     failures["dropped"],
-		pt("lifeline.client.failures", "dial_failed"): failures["dial_failed"],
+		pt("lifeline.client.attempts", ""):        float64(st.Attempts),
+		pt("lifeline.client.gave_up", ""):         1,
+		pt("lifeline.client.backoff.delay", ""):   float64(len(delays)),
+		pt("lifeline.client.state", "GaveUp"):     1,
+		pt("lifeline.client.state", "Connected"):  0,
+		pt("lifeline.client.state", "BackingOff"): 0,
+	}
+	for k, n := range classes {
+		want[pt("lifeline.client.failures", k)] = n
+	}
+	if classes["final,dial_failed"] != 1 || classes["transient,dropped"] != 1 {
+		t.Fatalf("failure classes %v: want the drop transient and the last refusal final", classes)
 	}
 	if failures["dropped"] != 1 || failures["dial_failed"] != 3 || st.Attempts != 4 {
 		t.Fatalf("run shape: failures %v, attempts %d; want 1 drop, then 3 refused attempts (4 consecutive failures)", failures, st.Attempts)
@@ -147,4 +157,42 @@ func serveAt(t *testing.T, addr string) (*conn.Server, *httptest.Server) {
 	hs.Start()
 	t.Cleanup(func() { _ = srv.Close(); hs.Close() })
 	return srv, hs
+}
+
+// TestClientPermanentFailureClass: a 401 is a permanent failure by the
+// failure table (trigger go_away); the client waits in Rejected and the
+// failure is counted with class permanent.
+func TestClientPermanentFailureClass(t *testing.T) {
+	rd := newReader(t)
+	cm, err := metrics.NewClient(metrics.Config{MeterProvider: rd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := conn.NewServer(conn.ServerConfig{Logger: quiet, Authorize: conn.BearerToken("secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer func() { _ = srv.Close() }()
+	slow := fsm.Backoff{Initial: 20 * time.Millisecond, Multiplier: 1, Max: 20 * time.Millisecond, Jitter: fsm.JitterNone}
+	c, err := conn.NewClient(conn.ClientConfig{URL: "ws" + hs.URL[len("http"):] + "/", Logger: quiet, Observer: cm.Observe,
+		Failures: fsm.FailurePolicy{Schedule: slow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var got map[point]float64
+	if !waitFor(func() bool {
+		got = rd.collect(t)
+		return got[pt("lifeline.client.failures", "permanent,go_away")] >= 2
+	}) {
+		t.Fatalf("no permanent failures counted: %v", got)
+	}
+	if n := got[pt("lifeline.client.failures", "transient,dial_failed")] + got[pt("lifeline.client.failures", "transient,go_away")]; n != 0 {
+		t.Errorf("%v refusals with 401 counted transient", n)
+	}
 }

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -60,10 +61,12 @@ func (rd *reader) collect(t testing.TB) map[point]float64 {
 	return out
 }
 
-// attrValue is the value of a point's one attribute, "" for none.
+// attrValue is the values of a point's attributes in key order, joined
+// with commas; "" for none.
 func attrValue(kv []attribute.KeyValue) string {
-	if len(kv) == 0 {
-		return ""
+	var vs []string
+	for _, a := range kv {
+		vs = append(vs, a.Value.String())
 	}
-	return kv[0].Value.String()
+	return strings.Join(vs, ",")
 }

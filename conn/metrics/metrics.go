@@ -44,6 +44,7 @@ const (
 	attrReason  = "lifeline.session.reason"
 	attrCState  = "lifeline.client.state"
 	attrTrigger = "lifeline.client.trigger"
+	attrClass   = "lifeline.client.failure.class"
 )
 
 // Bucket boundaries in seconds. Durations of sessions span seconds to
