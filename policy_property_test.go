@@ -52,7 +52,7 @@ func genPolicyV2(t *rapid.T, sc *sim.Scenario, kinds []sim.FaultKind) {
 }
 
 // The v2 rules bite: a driver that hands its machine a plain failure for
-// a 401 is caught by (h); one that dials on every reconnect-now by (i).
+// a 401 is caught by (l); one that dials on every reconnect-now by (m).
 func TestPolicyV2BrokenVariantsAreCaught(t *testing.T) {
 	for _, c := range []struct {
 		name  string
