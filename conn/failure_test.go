@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,23 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/lifeline-go/lifeline/fsm"
 )
+
+// failureCode is the trace code of a failure an observation reports: the
+// status or close code failureOf reads, or, for an observation read back
+// from the log (where the error is its text), the one the text names.
+func failureCode(err error) uint16 {
+	f := failureOf(err)
+	if f == (fsm.Failure{}) && err != nil {
+		if m := codeText.FindStringSubmatch(err.Error()); m != nil {
+			n, _ := strconv.Atoi(m[1] + m[2])
+			return uint16(n)
+		}
+	}
+	return uint16(f.Status + f.Code)
+}
+
+// codeText finds "answered HTTP 403" or "close 1008" in an error's text.
+var codeText = regexp.MustCompile(`answered HTTP (\d{3})|websocket: close (\d{4})`)
 
 func TestFailureOf(t *testing.T) {
 	for _, c := range []struct {

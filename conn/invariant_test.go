@@ -67,8 +67,9 @@ func transitionRecord(id uint32, o Observation) timedRecord {
 	return timedRecord{at: o.At, rec: trace.FromTransition(o.At, id, &o.Transition)}
 }
 
-// judgeClientRun checks (a) and (b) on one client run. Failures (Down) are
-// the client's logged transitions into BackingOff or GaveUp; attempts (Dial) are
+// judgeClientRun checks (a), (b) and (l) on one client run. Failures (Down)
+// are the client's logged transitions into BackingOff, Rejected or GaveUp,
+// with the status or close code the logged error names; attempts (Dial) are
 // the world's dial calls, numbered by the attempt the client's machine had
 // last started.
 func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
@@ -78,6 +79,9 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 	// (BackingOff's attempt), the first attempt being 1.
 	attempt, next := int32(0), int32(1)
 	var prev time.Duration // the delay recorded for the failure before, in this run of failures
+	slow := fsm.FailurePolicy{}.WithDefaults(c.backoff).Schedule
+	var rejections int         // consecutive permanent failures (a link that comes up ends them)
+	var prevSlow time.Duration // the slow schedule's delay recorded for the rejection before
 	for _, o := range run.obs {
 		if o.Kind == obsWorldDial {
 			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Dial, ID: id, Attempt: attempt}})
@@ -93,19 +97,25 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 			continue
 		}
 		switch tr := o.Transition; tr.To {
-		case fsm.BackingOff, fsm.GaveUp:
+		case fsm.BackingOff, fsm.Rejected, fsm.GaveUp:
 			if tr.From == fsm.Connecting || tr.From == fsm.Connected {
-				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Down, ID: id}})
+				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Down, ID: id, Code: failureCode(o.Err)}})
 			}
-			if tr.To == fsm.BackingOff {
+			if tr.To == fsm.BackingOff || tr.To == fsm.Rejected {
 				next = int32(tr.Attempt)
 			}
 		case fsm.Connected:
+			rejections, prevSlow = 0, 0
 			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Up, ID: id, Peer: trace.NoID}})
 		case fsm.Connecting:
 			attempt = next
 		}
 		r := transitionRecord(id, o)
+		if o.Transition.To == fsm.Rejected {
+			rejections++
+			r.rec.Delay = audit.LoggedDelay(slow, rejections, o.Transition.Delay, prevSlow)
+			prevSlow = r.rec.Delay
+		}
 		if o.Transition.To == fsm.BackingOff {
 			n := o.Transition.Attempt - 1
 			if n == 1 {
@@ -121,7 +131,7 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 		end = run.obs[n-1].At
 	}
 	judge(t, invariant.Config{Backoff: c.backoff, Liveness: c.live, Only: []invariant.Invariant{
-		invariant.NoEarlyRetry, invariant.BoundedRetries}}, run.start, end, recs)
+		invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.PermanentSlow}}, run.start, end, recs)
 }
 
 // judgeServerRun checks (c)–(f) on one server run. The world supplies

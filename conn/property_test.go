@@ -230,6 +230,11 @@ func checkClientRetries(t *rapid.T, b fsm.Backoff, obs []Observation) {
 	for _, o := range transitions(obs, 0) {
 		tr := o.Transition
 		switch tr.To {
+		case fsm.Rejected: // a 403: the slow schedule, which (l) judges in judgeClientRun
+			attempt = tr.Attempt
+			if b.MaxAttempts > 0 && tr.Attempt-1 >= b.MaxAttempts {
+				t.Fatalf("failure %d did not give up (MaxAttempts %d)", tr.Attempt-1, b.MaxAttempts)
+			}
 		case fsm.BackingOff:
 			failedAt, n, attempt = o.At, tr.Attempt-1, tr.Attempt
 			if b.MaxAttempts > 0 && n >= b.MaxAttempts {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/oracle"
 	"github.com/lifeline-go/lifeline/internal/report"
 )
 
@@ -66,7 +67,7 @@ func permanentLike(t *testing.T, name, url string, status string, window time.Du
 	}
 	// The slow schedule with no immediate first retry: [fewest, most]
 	// attempts fit in the window.
-	fewest, most := attemptsBetween(slow, window)
+	fewest, most := oracle.AttemptsWithin(slow, window)
 	if attempts < fewest || attempts > most+1 || late != 0 {
 		t.Errorf("%s: %d attempts (%d late) in %s; the slow schedule allows %d..%d", name, attempts, late, window, fewest, most)
 	}
@@ -75,20 +76,4 @@ func permanentLike(t *testing.T, name, url string, status string, window time.Du
 		Bound:    fmt.Sprintf("%d..%d attempts in %s (slow schedule 200 ms ×2 ≤ 800 ms ±50 %%, no immediate retry)", fewest, most, window),
 		Observed: fmt.Sprintf("%d attempts; retries late by ≤ %s", attempts, worstLate.Round(time.Millisecond)),
 		Evidence: fmt.Sprintf("early retries %d of %d (ran %s)", early, attempts-1, time.Since(start).Round(100*time.Millisecond))})
-}
-
-// attemptsBetween counts the attempts that fit in d: the first at 0, then
-// one per delay, the delays at their longest (fewest) or shortest (most).
-func attemptsBetween(b fsm.Backoff, d time.Duration) (fewest, most int) {
-	count := func(delay func(int) time.Duration) int {
-		n, at := 1, time.Duration(0)
-		for {
-			at += delay(n)
-			if at > d {
-				return n
-			}
-			n++
-		}
-	}
-	return count(b.Latest), count(b.Earliest)
 }

@@ -1,12 +1,10 @@
 package invariant_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
-	"github.com/lifeline-go/lifeline/invariant"
 	"github.com/lifeline-go/lifeline/trace"
 )
 
@@ -30,25 +28,7 @@ func TestGiveUpAfter(t *testing.T) {
 			down(2*time.Second, 0), dial(4*time.Second, 0, 4)},
 			"after failure 3 had exhausted MaxAttempts=0 or GiveUpAfter=2s"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := invariant.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.recs {
-				s.Observe(&tt.recs[i])
-			}
-			s.Finish(5 * time.Second)
-			vs := s.Violations()
-			switch {
-			case tt.want == "" && len(vs) > 0:
-				t.Fatalf("unexpected violation: %v", vs[0])
-			case tt.want != "" && len(vs) == 0:
-				t.Fatalf("no violation; want %q", tt.want)
-			case tt.want != "" && !strings.Contains(vs[0].String(), tt.want):
-				t.Fatalf("violation %q\nwant it to contain %q", vs[0], tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { judgeTable(t, c, tt.recs, 5*time.Second, tt.want) })
 	}
 }
 

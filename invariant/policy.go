@@ -64,6 +64,12 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 		// schedule's earliest (or a policy change's promise), bounds it.
 		// At or after that earliest the schedule allowed it anyway, and
 		// (a) and (b) judge it. (Brought forward, it is early, never late.)
+		if c.moved {
+			// A policy change drew this retry's delay again and the nudge
+			// cut it short: the trace shows neither, and decorrelated
+			// jitter grows from it. Take the most it could have been.
+			c.prevDelay = c.movedHi
+		}
 		if gap, floor := r.At-c.lastDial, s.o.b.ReconnectFloor; gap < floor {
 			s.fail(ReconnectFloor, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d started %s after attempt %d, which a reconnect-now may not bring closer than the floor %s",

@@ -49,24 +49,29 @@ func TestPolicyV2Checks(t *testing.T) {
 		{"a nudge does not excuse a permanent failure", []trace.Record{start(0), dial(0, 0, 1), downCode(0, 0, 403),
 			rec(500*ms, trace.Nudge, 0), dial(time.Second, 0, 2)}, 2 * time.Second, "(l) permanent_slow"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := invariant.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.recs {
-				s.Observe(&tt.recs[i])
-			}
-			s.Finish(tt.end)
-			vs := s.Violations()
-			switch {
-			case tt.want == "" && len(vs) > 0:
-				t.Fatalf("unexpected violation: %v", vs[0])
-			case tt.want != "" && len(vs) == 0:
-				t.Fatalf("no violation; want %q", tt.want)
-			case tt.want != "" && !strings.Contains(vs[0].String(), tt.want):
-				t.Fatalf("violation %q\nwant it to contain %q", vs[0], tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { judgeTable(t, c, tt.recs, tt.end, tt.want) })
+	}
+}
+
+// judgeTable runs recs through a Suite for c, finishing at end, and fails
+// t unless the first violation contains want (none when want is empty).
+func judgeTable(t *testing.T, c invariant.Config, recs []trace.Record, end time.Duration, want string) {
+	t.Helper()
+	s, err := invariant.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		s.Observe(&recs[i])
+	}
+	s.Finish(end)
+	vs := s.Violations()
+	switch {
+	case want == "" && len(vs) > 0:
+		t.Fatalf("unexpected violation: %v", vs[0])
+	case want != "" && len(vs) == 0:
+		t.Fatalf("no violation; want %q", want)
+	case want != "" && !strings.Contains(vs[0].String(), want):
+		t.Fatalf("violation %q\nwant it to contain %q", vs[0], want)
 	}
 }

@@ -151,6 +151,9 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 // the policy's bounds for its failure count, or the bounds a policy
 // change moved it to.
 func (rt *retries) window(s *Suite, c *clientFacts) (lo, hi time.Duration) {
+	if c.permanent { // the slow schedule, counted in rejections (policy.go)
+		return s.o.fp.Schedule.Earliest(int(c.rejections)), s.o.fp.Schedule.Latest(int(c.rejections))
+	}
 	if c.moved {
 		return c.movedLo, c.movedHi
 	}

@@ -323,11 +323,11 @@ const (
 	BugPolicyRestartsLoop
 	// BugIgnoreGoAway: the driver hands its machine a plain failure for a
 	// 401, 403 or close 1008 (Step, not StepFailure): the server that said
-	// "go away" is retried at the transient pace. Breaks (h).
+	// "go away" is retried at the transient pace. Breaks (l).
 	BugIgnoreGoAway
 	// BugNudgeDials: the driver answers ReconnectNow by dialing at once,
 	// behind its machine's back: a caller in a loop recreates the tight
-	// loop. Breaks (i).
+	// loop. Breaks (m).
 	BugNudgeDials
 	// BugNoRecheck: peer views trust the KV watch alone and never re-check
 	// a lease: a lost expiry marker leaves a dead node alive. Breaks (h).
