@@ -27,6 +27,9 @@ const (
 
 	opID, opKey, opAll                = "id", "key", "all"
 	statusOK, statusNone, statusClose = "ok", "none", "closed"
+	// statusUnknown: a local send whose ctx ended before the write was
+	// reported; never on the wire.
+	statusUnknown = "unknown"
 )
 
 // result is what one node did with a send.
@@ -70,6 +73,8 @@ func (n *Node) SendTo(ctx context.Context, id string, msg []byte) error {
 		return nil
 	case statusClose:
 		return &SessionClosedError{ID: id, Reason: r.reason}
+	case statusUnknown:
+		return &EngineError{Op: "send to " + id, Err: ctx.Err()}
 	}
 	return fmt.Errorf("cluster: send to %s: %w", id, ErrNoSuchSession)
 }
@@ -142,6 +147,9 @@ func (n *Node) fanOut(ctx context.Context, nodes []string, h nats.Header, op, ke
 				}
 				return
 			}
+			if r.status == statusUnknown {
+				errs = append(errs, &EngineError{Op: op + " send on this node", Err: ctx.Err()})
+			}
 			total += r.delivered
 			rs = append(rs, r)
 		}()
@@ -207,7 +215,7 @@ func (n *Node) deliverLocal(ctx context.Context, op string, num uint64, key stri
 	case r := <-done:
 		return r
 	case <-ctx.Done():
-		return result{status: statusClose, reason: ctx.Err().Error()}
+		return result{status: statusUnknown, reason: ctx.Err().Error()}
 	}
 }
 
