@@ -76,7 +76,7 @@ func TestClientConnectsSendsAndReceives(t *testing.T) {
 	ts := startServer(t, ServerConfig{OnMessage: echo})
 	got := make(chan string, 1)
 	c, rec, _ := newTestClient(t, ClientConfig{URL: ts.url, OnMessage: func(_ MessageType, d []byte) { got <- string(d) }})
-	runClient(t, c)
+	stop := runClient(t, c)
 	rec.wait(t, 5*time.Second, "Connected", countTo(fsm.Connected, 1))
 	if err := c.Send(context.Background(), TextMessage, []byte("ping?")); err != nil {
 		t.Fatal(err)
@@ -92,6 +92,15 @@ func TestClientConnectsSendsAndReceives(t *testing.T) {
 	st := c.Stats()
 	if st.State != fsm.Connected || st.Attempts != 1 || st.Connects != 1 || st.ConnectedSince.IsZero() {
 		t.Errorf("Stats = %+v", st)
+	}
+	// Stopping says goodbye: the server sees a close frame (peer_close),
+	// not a vanished connection (read_error).
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v after stop", err)
+	}
+	reaped := transitions(ts.rec.wait(t, 5*time.Second, "the session reaped", countTo(fsm.Reaped, 1)), fsm.Reaped)[0]
+	if r := reaped.Transition.Reason; r != fsm.ReasonPeerClose {
+		t.Errorf("server reaped the session for %s, want peer_close (the client's close frame)", r)
 	}
 }
 
@@ -282,6 +291,7 @@ func TestClientConnectTimeout(t *testing.T) {
 		mu.Unlock()
 	}()
 	defer ln.Close()
+	closed := make(chan time.Time, 16) // when the client closed each held connection
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -291,6 +301,10 @@ func TestClientConnectTimeout(t *testing.T) {
 			mu.Lock()
 			held = append(held, c)
 			mu.Unlock()
+			go func() {
+				_, _ = io.Copy(io.Discard, c) // returns when the client closes its end
+				closed <- time.Now()
+			}()
 		}
 	}()
 	b := fastBackoff()
@@ -309,6 +323,16 @@ func TestClientConnectTimeout(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "connect timeout") {
 		t.Errorf("timeout not logged as its cause")
+	}
+	// The abandoned attempt is aborted: its connection closed at the
+	// timeout, not left to hang until the server answers.
+	select {
+	case at := <-closed:
+		if d := at.Sub(fails[0].At); d > 100*time.Millisecond {
+			t.Errorf("the timed-out attempt's connection was closed %s after the timeout", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("the timed-out attempt's connection was never closed")
 	}
 }
 
