@@ -129,7 +129,7 @@ func (c ClientConfig) Validate() error {
 	if c.ReadLimit < 0 {
 		bad("ReadLimit", "must not be negative (0 means 16 MiB)", c.ReadLimit)
 	}
-	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate())
+	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate(), c.Failures.Validate())
 	return errors.Join(errs...)
 }
 

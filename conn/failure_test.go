@@ -116,3 +116,11 @@ func TestClientReconnectNowFloor(t *testing.T) {
 		t.Errorf("%d attempts in about a second of reconnect-now every 2 ms; the floor allows at most 11", len(starts))
 	}
 }
+
+func TestClientConfigValidatesFailures(t *testing.T) {
+	err := ClientConfig{URL: "ws://127.0.0.1:1/", Failures: fsm.FailurePolicy{Rules: []fsm.FailureRule{{Status: 101}}}}.Validate()
+	var fe *fsm.FieldError
+	if !errors.As(err, &fe) || fe.Field != "Rules[0].Status" {
+		t.Fatalf("Validate = %v, want a FieldError on Rules[0].Status", err)
+	}
+}
