@@ -13,13 +13,22 @@ import (
 	"github.com/lifeline-go/lifeline/internal/oracle"
 )
 
-// failedURLs returns the endpoint of each failed attempt, in order.
-func failedURLs(obs []Observation) []string {
+// failedURLs returns the endpoint of each failed attempt, in order: the
+// DialError's URL, or, for observations read back from the log (where the
+// error is its text), the one of urls whose host:port the text names.
+func failedURLs(obs []Observation, urls []string) []string {
 	var out []string
 	for _, o := range transitions(obs, fsm.BackingOff) {
 		var de *DialError
 		if errors.As(o.Err, &de) {
 			out = append(out, de.URL)
+			continue
+		}
+		for _, u := range urls {
+			if o.Err != nil && strings.Contains(o.Err.Error(), strings.TrimSuffix(strings.TrimPrefix(u, "ws://"), "/")) {
+				out = append(out, u)
+				break
+			}
 		}
 	}
 	return out
@@ -51,7 +60,7 @@ func TestClientFailoverRotatesWithUnchangedWaits(t *testing.T) {
 	if early := checkNoEarlyRetry(t, b, obs); early != 0 {
 		t.Errorf("%d early retries", early)
 	}
-	got := failedURLs(obs)
+	got := failedURLs(obs, urls)
 	if len(got) < 4 {
 		t.Fatalf("only %d failed attempts recorded", len(got))
 	}
