@@ -13,10 +13,10 @@ import (
 )
 
 // genPolicyV2 draws the reconnect policy v2 parts of a scenario: a slow
-// schedule and a reconnect-now floor; in about three quarters of the cases
-// a server that answers 401 or 403 from the start, and in every case (when
-// the fault kinds allow them) an owner calling ReconnectNow in a loop for
-// up to 10 s while the server restarts, so that (l) and (m) are
+// schedule and a reconnect-now floor, and in every case (when the fault
+// kinds allow them) a server that answers 401 or 403 for up to 30 s from
+// the start and an owner calling ReconnectNow in a loop for up to 10 s
+// while the server restarts, so that (l) and (m) are
 // reached in a good share of the worlds rather than by the luck of the
 // fault draw.
 func genPolicyV2(t *rapid.T, sc *sim.Scenario, kinds []sim.FaultKind) {
@@ -27,15 +27,14 @@ func genPolicyV2(t *rapid.T, sc *sim.Scenario, kinds []sim.FaultKind) {
 	}
 	sc.Failures.Schedule.Max = sc.Failures.Schedule.Initial * time.Duration(rapid.IntRange(1, 20).Draw(t, "slow_max_factor"))
 	sc.Backoff.ReconnectFloor = dur(t, 0, 200*time.Millisecond, "reconnect_floor")
-	window := func(name string) (time.Duration, time.Duration) {
-		start := dur(t, 0, sc.Duration-time.Second, name+"_start")
-		return start, start + dur(t, time.Second, sc.Duration/2, name+"_length")
-	}
-	if slices.Contains(kinds, sim.Auth) && rapid.IntRange(0, 3).Draw(t, "policy_auth") < 3 {
+	// The owner's loop below starts after this window: a server that is
+	// down refuses before it can answer 401.
+	authEnd := dur(t, time.Second, 30*time.Second, "policy_auth_length")
+	if slices.Contains(kinds, sim.Auth) {
 		// From the start: a client is refused only when it dials, and
-		// every client dials first at 0 (a wrong token from the outset).
-		_, end := window("policy_auth")
-		sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Auth, Start: 0, End: end - end%time.Second + time.Second,
+		// every client dials first at 0 (a wrong token from the outset,
+		// fixed within the half minute).
+		sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Auth, Start: 0, End: authEnd,
 			Code: rapid.SampledFrom([]int{401, 403}).Draw(t, "policy_auth_code")})
 	}
 	if slices.Contains(kinds, sim.Nudge) {
@@ -44,7 +43,7 @@ func genPolicyV2(t *rapid.T, sc *sim.Scenario, kinds []sim.FaultKind) {
 		// and over while the clients back off.
 		// Ten seconds at most: a nudge every 10 ms is a hundred events a
 		// second per client, and the event budget is shared.
-		start := dur(t, 0, sc.Duration-time.Second, "policy_nudge_start")
+		start := authEnd + dur(t, 0, sc.Duration/4, "policy_nudge_start")
 		end := start + dur(t, time.Second, 10*time.Second, "policy_nudge_length")
 		sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Nudge, Start: start, End: end},
 			sim.Fault{Kind: sim.Restart, Start: start, End: end})
