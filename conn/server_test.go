@@ -162,6 +162,12 @@ func TestServerReapReasons(t *testing.T) {
 		{"close frame", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
 			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"))
 		}, fsm.ReasonPeerClose, websocket.CloseNormalClosure},
+		{"close frame with an application code", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "done"))
+		}, fsm.ReasonPeerClose, 4001}, // echoed as it came
+		{"close frame without a status", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, nil)
+		}, fsm.ReasonPeerClose, websocket.CloseNormalClosure}, // 1005 cannot be sent: answered 1000
 		{"RST", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
 			_ = ws.NetConn().(*net.TCPConn).SetLinger(0)
 			_ = ws.NetConn().Close()
