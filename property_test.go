@@ -127,6 +127,17 @@ func genScenario(t *rapid.T, kinds []sim.FaultKind) sim.Scenario {
 	if rapid.IntRange(0, 3).Draw(t, "client_traffic") > 0 {
 		sc.ClientEventInterval = dur(t, 500*time.Millisecond, time.Minute, "client_event_interval")
 	}
+	// A policy change at run time in a third of the cases: pending
+	// retries move, never before the old policy promised.
+	if rapid.IntRange(0, 2).Draw(t, "policy_changes") == 0 {
+		for i, n := 0, rapid.IntRange(1, 2).Draw(t, "changes"); i < n; i++ {
+			at := dur(t, 0, sc.Duration-time.Nanosecond, "change_at")
+			if i > 0 {
+				at = max(at, sc.BackoffChanges[i-1].At)
+			}
+			sc.BackoffChanges = append(sc.BackoffChanges, sim.BackoffChange{At: at, Backoff: genBackoff(t)})
+		}
+	}
 	// At least one fault in most cases: a world without faults exercises
 	// little but the steady state.
 	for i, n := 0, rapid.IntRange(0, 6).Draw(t, "faults")+rapid.IntRange(0, 2).Draw(t, "faults_extra"); i < n; i++ {
@@ -371,6 +382,16 @@ func someGarbage(t *rapid.T, sc *sim.Scenario) {
 	sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Garbage, Rate: rapid.Float64Range(0.2, 0.6).Draw(t, "garbage_rate")})
 }
 
+// policyChangeDuringOutage refuses every attempt for a while and changes
+// the policy in the middle of it, while retries are pending.
+func policyChangeDuringOutage(t *rapid.T, sc *sim.Scenario) {
+	sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Refused, Start: 0, End: sc.Duration / 2})
+	sc.Backoff.Initial = max(sc.Backoff.Initial, time.Second)
+	sc.Backoff.Max = max(sc.Backoff.Max, sc.Backoff.Initial)
+	sc.Backoff.MaxAttempts = 0
+	sc.BackoffChanges = []sim.BackoffChange{{At: dur(t, time.Second, sc.Duration/2, "change_at"), Backoff: genBackoff(t)}}
+}
+
 // TestBrokenVariantsAreCaught shows each invariant biting on the
 // historical bug it exists for. The fault kinds offered are those that
 // can expose the bug; rapid finds and shrinks a case.
@@ -397,6 +418,7 @@ func TestBrokenVariantsAreCaught(t *testing.T) {
 		{"a good message never ends a streak of errors", sim.BugMessageAsPong, []sim.FaultKind{sim.LatencySpike}, someGarbage, invariant.LiveKept},
 		{"client deaf to a live server", sim.BugClientDeaf, []sim.FaultKind{sim.LatencySpike, sim.Refused}, nil, invariant.LiveKept},
 		{"backoff reset at connect", sim.BugResetOnConnect, []sim.FaultKind{sim.AcceptClose}, nil, invariant.NoEarlyRetry},
+		{"a policy change restarts the reconnect loop", sim.BugPolicyRestartsLoop, []sim.FaultKind{sim.Refused}, policyChangeDuringOutage, invariant.NoEarlyRetry},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

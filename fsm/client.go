@@ -61,6 +61,7 @@ type Client struct {
 	prevDelay    time.Duration // the one before it (decorrelated jitter)
 	dialDeadline time.Time
 	failedAt     time.Time // when the pending retry was scheduled
+	floor        time.Time // the earliest the pending retry was ever promised for
 	retryAt      time.Time
 
 	trans Transition
@@ -193,7 +194,7 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 // settle does the bookkeeping that time alone causes: a link that has been
 // up for StableAfter ends the run of failures.
 func (c *Client) settle(now time.Time) {
-	if c.state == Connected && c.failures > 0 && !now.Before(c.connectedAt.Add(c.b.StableAfter)) {
+	if c.state == Connected && !now.Before(c.connectedAt.Add(c.b.StableAfter)) {
 		c.failures, c.delay, c.prevDelay = 0, 0, 0
 	}
 }
@@ -251,6 +252,7 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		c.prevDelay, c.delay = c.delay, c.b.Delay(c.failures, c.delay, c.rng)
 		c.failedAt = now
 		c.retryAt = now.Add(c.delay)
+		c.floor = now.Add(c.b.Earliest(c.failures))
 		c.trans.Attempt, c.trans.Delay = c.failures+1, c.delay
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.delay})
 	case GaveUp:
@@ -261,9 +263,10 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 
 // SetBackoff replaces the reconnect policy at now. The next failure uses
 // the new policy. A retry already pending is drawn again under the new
-// policy for the same failure count, but never earlier than the old
-// policy's Earliest bound, measured from the failure: the promise made
-// to the server when the retry was scheduled holds. A new MaxAttempts
+// policy for the same failure count, but never earlier than any policy in
+// force since the failure promised (its Earliest bound, measured from the
+// failure): the promise made to the server when the retry was scheduled
+// holds, through any number of changes. A new MaxAttempts
 // takes effect at the next failure; the pending retry still happens. An
 // attempt in flight keeps its deadline. If the pending retry moved, the
 // output holds an ActScheduleRetry with its new time.
@@ -279,9 +282,11 @@ func (c *Client) SetBackoff(now time.Time, b Backoff) (Output, error) {
 	}
 	n := c.failures
 	at := c.failedAt.Add(c.b.Delay(n, c.prevDelay, c.rng))
-	if floor := c.failedAt.Add(old.Earliest(n)); at.Before(floor) {
+	floor := later(c.floor, c.failedAt.Add(old.Earliest(n)))
+	if at.Before(floor) {
 		at = floor
 	}
+	c.floor = later(floor, c.failedAt.Add(c.b.Earliest(n)))
 	if !at.Equal(c.retryAt) {
 		c.retryAt, c.delay = at, at.Sub(c.failedAt)
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: n + 1, Delay: c.delay})

@@ -72,6 +72,8 @@ func TestBackoffValidateEdges(t *testing.T) {
 		{"fraction for symmetric", Backoff{Jitter: JitterSymmetric, JitterFraction: 0.5}, true},
 		{"Max equal to Initial", Backoff{Initial: time.Second, Max: time.Second}, true},
 		{"Max below Initial", Backoff{Initial: time.Second, Max: time.Second - 1}, false},
+		{"Initial above the default Max", Backoff{Initial: 200 * time.Second}, false},
+		{"Max below the default Initial", Backoff{Max: time.Second - 1}, false},
 	} {
 		if err := tc.b.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
@@ -255,5 +257,24 @@ func TestSortedRowsTieBreaks(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("sortedRows() = %v\nwant %v", got, want)
+	}
+}
+
+// A pending retry keeps the earliest bound of every policy in force since
+// its failure, however many changes follow: two changes to a faster
+// policy do not add up to a retry before the first policy's promise.
+func TestSetBackoffKeepsTheFirstPromise(t *testing.T) {
+	slow := Backoff{Initial: 10 * time.Second, Jitter: JitterNone}
+	fast := Backoff{Initial: time.Second, Jitter: JitterNone}
+	c := mustClient(t, ClientConfig{Backoff: slow})
+	c.Step(t0, EvStart)
+	c.Step(t0, EvDialFailed)
+	for i := range 2 {
+		if _, err := c.SetBackoff(t0.Add(time.Second), fast); err != nil {
+			t.Fatal(err)
+		}
+		if at, _ := c.RetryAt(); at.Before(t0.Add(10 * time.Second)) {
+			t.Fatalf("after change %d the retry moved to +%s, before the first policy's promise of +10s", i+1, at.Sub(t0))
+		}
 	}
 }

@@ -106,7 +106,9 @@ func (l Liveness) Validate() error {
 	if l.MaxErrors < 0 {
 		bad("MaxErrors", "must not be negative (0 means 3)", l.MaxErrors)
 	}
-	if e := l.WithDefaults(); l.PingInterval >= 0 && l.PongTimeout >= 0 && e.PongTimeout >= e.PingInterval {
+	// (A negative PongTimeout is reported above and is never ≥ the
+	// interval; a negative PingInterval is, so it is left out here.)
+	if e := l.WithDefaults(); l.PingInterval >= 0 && e.PongTimeout >= e.PingInterval {
 		bad("PongTimeout", fmt.Sprintf("must be shorter than PingInterval (%s), or a second ping goes out before the first can fail", e.PingInterval), e.PongTimeout)
 	}
 	if e := l.WithDefaults(); l.PingInterval > 0 && l.PongTimeout == 0 && e.PongTimeout == 0 {

@@ -200,7 +200,7 @@ var reasonNames = [...]string{
 
 // Reasons lists every non-zero Reason, in declaration order, for stats tables.
 func Reasons() []Reason {
-	rs := make([]Reason, 0, len(reasonNames)-1)
+	var rs []Reason
 	for r := ReasonSendError; int(r) < len(reasonNames); r++ {
 		rs = append(rs, r)
 	}

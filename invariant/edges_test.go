@@ -97,29 +97,7 @@ func TestEdges(t *testing.T) {
 		{"a restart of a server with no sessions", cat(open(), []trace.Record{{At: s, Kind: trace.ServerDown, Server: 1}, {At: 2 * s, Kind: trace.ServerUp, Server: 1}}), 2 * s, nil, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := cfg
-			if tt.cfg != nil {
-				tt.cfg(&c)
-			}
-			s, err := invariant.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.recs {
-				s.Observe(&tt.recs[i])
-			}
-			s.Finish(tt.end)
-			vs := s.Violations()
-			switch {
-			case tt.want == "" && (len(vs) > 0 || s.Failed()):
-				t.Fatalf("unexpected violation: %v", vs)
-			case tt.want != "" && len(vs) == 0:
-				t.Fatalf("no violation; want %q", tt.want)
-			case tt.want != "" && !strings.Contains(vs[0].String(), tt.want):
-				t.Fatalf("violation %q\nwant it to contain %q", vs[0], tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { expect(t, tt.cfg, tt.recs, tt.end, tt.want) })
 	}
 }
 
@@ -238,5 +216,42 @@ func TestConfigEdges(t *testing.T) {
 	}
 	if err := (invariant.Config{Only: []invariant.Invariant{0}}).Validate(); err == nil {
 		t.Error("Only holding invariant 0 accepted")
+	}
+}
+
+// A server going down closes only its own restart's window: server 0's
+// reconnects are still counted after server 1 goes down.
+func TestHerdOtherServerDown(t *testing.T) {
+	s, _ := invariant.New(cfg)
+	recs := []trace.Record{
+		{At: time.Second, Kind: trace.ServerDown, Server: 0}, {At: 2 * time.Second, Kind: trace.ServerUp, Server: 0},
+		{At: 3 * time.Second, Kind: trace.ServerDown, Server: 1},
+		{At: 4 * time.Second, Kind: trace.Dial, ID: 0, Attempt: 1, Server: 0},
+	}
+	for i := range recs {
+		s.Observe(&recs[i])
+	}
+	s.Finish(time.Minute)
+	if h := s.Herds(); len(h) != 1 || h[0].Server != 0 || h[0].Reconnects != 1 {
+		t.Fatalf("herds %+v, want server 0's with its one reconnect", h)
+	}
+}
+
+// The handshake bound: a session reaped exactly at it, or late within the
+// slack, is in time.
+func TestHandshakeBound(t *testing.T) {
+	hs := func(at time.Duration) []trace.Record {
+		return []trace.Record{dial(0, 0, 1), reg(0, 0, 0), sess(at, 0, fsm.Handshaking, fsm.Reaped, fsm.HandshakeTimeout)}
+	}
+	expect(t, nil, hs(10*time.Second), time.Minute, "")
+	expect(t, func(c *invariant.Config) { c.Slack = time.Second }, hs(10*time.Second+500*ms), time.Minute, "")
+	expect(t, nil, hs(10*time.Second+1), time.Minute, "reaped at 10.000000001s; handshaking since 0s, bound 10s")
+}
+
+// Two policy changes at one instant are in order.
+func TestBackoffChangesAtOneInstant(t *testing.T) {
+	c := invariant.Config{BackoffChanges: []invariant.BackoffChange{{At: time.Second}, {At: time.Second}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -56,6 +56,12 @@ type Config struct {
 	// client that drops its link for silence. The zero value means
 	// Liveness: one policy for both ends.
 	ClientLiveness fsm.Liveness
+	// BackoffChanges are the clients' reconnect policy changes at run time
+	// (fsm.Client.SetBackoff, conn.Client.SetPolicy), in time order. From
+	// each one's At the new policy judges new failures; a retry already
+	// pending then may move, but never before the old policy's earliest
+	// bound, and must come by the later of that bound and the new latest.
+	BackoffChanges []BackoffChange
 	// Slack is how late an upper bound (latest retry, reap deadline) may be
 	// met. Zero suits the simulator, which ticks exactly at deadlines; a
 	// real driver states its timer and scheduling latency here.
@@ -75,6 +81,12 @@ type Config struct {
 	Only []Invariant
 }
 
+// BackoffChange is one change of the clients' reconnect policy.
+type BackoffChange struct {
+	At      time.Duration
+	Backoff fsm.Backoff
+}
+
 // Validate reports what is wrong with c, naming each field.
 func (c Config) Validate() error {
 	var errs []error
@@ -86,6 +98,14 @@ func (c Config) Validate() error {
 	}
 	if err := c.ClientLiveness.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.ClientLiveness: %w", err))
+	}
+	for i, ch := range c.BackoffChanges {
+		if err := ch.Backoff.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("invariant: Config.BackoffChanges[%d].Backoff: %w", i, err))
+		}
+		if i > 0 && ch.At < c.BackoffChanges[i-1].At {
+			errs = append(errs, fmt.Errorf("invariant: Config.BackoffChanges[%d].At %s is before the change before it", i, ch.At))
+		}
 	}
 	if c.Slack < 0 {
 		errs = append(errs, fmt.Errorf("invariant: Config.Slack must not be negative (got %s)", c.Slack))

@@ -100,28 +100,85 @@ func TestNoUnjustEnd(t *testing.T) {
 		{"full jitter whose base does not grow", failures(repeat(100*ms, 20)...), time.Hour, full, "20 backoff delays in a row in the bottom quarter"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := cfg
-			if tt.cfg != nil {
-				tt.cfg(&c)
-			}
-			s, err := invariant.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.recs {
-				s.Observe(&tt.recs[i])
-			}
-			s.Finish(tt.end)
-			vs := s.Violations()
-			switch {
-			case tt.want == "" && len(vs) > 0:
-				t.Fatalf("unexpected violation: %v", vs[0])
-			case tt.want != "" && len(vs) == 0:
-				t.Fatalf("no violation; want %q", tt.want)
-			case tt.want != "" && !strings.Contains(vs[0].String(), tt.want):
-				t.Fatalf("violation %q\nwant it to contain %q", vs[0], tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { expect(t, tt.cfg, tt.recs, tt.end, tt.want) })
 	}
+}
+
+// A policy change at run time reaches a pending retry: it may move to the
+// new policy's bounds, never before the old earliest bound.
+func TestBackoffChanges(t *testing.T) {
+	const s = time.Second
+	slow := fsm.Backoff{Initial: 10 * s, Jitter: fsm.JitterNone}
+	fast := fsm.Backoff{Initial: s, Jitter: fsm.JitterNone}
+	slower := fsm.Backoff{Initial: 30 * s, Jitter: fsm.JitterNone}
+	run := func(changes []invariant.BackoffChange, recs ...trace.Record) []invariant.Violation {
+		si, err := invariant.New(invariant.Config{Backoff: slow, BackoffChanges: changes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range recs {
+			si.Observe(&recs[i])
+		}
+		si.Finish(recs[len(recs)-1].At)
+		return si.Violations()
+	}
+	failed := []trace.Record{dial(0, 0, 1), down(0, 0)}
+	toFast := []invariant.BackoffChange{{At: 2 * s, Backoff: fast}}
+	if v := run(toFast, append(failed, dial(10*s, 0, 2))...); len(v) > 0 {
+		t.Fatalf("a retry at the old bound after a change to a faster policy: %v", v)
+	}
+	if v := run(toFast, append(failed, dial(5*s, 0, 2))...); len(v) == 0 || !strings.Contains(v[0].String(), "attempt 2 came 5s after failure 1 at 0s; the policy's earliest is 10s") {
+		t.Fatalf("a retry moved before the old promise: %v", v)
+	}
+	twice := []invariant.BackoffChange{{At: 2 * s, Backoff: fast}, {At: 3 * s, Backoff: fast}}
+	if v := run(twice, append(failed, dial(5*s, 0, 2))...); len(v) == 0 {
+		t.Fatal("two changes added up to a retry before the first promise")
+	}
+	toSlower := []invariant.BackoffChange{{At: 2 * s, Backoff: slower}}
+	if v := run(toSlower, append(failed, dial(30*s, 0, 2))...); len(v) > 0 {
+		t.Fatalf("a retry moved to the slower policy's bound: %v", v)
+	}
+	if v := run(toSlower, append(failed, dial(20*s, 0, 2))...); len(v) == 0 {
+		t.Fatal("a retry before the slower policy's bound after the change")
+	}
+	if v := run(toSlower, append(failed, dial(31*s, 0, 2))...); len(v) == 0 || !strings.Contains(v[0].String(), "(b) bounded_retries") {
+		t.Fatalf("a retry after the slower policy's latest: %v", v)
+	}
+	if err := (invariant.Config{BackoffChanges: []invariant.BackoffChange{{At: 2 * s}, {At: s}}}).Validate(); err == nil {
+		t.Fatal("changes out of order accepted")
+	}
+}
+
+// A new MaxAttempts applies from the next failure: the retry pending at
+// the change still happens.
+func TestBackoffChangeMaxAttempts(t *testing.T) {
+	b := fsm.Backoff{Initial: 10 * ms, Jitter: fsm.JitterNone}
+	limited := b
+	limited.MaxAttempts = 1
+	expect(t, func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: ms, Backoff: limited}}
+	}, []trace.Record{dial(0, 0, 1), down(0, 0), dial(10*ms, 0, 2)}, 10*ms, "")
+	expect(t, func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: 0, Backoff: limited}}
+	}, []trace.Record{dial(0, 0, 1), down(0, 0), dial(10*ms, 0, 2)}, 10*ms, "after failure 1 had exhausted MaxAttempts=1")
+}
+
+// A retry the new policy puts in the past is due at the change itself.
+func TestBackoffChangeInThePast(t *testing.T) {
+	b := fsm.Backoff{Initial: time.Minute, Jitter: fsm.JitterNone}
+	fast := fsm.Backoff{Initial: 10 * ms, Jitter: fsm.JitterNone}
+	change := func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: 1500 * ms, Backoff: fast}}
+	}
+	// The old policy promised nothing before a minute: a faster one cannot
+	// move the retry earlier, so it stays due at a minute.
+	expect(t, change, []trace.Record{dial(0, 0, 1), down(time.Second, 0), dial(61*time.Second, 0, 2)}, 61*time.Second, "")
+	b.Initial = 10 * ms
+	change2 := func(c *invariant.Config) {
+		c.Backoff, c.BackoffChanges = b, []invariant.BackoffChange{{At: 1500 * ms, Backoff: fast}}
+	}
+	// Pending at 1s, due at 1.01s, not yet made at the change at 1.5s: due at once.
+	expect(t, change2, []trace.Record{dial(0, 0, 1), down(time.Second, 0), dial(1500*ms, 0, 2)}, 2*time.Second, "")
+	expect(t, change2, []trace.Record{dial(0, 0, 1), down(time.Second, 0), dial(2*time.Second, 0, 2)}, 2*time.Second,
+		"(b) bounded_retries violated at 2s by client 0: attempt 2 came 1s after failure 1 at 1s; the policy's latest is 500ms")
 }

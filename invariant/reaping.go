@@ -82,7 +82,7 @@ func (s *Suite) checkReapBy(f *sessionFacts, id uint32, t, at time.Duration, idx
 			}
 		}
 	}
-	if !f.upgradedOK && f.state == fsm.Handshaking {
+	if !f.upgradedOK { // still handshaking, or reaped from there: the handshake bound holds
 		s.check(DeadReaped)
 		if b := f.created + s.o.l.HandshakeTimeout; t > b+s.o.slack {
 			s.fail(DeadReaped, at, fsm.MachineSession, id, idx, "%s; handshaking since %s, bound %s", verb, f.created, b)

@@ -29,7 +29,7 @@ func (rt *retries) down(s *Suite, r *trace.Record) {
 	c.n++
 	c.lastFail = r.At
 	c.exhausted = s.o.b.GivesUpAfter(int(c.n))
-	c.pending = !c.exhausted
+	c.pending, c.moved = !c.exhausted, false
 }
 
 func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
@@ -40,7 +40,9 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	case c.exhausted || c.gaveUp:
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt %d started after failure %d had exhausted MaxAttempts=%d", r.Attempt, c.n, s.o.b.MaxAttempts)
-	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts:
+	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts && !c.moved:
+		// (A retry pending when the policy changed still happens: a new
+		// MaxAttempts applies from the next failure, as fsm states.)
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt number %d exceeds MaxAttempts=%d", c.n+1, s.o.b.MaxAttempts)
 	}
@@ -53,11 +55,17 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	}
 	if c.pending {
 		since := r.At - c.lastFail
-		if lo := s.o.earliest(c.n); since < lo {
+		if c.moved {
+			// A policy change drew this retry's delay again; the trace
+			// shows it only as the gap (at least the delay, for a driver
+			// that may be late), and decorrelated jitter grows from it.
+			c.prevDelay = since
+		}
+		if lo, _ := rt.window(s, c); since < lo {
 			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d came %s after failure %d at %s; the policy's earliest is %s", r.Attempt, since, c.n, c.lastFail, lo)
 		}
-		if hi := s.o.latest(c.n); since > hi+s.o.slack {
+		if _, hi := rt.window(s, c); since > hi+s.o.slack {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d came %s after failure %d at %s; the policy's latest is %s", r.Attempt, since, c.n, c.lastFail, hi)
 		}
@@ -114,7 +122,8 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 		}
 		if c.pending {
 			s.check(BoundedRetries)
-			if due := c.lastFail + s.o.latest(c.n) + s.o.slack; due < limit {
+			_, hi := rt.window(s, c)
+			if due := c.lastFail + hi + s.o.slack; due < limit {
 				s.fail(BoundedRetries, end, fsm.MachineClient, uint32(id), s.n,
 					"no attempt since failure %d at %s; the policy's latest retry was due at %s", c.n, c.lastFail, due)
 			}
@@ -122,6 +131,45 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 		if c.exhausted && !c.gaveUp {
 			s.fail(BoundedRetries, end, fsm.MachineClient, uint32(id), s.n,
 				"failure %d exhausted MaxAttempts=%d but the client never gave up", c.n, s.o.b.MaxAttempts)
+		}
+	}
+}
+
+// window returns how long after its failure c's pending retry may come:
+// the policy's bounds for its failure count, or the bounds a policy
+// change moved it to.
+func (rt *retries) window(s *Suite, c *clientFacts) (lo, hi time.Duration) {
+	if c.moved {
+		return c.movedLo, c.movedHi
+	}
+	return s.o.earliest(c.n), s.o.latest(c.n)
+}
+
+// applyChanges puts the policy changes due by t into force. A retry
+// pending at a change keeps the old policy's promise, as
+// fsm.Client.SetBackoff states: it may move, but not before the old
+// earliest bound; it is drawn again under the new policy, so it comes by
+// the later of that bound and the new latest.
+func (s *Suite) applyChanges(t time.Duration) {
+	for len(s.changes) > 0 && s.changes[0].At <= t {
+		old, at := s.o.b, s.changes[0].At
+		s.o.b = s.changes[0].Backoff.WithDefaults()
+		s.changes = s.changes[1:]
+		for i := range s.clients {
+			c := &s.clients[i]
+			if !c.pending || c.exited {
+				continue
+			}
+			// The promise so far: the old earliest, or what earlier
+			// changes already raised it to.
+			oldLo := old.Earliest(int(c.n))
+			if c.moved {
+				oldLo = c.movedLo
+			}
+			c.moved = true
+			c.movedLo = max(oldLo, s.o.earliest(c.n))
+			// (A retry the new policy puts in the past is due at once.)
+			c.movedHi = max(oldLo, s.o.latest(c.n), at-c.lastFail)
 		}
 	}
 }

@@ -23,6 +23,7 @@ type Suite struct {
 	clients  []clientFacts
 	sessions []sessionFacts
 
+	changes  []BackoffChange // policy changes not yet applied
 	retries  retries
 	registry registry
 	herd     herd
@@ -45,6 +46,7 @@ func New(cfg Config) (*Suite, error) {
 	for _, i := range cfg.Only {
 		s.enabled[i] = true
 	}
+	s.changes = cfg.BackoffChanges
 	s.herd = herd{window: cfg.HerdWindow, maxFraction: cfg.HerdMaxFraction, minClients: cfg.HerdMinClients}
 	if s.herd.window == 0 {
 		s.herd.window = 100 * time.Millisecond
@@ -68,6 +70,9 @@ type clientFacts struct {
 	up        bool
 	pending   bool // a failure awaits its retry
 	exhausted bool // the last failure used up MaxAttempts
+	moved     bool // a policy change moved the pending retry into [movedLo, movedHi] after lastFail
+	movedLo   time.Duration
+	movedHi   time.Duration
 	gaveUp    bool
 	exited    bool
 }
@@ -90,6 +95,7 @@ type sessionFacts struct {
 
 // Observe checks one record. Records must come in time order.
 func (s *Suite) Observe(r *trace.Record) {
+	s.applyChanges(r.At)
 	idx := s.n
 	s.n++
 	switch r.Kind {
@@ -154,6 +160,7 @@ func (s *Suite) Finish(end time.Duration) {
 		return
 	}
 	s.finished = true
+	s.applyChanges(end)
 	s.retries.finish(s, end)
 	for id := range s.sessions {
 		f := &s.sessions[id]

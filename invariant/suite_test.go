@@ -147,35 +147,37 @@ func TestSuite(t *testing.T) {
 			"this client is up on no registered session"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := cfg
-			if tt.cfg != nil {
-				tt.cfg(&c)
-			}
-			s, err := invariant.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.recs {
-				s.Observe(&tt.recs[i])
-			}
-			s.Finish(tt.end)
-			vs := s.Violations()
-			switch {
-			case tt.want == "" && len(vs) > 0:
-				t.Fatalf("unexpected violation: %v", vs[0])
-			case tt.want != "" && len(vs) == 0:
-				t.Fatalf("no violation; want %q", tt.want)
-			case tt.want != "" && !strings.Contains(vs[0].String(), tt.want):
-				t.Fatalf("violation %q\nwant it to contain %q", vs[0], tt.want)
-			}
-			if tt.want == "" && !s.Failed() {
-				return
-			}
-			if !s.Failed() {
-				t.Fatal("Failed() is false after a violation")
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { expect(t, tt.cfg, tt.recs, tt.end, tt.want) })
+	}
+}
+
+// expect runs recs through a Suite configured as cfg adjusted by adjust
+// (if not nil), finishing at end, and fails t unless the first violation
+// contains want ("" means none) and Failed agrees.
+func expect(t *testing.T, adjust func(*invariant.Config), recs []trace.Record, end time.Duration, want string) {
+	t.Helper()
+	c := cfg
+	if adjust != nil {
+		adjust(&c)
+	}
+	s, err := invariant.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		s.Observe(&recs[i])
+	}
+	s.Finish(end)
+	vs := s.Violations()
+	switch {
+	case want == "" && len(vs) > 0:
+		t.Fatalf("unexpected violation: %v", vs[0])
+	case want != "" && len(vs) == 0:
+		t.Fatalf("no violation; want %q", want)
+	case want != "" && !strings.Contains(vs[0].String(), want):
+		t.Fatalf("violation %q\nwant it to contain %q", vs[0], want)
+	case s.Failed() != (want != ""):
+		t.Fatalf("Failed() = %v with violations %v", s.Failed(), vs)
 	}
 }
 

@@ -23,7 +23,9 @@
 // clients and servers it affects. Refused ports, non-WebSocket listeners,
 // DNS failures, stalled handshakes, 401/403, accept-then-close, kill -9,
 // host crashes, half-open blackholes, RST, latency spikes, loss (as TCP
-// retransmission delay), partitions that heal, and server restarts.
+// retransmission delay), partitions that heal, server restarts, and
+// undecodable client messages (Garbage, with Scenario.ClientEventInterval).
+// Scenario.BackoffChanges change the clients' policy at run time.
 //
 // After Scenario.Duration the world quiesces (faults over, no new attempts)
 // and runs until it has settled, so invariant (f), registered sessions =

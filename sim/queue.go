@@ -27,6 +27,7 @@ const (
 	evQuiesce
 	evSettle
 	evClientEvent // id = link: the client writes an application message
+	evPolicy      // id = BackoffChanges index
 )
 
 // queue is a radix heap: a priority queue for keys that never go below the

@@ -29,6 +29,10 @@ type Scenario struct {
 	// Backoff is the clients' reconnect policy; zero fields mean fsm's
 	// defaults (FirstImmediate off).
 	Backoff fsm.Backoff
+	// BackoffChanges change every client's reconnect policy at run time
+	// (fsm.Client.SetBackoff, as conn.Client.SetPolicy does), in time
+	// order: pending retries move, never before the old policy promised.
+	BackoffChanges []BackoffChange
 	// ClientLiveness decides when a client gives up on a silent server.
 	ClientLiveness fsm.Liveness
 	// ServerLiveness decides when a server reaps a session.
@@ -49,6 +53,12 @@ type Scenario struct {
 	// Bugs switch on deliberately broken driver behaviour, to show that the
 	// invariants catch the historical bugs. Empty for a correct driver.
 	Bugs []Bug
+}
+
+// BackoffChange is a change of the clients' reconnect policy at At.
+type BackoffChange struct {
+	At      time.Duration
+	Backoff fsm.Backoff
 }
 
 // Dist is the shape of the random part of a latency.
@@ -264,6 +274,11 @@ const (
 	// seeded alike, so a fleet dropped at once retries in lock-step
 	// however wide the jitter. Breaks (g).
 	BugLockStepJitter
+	// BugPolicyRestartsLoop: a policy change restarts the reconnect loop
+	// of every client waiting to retry (a fresh machine with the new
+	// policy) instead of handing the policy to its machine: the pending
+	// retry goes at once, before the old policy promised. Breaks (a).
+	BugPolicyRestartsLoop
 )
 
 var bugNames = [...]string{
@@ -272,7 +287,7 @@ var bugNames = [...]string{
 	BugSwallowSendError: "swallow_send_error", BugPongTimeoutOverPing: "pong_timeout_over_ping",
 	BugSendAfterClose: "send_after_close", BugLeakOnReap: "leak_on_reap",
 	BugMessageAsPong: "message_as_pong", BugClientDeaf: "client_deaf", BugResetOnConnect: "reset_on_connect",
-	BugLockStepJitter: "lock_step_jitter",
+	BugLockStepJitter: "lock_step_jitter", BugPolicyRestartsLoop: "policy_restarts_loop",
 }
 
 // Bugs lists every Bug.
@@ -377,6 +392,14 @@ func (s Scenario) Validate() error {
 	} {
 		if e.err != nil {
 			bad("%s: %w", e.field, e.err)
+		}
+	}
+	for i, ch := range d.BackoffChanges {
+		if err := ch.Backoff.Validate(); err != nil {
+			bad("BackoffChanges[%d].Backoff: %w", i, err)
+		}
+		if ch.At < 0 || ch.At >= d.Duration || (i > 0 && ch.At < d.BackoffChanges[i-1].At) {
+			bad("BackoffChanges[%d].At must be within [0, Duration) and not before the change before it (got %s)", i, ch.At)
 		}
 	}
 	for i := range d.Faults {

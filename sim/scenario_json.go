@@ -43,6 +43,11 @@ type backoffJSON struct {
 	StableAfter    duration `json:"stable_after,omitempty"`
 }
 
+type changeJSON struct {
+	At      duration     `json:"at"`
+	Backoff *backoffJSON `json:"backoff"`
+}
+
 type livenessJSON struct {
 	PingInterval     duration `json:"ping_interval,omitempty"`
 	PongTimeout      duration `json:"pong_timeout,omitempty"`
@@ -76,6 +81,7 @@ type scenarioJSON struct {
 	Servers        int           `json:"servers,omitempty"`
 	Duration       duration      `json:"duration,omitempty"`
 	Backoff        *backoffJSON  `json:"backoff,omitempty"`
+	BackoffChanges []changeJSON  `json:"backoff_changes,omitempty"`
 	ClientLiveness *livenessJSON `json:"client_liveness,omitempty"`
 	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
 	Latency        *latencyJSON  `json:"latency,omitempty"`
@@ -92,9 +98,10 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 		EventInterval: duration(s.EventInterval), ClientEvents: duration(s.ClientEventInterval),
 	}
 	if s.Backoff != (fsm.Backoff{}) {
-		b := s.Backoff
-		j.Backoff = &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
-			b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter)}
+		j.Backoff = backoffToJSON(s.Backoff)
+	}
+	for _, ch := range s.BackoffChanges {
+		j.BackoffChanges = append(j.BackoffChanges, changeJSON{duration(ch.At), backoffToJSON(ch.Backoff)})
 	}
 	j.ClientLiveness, j.ServerLiveness = livenessToJSON(s.ClientLiveness), livenessToJSON(s.ServerLiveness)
 	j.Latency = latencyToJSON(s.Latency)
@@ -110,6 +117,25 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 		j.Bugs = append(j.Bugs, b.String())
 	}
 	return json.Marshal(j)
+}
+
+func backoffToJSON(b fsm.Backoff) *backoffJSON {
+	return &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
+		b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter)}
+}
+
+func backoffFromJSON(b *backoffJSON, field string) (fsm.Backoff, error) {
+	out := fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
+		JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
+		ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter)}
+	if b.Jitter != "" {
+		k, err := fsm.ParseJitter(b.Jitter)
+		if err != nil {
+			return fsm.Backoff{}, fmt.Errorf("%w: %s.jitter: %w", ErrScenario, field, err)
+		}
+		out.Jitter = k
+	}
+	return out, nil
 }
 
 func livenessToJSON(l fsm.Liveness) *livenessJSON {
@@ -138,17 +164,22 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 	}
 	out := Scenario{Seed: j.Seed, Clients: j.Clients, Servers: j.Servers, Duration: time.Duration(j.Duration),
 		EventInterval: time.Duration(j.EventInterval), ClientEventInterval: time.Duration(j.ClientEvents)}
-	if b := j.Backoff; b != nil {
-		out.Backoff = fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
-			JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
-			ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter)}
-		if b.Jitter != "" {
-			k, err := fsm.ParseJitter(b.Jitter)
-			if err != nil {
-				return fmt.Errorf("%w: backoff.jitter: %w", ErrScenario, err)
-			}
-			out.Backoff.Jitter = k
+	if j.Backoff != nil {
+		b, err := backoffFromJSON(j.Backoff, "backoff")
+		if err != nil {
+			return err
 		}
+		out.Backoff = b
+	}
+	for i, ch := range j.BackoffChanges {
+		var b fsm.Backoff
+		if ch.Backoff != nil {
+			var err error
+			if b, err = backoffFromJSON(ch.Backoff, fmt.Sprintf("backoff_changes[%d].backoff", i)); err != nil {
+				return err
+			}
+		}
+		out.BackoffChanges = append(out.BackoffChanges, BackoffChange{At: time.Duration(ch.At), Backoff: b})
 	}
 	out.ClientLiveness, out.ServerLiveness = livenessFromJSON(j.ClientLiveness), livenessFromJSON(j.ServerLiveness)
 	var err error

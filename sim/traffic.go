@@ -14,7 +14,7 @@ func (w *world) newMachine() (*fsm.Client, error) {
 	if w.bugs[BugLockStepJitter] {
 		r = rand.New(rand.NewPCG(w.sc.Seed, 1))
 	}
-	return fsm.NewClient(fsm.ClientConfig{Backoff: w.sc.Backoff, Liveness: w.sc.ClientLiveness, Rand: r})
+	return fsm.NewClient(fsm.ClientConfig{Backoff: w.backoff, Liveness: w.sc.ClientLiveness, Rand: r})
 }
 
 // resetMachine is BugResetOnConnect's driver: on every link that comes up
@@ -62,4 +62,31 @@ func (w *world) clientEvent(e event) {
 	w.clientStep(c, fsm.EvSent)
 	w.transmit(e.id, true, fr, w.sendTime(c))
 	w.q.push(event{at: w.now + int64(w.sc.ClientEventInterval), kind: evClientEvent, id: e.id, gen: l.cEventGen})
+}
+
+// setPolicy hands a new reconnect policy to every client's machine, which
+// moves a pending retry as fsm.Client.SetBackoff states; the driver
+// re-arms its timer for it. BugPolicyRestartsLoop restarts the loop of
+// each client waiting to retry instead.
+func (w *world) setPolicy(b fsm.Backoff) {
+	w.backoff = b
+	for i := range w.clients {
+		c := &w.clients[i]
+		if !c.alive || c.orphaned {
+			continue
+		}
+		if w.bugs[BugPolicyRestartsLoop] && c.fsm.State() == fsm.BackingOff && !w.quiesced {
+			m, err := w.newMachine()
+			if err != nil {
+				panic(err) // the scenario was validated
+			}
+			c.fsm = m
+			w.clientStep(c, fsm.EvStart)
+			continue
+		}
+		if _, err := c.fsm.SetBackoff(at(w.now), b); err != nil {
+			panic(err) // the scenario was validated
+		}
+		w.armClient(c)
+	}
 }

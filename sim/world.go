@@ -74,6 +74,8 @@ type world struct {
 	q    queue
 	now  int64
 	bugs [len(bugNames)]bool
+	// backoff is the clients' policy in force (Scenario.BackoffChanges).
+	backoff fsm.Backoff
 
 	clients []client
 	ctimers []timer // the clients' timers, apart so an early timer touches nothing else
@@ -122,6 +124,9 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 func newWorld(sc Scenario, opt Options) (*world, error) {
 	cfg := opt.Check
 	cfg.Backoff, cfg.Liveness, cfg.ClientLiveness = sc.Backoff, sc.ServerLiveness, sc.ClientLiveness.WithDefaults()
+	for _, ch := range sc.BackoffChanges {
+		cfg.BackoffChanges = append(cfg.BackoffChanges, invariant.BackoffChange{At: ch.At, Backoff: ch.Backoff})
+	}
 	suite, err := invariant.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sim: invariant config: %w", err)
@@ -140,6 +145,9 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	sl, cl := sc.ServerLiveness.WithDefaults(), sc.ClientLiveness.WithDefaults()
 	w.halfPong = int64(min(sl.PongTimeout/2, invariant.ClientSlowFrame(cl)))
 	b := sc.Backoff.WithDefaults()
+	for _, ch := range sc.BackoffChanges { // the longest attempt any policy allows
+		b.ConnectTimeout = max(b.ConnectTimeout, ch.Backoff.WithDefaults().ConnectTimeout)
+	}
 	lat := sc.Latency.max()
 	for _, f := range sc.Faults {
 		if f.Kind == LatencySpike {
@@ -154,6 +162,10 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	w.settleSpan = int64(settle)
 	w.settleAt = int64(sc.Duration + settle)
 
+	w.backoff = sc.Backoff
+	for i, ch := range sc.BackoffChanges {
+		w.q.push(event{at: int64(ch.At), kind: evPolicy, id: uint32(i)})
+	}
 	w.q.push(event{at: int64(sc.Duration), kind: evQuiesce})
 	w.q.push(event{at: w.settleAt, kind: evSettle})
 	for i := range w.faults {
@@ -223,6 +235,8 @@ func (w *world) loop(ctx context.Context) error {
 			w.appEvent(e)
 		case evClientEvent:
 			w.clientEvent(e)
+		case evPolicy:
+			w.setPolicy(w.sc.BackoffChanges[e.id].Backoff)
 		case evFaultStart:
 			w.faultStart(int(e.id))
 		case evFaultEnd:
