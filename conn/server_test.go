@@ -102,6 +102,9 @@ func TestServerReapsSilentPeer(t *testing.T) {
 	if reaped.Transition.Reason != fsm.ReasonPongTimeout || reaped.Transition.Trigger != fsm.PongTimeout {
 		t.Fatalf("reaped by %s for %s, want pong_timeout", reaped.Transition.Trigger, reaped.Transition.Reason)
 	}
+	if want := "silent for " + (live.PingInterval + live.PongTimeout).String(); reaped.Err == nil || !strings.Contains(reaped.Err.Error(), want) {
+		t.Errorf("logged cause %v, want it to say %q", reaped.Err, want)
+	}
 	bound := live.ReapDeadline(alive.At)
 	if reaped.At.Before(bound) || reaped.At.After(bound.Add(50*time.Millisecond)) {
 		t.Errorf("reaped %s after the last frame, want within [%s, +50ms]",
@@ -159,6 +162,12 @@ func TestServerReapReasons(t *testing.T) {
 		{"close frame", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
 			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"))
 		}, fsm.ReasonPeerClose, websocket.CloseNormalClosure},
+		{"close frame with an application code", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "done"))
+		}, fsm.ReasonPeerClose, 4001}, // echoed as it came
+		{"close frame without a status", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, nil)
+		}, fsm.ReasonPeerClose, websocket.CloseNormalClosure}, // 1005 cannot be sent: answered 1000
 		{"RST", ServerConfig{}, func(t *testing.T, ws *websocket.Conn) {
 			_ = ws.NetConn().(*net.TCPConn).SetLinger(0)
 			_ = ws.NetConn().Close()
@@ -269,6 +278,10 @@ func TestServerSlowConsumer(t *testing.T) {
 	}
 	if err := s.Send(TextMessage, []byte("late")); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("Send after reap = %v, want ErrSessionClosed", err)
+	}
+	// The reap dropped the full queue, and said so.
+	if got := ts.Stats().DroppedMessages; got != 8 {
+		t.Errorf("DroppedMessages = %d, want the 8 queued when the queue overflowed", got)
 	}
 	if err := ts.SendTo(s.ID(), TextMessage, []byte("late")); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("SendTo after reap = %v, want ErrSessionClosed", err)
