@@ -36,6 +36,10 @@ type node struct {
 	done chan error
 }
 
+// sid returns the cluster-wide id of the node's k-th session, opened in
+// its current incarnation.
+func (n *node) sid(k uint64) string { return sessionID(n.ID(), n.inc.Load(), k) }
+
 // freeAddr returns a loopback HOST:PORT nothing listens on now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
