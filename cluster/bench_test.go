@@ -84,7 +84,7 @@ func TestClusterFigures(t *testing.T) {
 	cpu0, t0 := cpuTime(), time.Now()
 	for i := range uint64(churn) {
 		id := 1_000_000 + i
-		n2.write.open(id, Entry{ID: sessionID("n2", n2.inc.Load(), id), Node: "n2", State: "Alive", Since: t0, Incarnation: n2.inc.Load()})
+		n2.write.open(id, Entry{ID: sessionID("n2", n2.inc.Load(), id), Node: "n2", State: "Alive", Since: t0, Incarnation: n2.inc.Load()}, nil)
 		if i%2 == 1 { // half closed in the same breath: those never reach the bucket
 			n2.write.close(id, dirKey("n2", n2.inc.Load(), id))
 		}

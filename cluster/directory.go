@@ -17,7 +17,7 @@ type Entry struct {
 	ID          string    `json:"id"`    // <node>.<inc>/<n> (see SendTo)
 	Node        string    `json:"node"`  // the node serving it
 	Key         string    `json:"key"`   // set at authorization (Config.KeyOf), "" if none
-	State       string    `json:"state"` // fsm session state when recorded (its node shows it live)
+	State       string    `json:"state"` // fsm session state (Alive, Suspect, Closing) as last written by its node
 	Since       time.Time `json:"since"` // when it opened
 	Incarnation uint64    `json:"inc"`   // the serving node's lease incarnation
 }
@@ -170,6 +170,22 @@ func (d *directory) counts() map[string]int {
 	out := map[string]int{}
 	for _, e := range d.m {
 		out[e.Node]++
+	}
+	return out
+}
+
+// stateCounts returns the number of entries per node and state.
+func (d *directory) stateCounts() map[string]map[string]int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := map[string]map[string]int{}
+	for _, e := range d.m {
+		m := out[e.Node]
+		if m == nil {
+			m = map[string]int{}
+			out[e.Node] = m
+		}
+		m[e.State]++
 	}
 	return out
 }

@@ -112,8 +112,26 @@ func (n *Node) Opened(s *conn.Session, r *http.Request) {
 		m[s.ID()] = ls
 	}
 	l.mu.Unlock()
-	n.write.open(s.ID(), Entry{ID: sessionID(n.cfg.Node, ls.inc, s.ID()), Node: n.cfg.Node, Key: key,
-		State: fsm.Alive.String(), Since: ls.since, Incarnation: ls.inc})
+	n.write.open(s.ID(), n.entry(s.ID(), ls), s.State)
+}
+
+// entry is local session id's directory entry; its State is filled in
+// when written.
+func (n *Node) entry(id uint64, ls *local) Entry {
+	return Entry{ID: sessionID(n.cfg.Node, ls.inc, id), Node: n.cfg.Node, Key: ls.key,
+		Since: ls.since, Incarnation: ls.inc}
+}
+
+// StateChanged implements conn.SessionStateHook: a session's state change
+// (Alive ⇄ Suspect, Closing) is queued for the writer, which writes the
+// state the session has then (repeated changes in one batch are one
+// write). It runs under the session's lock: no engine, no session call.
+func (n *Node) StateChanged(s *conn.Session, _ fsm.State) {
+	ls, ok := n.loc.get(s.ID())
+	if !ok {
+		return // not opened yet: the open records the state when written
+	}
+	n.write.update(s.ID(), n.entry(s.ID(), ls), ls.s.State)
 }
 
 // Closed implements conn.SessionHook: the session leaves this node's
