@@ -296,13 +296,7 @@ type netns struct{ name string }
 // except under CI, which installs them, where that is a failure.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
-	skip := func(why string) {
-		if os.Getenv("CI") != "" {
-			// .ci/run installed the tools: as root, a namespace must work.
-			t.Fatalf("network namespace needed under CI: %s", why)
-		}
-		t.Skipf("no network namespace here: %s (needs root, iproute2 and nftables)", why)
-	}
+	skip := func(why string) { noNetns(t, why) }
 	if os.Geteuid() != 0 {
 		// Not even CI can make one without root: say so and move on.
 		t.Skip("no network namespace here: not root (the namespace cases need root)")
@@ -327,14 +321,42 @@ func newNetns(t *testing.T) *netns {
 	return n
 }
 
-// run runs a command inside the namespace.
-func (n *netns) run(t *testing.T, argv ...string) {
+// noNetns skips a test that needs network namespaces which cannot be made
+// here, except under CI (root, the tools installed by .ci/run), where
+// that is a failure.
+func noNetns(t *testing.T, why string) {
 	t.Helper()
+	if os.Getenv("CI") != "" {
+		// .ci/run installed the tools: as root, a namespace must work.
+		t.Fatalf("network namespace needed under CI: %s", why)
+	}
+	t.Skipf("no network namespace here: %s (needs root, iproute2 and nftables)", why)
+}
+
+// try runs a command inside the namespace and returns its error with
+// its output: for steps whose failure means "not possible here".
+func (n *netns) try(argv ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.name}, argv...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("in %s: %s: %v: %s", n.name, strings.Join(argv, " "), err, out)
+		return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, out)
+	}
+	return nil
+}
+
+// output runs a command inside the namespace and returns its stdout.
+func (n *netns) output(argv ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.name}, argv...)...).Output()
+}
+
+// run runs a command inside the namespace.
+func (n *netns) run(t *testing.T, argv ...string) {
+	t.Helper()
+	if err := n.try(argv...); err != nil {
+		t.Fatalf("in %s: %v", n.name, err)
 	}
 }
 
