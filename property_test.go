@@ -72,7 +72,7 @@ func genLatency(t *rapid.T, label string) sim.Latency {
 }
 
 var allFaults = []sim.FaultKind{sim.Refused, sim.Occupied, sim.DNS, sim.Stall, sim.Auth, sim.AcceptClose,
-	sim.Kill, sim.Crash, sim.Blackhole, sim.RST, sim.LatencySpike, sim.Loss, sim.Partition, sim.Restart, sim.Garbage}
+	sim.Kill, sim.Crash, sim.Blackhole, sim.RST, sim.LatencySpike, sim.Loss, sim.Partition, sim.Restart, sim.Garbage, sim.Nudge}
 
 func genFault(t *rapid.T, sc *sim.Scenario, i int, kinds []sim.FaultKind) sim.Fault {
 	p := func(s string) string { return "fault" + string(rune('0'+i)) + "_" + s }
@@ -148,6 +148,7 @@ func genScenarioIn(t *rapid.T, kinds []sim.FaultKind, tiers [][2]time.Duration) 
 	for i, n := 0, rapid.IntRange(0, 6).Draw(t, "faults")+rapid.IntRange(0, 2).Draw(t, "faults_extra"); i < n; i++ {
 		sc.Faults = append(sc.Faults, genFault(t, &sc, i, kinds))
 	}
+	genPolicyV2(t, &sc, kinds)
 	return sc
 }
 
@@ -239,8 +240,8 @@ func TestInvariantsHold(t *testing.T) {
 		return
 	}
 	for _, inv := range invariant.All {
-		if inv >= invariant.NodeDeclaredDead {
-			continue // the cluster's, exercised by property_cluster_test.go
+		if inv >= invariant.NodeDeclaredDead && inv <= invariant.DirectoryMatches {
+			continue // the cluster's promises: these worlds have no cluster (cluster properties reach them)
 		}
 		share := float64(exercised[inv]) / float64(cases)
 		t.Logf("(%c) %-20s exercised in %3d of %d cases (%.0f%%)", inv.Letter(), inv, exercised[inv], cases, 100*share)

@@ -284,16 +284,29 @@ func nextClose(t testing.TB, w <-chan Change, id string, timeout time.Duration) 
 }
 
 // moveLeader asks the lease stream's leader to step down while it is
-// from, and waits until another server leads.
+// from, and waits until another server leads. Under load an election can
+// take seconds and a stepdown can be refused while the peers catch up, so
+// it asks again every second (naming this node as the preferred leader on
+// every other try: a plain stepdown may elect from again) for up to 60 s.
 func moveLeader(t testing.TB, n *Node, from string) {
+	t.Helper()
 	e := n.eng.Load()
+	var last string
 	for try := 0; leaseLeader(t, n) == from; try++ {
-		if try == 200 {
-			t.Fatalf("lease stream still led by %s", from)
+		if try == 600 {
+			t.Fatalf("lease stream still led by %s after 60s (last stepdown answer: %s)", from, last)
 		}
-		if try%30 == 0 { // hand it to the asking node by name: a plain stepdown may elect from again
-			_, _ = e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+e.leases.Bucket(),
-				[]byte(`{"placement":{"preferred":"`+n.ID()+`"}}`), 2*time.Second)
+		if try%10 == 0 {
+			body := []byte(`{"placement":{"preferred":"` + n.ID() + `"}}`)
+			if try%20 == 10 {
+				body = nil
+			}
+			msg, err := e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+e.leases.Bucket(), body, 2*time.Second)
+			if err != nil {
+				last = err.Error()
+			} else {
+				last = string(msg.Data)
+			}
 		}
 		time.Sleep(100 * time.Millisecond) // polling the leader, not synchronising on it
 	}

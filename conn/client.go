@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -39,10 +38,17 @@ type ClientConfig struct {
 
 	// Backoff is the reconnect policy. The zero value means
 	// fsm.DefaultBackoff(): first retry immediate, then 1 s × 1.6 per
-	// failure up to 120 s, ±20 % jitter, 20 s per attempt, no attempt
+	// failure up to 120 s, ±50 % jitter, 20 s per attempt, no attempt
 	// limit. (Any non-zero value is taken as given, fsm's zero-field
 	// defaults applied, so FirstImmediate is then what you set.)
 	Backoff fsm.Backoff
+
+	// Failures is the failure table: which handshake answers (401, 403,
+	// 404, ...) and close codes (1008, ...) mean "go away", so the client
+	// waits by its slow schedule in state Rejected instead of backing off,
+	// and which (none by default) end it. The zero value means fsm's
+	// defaults (fsm.DefaultFailureRules, 30 s ×2 up to 10 min).
+	Failures fsm.FailurePolicy
 
 	// Liveness decides when a connected server has gone silent: a server
 	// that pings every PingInterval keeps the link proven and the client
@@ -123,7 +129,7 @@ func (c ClientConfig) Validate() error {
 	if c.ReadLimit < 0 {
 		bad("ReadLimit", "must not be negative (0 means 16 MiB)", c.ReadLimit)
 	}
-	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate())
+	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate(), c.Failures.Validate())
 	return errors.Join(errs...)
 }
 
@@ -176,6 +182,7 @@ type Client struct {
 
 	events chan clientEvent // from dial and link goroutines to Run
 	poke   chan struct{}    // cap 1: SetPolicy moved the deadline
+	reqs   chan fsm.Event   // the owner's ReconnectNow and ResetBackoff, for Run
 
 	mu    sync.Mutex
 	fc    *fsm.Client
@@ -185,7 +192,11 @@ type Client struct {
 }
 
 // NewClient returns a Client for cfg, or cfg's validation error.
-func NewClient(cfg ClientConfig) (*Client, error) {
+func NewClient(cfg ClientConfig) (*Client, error) { return newClient(cfg, nil) }
+
+// newClient is NewClient with the test hooks that break it on purpose
+// (nil in production); they are set before the jitter source is chosen.
+func newClient(cfg ClientConfig, hooks *testHooks) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -196,10 +207,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.ReadLimit = defaultClientReadLimit
 	}
 	rng := cfg.Rand
-	if rng == nil {
-		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	if rng == nil { // seeded at random per client: a fleet must not move in lock-step
+		rng = hooks.defaultRand()
 	}
-	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: cfg.Backoff, Liveness: cfg.Liveness, Rand: rng})
+	fc, err := fsm.NewClient(fsm.ClientConfig{Backoff: cfg.Backoff, Liveness: cfg.Liveness, Rand: rng, Failures: cfg.Failures})
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +221,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		log:    orDefault(cfg.Logger),
 		events: make(chan clientEvent, 4),
 		poke:   make(chan struct{}, 1),
+		reqs:   make(chan fsm.Event, 2),
 		fc:     fc,
 		subs:   make(map[*subscriber]struct{}),
+		hooks:  hooks,
 	}
 	c.urls = cfg.endpoints()
 	c.url.Store(&c.urls[0])
@@ -265,6 +278,16 @@ type ClientStats struct {
 	NextAttemptAt time.Time
 	// Backoff is the policy in force, defaults applied.
 	Backoff fsm.Backoff
+	// LastFailure is what the latest failed attempt or dropped link said
+	// (its HTTP status or close code; "network" when neither), and
+	// LastClass how the failure table classed it.
+	LastFailure fsm.Failure
+	LastClass   fsm.FailureClass
+	// Rejections is the current run of permanent failures (what the slow
+	// schedule grows with); a link that comes up ends it.
+	Rejections int
+	// GaveUp says why the client gave up; empty unless it did.
+	GaveUp fsm.GiveUpCause
 }
 
 // Stats returns a snapshot of the client's counters.
@@ -274,6 +297,8 @@ func (c *Client) Stats() ClientStats {
 	st := c.stats
 	st.Failures = c.fc.Failures()
 	st.Backoff = c.fc.Backoff()
+	st.Rejections = c.fc.Rejections()
+	st.GaveUp = c.fc.GaveUpCause()
 	if t, ok := c.fc.ConnectedSince(); ok {
 		st.ConnectedSince = t
 	}
@@ -297,6 +322,9 @@ func (c *Client) SetPolicy(b fsm.Backoff) error {
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("conn: SetPolicy: %w", err)
+	}
+	if c.hooks.skipPoke() {
+		return nil
 	}
 	select { // Run re-arms its timer for the (possibly moved) retry
 	case c.poke <- struct{}{}:

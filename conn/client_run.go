@@ -64,7 +64,13 @@ func (r *runner) loop() error {
 		case fsm.Stopped:
 			return nil
 		case fsm.GaveUp:
-			return &GaveUpError{Attempts: c.stats.Attempts, Last: r.lastErr}
+			c.mu.Lock()
+			e := &GaveUpError{Attempts: c.stats.Attempts, Cause: c.fc.GaveUpCause(), Last: r.lastErr}
+			if e.Cause == fsm.GiveUpOffline {
+				e.Offline = c.stats.LastErrorAt.Sub(c.fc.OfflineSince())
+			}
+			c.mu.Unlock()
+			return e
 		case fsm.BackingOff:
 			if c.hooks.skipWait() { // the bug under test: retry without waiting
 				c.mu.Lock()
@@ -73,9 +79,15 @@ func (r *runner) loop() error {
 				r.step(at, fsm.EvTick, nil, nil)
 				continue
 			}
+			if c.hooks.holdLockInWait() { // the bug under test: the lock held across the wait
+				r.waitLocked()
+			}
 		}
 		c.mu.Lock()
 		d, ok := c.fc.Deadline()
+		if ok && c.hooks.skipRedial() && c.fc.State() == fsm.BackingOff && c.stats.Connects > 0 {
+			ok = false // the bug under test: no retry once a link has dropped
+		}
 		c.mu.Unlock()
 		if ok {
 			timer.Reset(max(0, d.Sub(c.clk.Now())))
@@ -88,6 +100,8 @@ func (r *runner) loop() error {
 		case ev := <-c.events:
 			r.handle(ev)
 		case <-c.poke:
+		case ev := <-c.reqs:
+			r.step(c.clk.Now(), ev, nil, nil)
 		}
 		if ok {
 			timer.Stop()
@@ -136,6 +150,9 @@ func (r *runner) handle(ev clientEvent) {
 		}
 		l := newLink(r, ev.gen, ev.ws)
 		r.step(now, fsm.EvDialOK, nil, func() { c.link = l })
+		if c.hooks.resetOnDial() && c.State() == fsm.Connected {
+			r.resetFailures(now) // the bug under test
+		}
 		if c.State() == fsm.Connected {
 			r.wg.Add(1)
 			go l.readLoop()
@@ -161,7 +178,8 @@ func (r *runner) handle(ev clientEvent) {
 func (r *runner) step(now time.Time, ev fsm.Event, cause error, onOK func()) {
 	c := r.c
 	c.mu.Lock()
-	out, err := c.fc.Step(now, ev)
+	f := failureOf(cause)
+	out, err := c.fc.StepFailure(now, ev, f)
 	if err != nil {
 		c.mu.Unlock()
 		return
@@ -185,6 +203,7 @@ func (r *runner) step(now time.Time, ev fsm.Event, cause error, onOK func()) {
 		if cause != nil {
 			r.lastErr = cause
 			c.stats.LastError, c.stats.LastErrorAt = cause, now
+			c.stats.LastFailure, c.stats.LastClass = f, c.cfg.Failures.Classify(f)
 		}
 		c.publishLocked(tr)
 	}

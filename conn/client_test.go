@@ -3,6 +3,8 @@ package conn
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,15 +22,33 @@ import (
 	"github.com/lifeline-go/lifeline/internal/syncio"
 )
 
-// newTestClient builds a client that records its observations and logs
-// JSON into a buffer.
+// newTestClient builds a client with no Observer, as in production, that
+// logs JSON into a buffer; rec is fed from that log (logFeed).
 func newTestClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncio.Buffer) {
 	t.Helper()
+	if cfg.Observer != nil {
+		t.Fatal("newTestClient installs no Observer; use newObservedClient")
+	}
+	return buildClient(t, cfg, false)
+}
+
+// newObservedClient is newTestClient with an Observer recording into rec
+// (and the log kept apart): for the few tests of the Observer itself.
+func newObservedClient(t testing.TB, cfg ClientConfig) (*Client, *recorder, *syncio.Buffer) {
+	t.Helper()
+	return buildClient(t, cfg, true)
+}
+
+func buildClient(t testing.TB, cfg ClientConfig, observed bool) (*Client, *recorder, *syncio.Buffer) {
+	t.Helper()
 	rec := newRecorder()
-	cfg.Observer = rec.observe
-	var logs *syncio.Buffer
+	logs := &syncio.Buffer{}
+	var w io.Writer = io.MultiWriter(logs, logFeed{rec.observe})
+	if observed {
+		cfg.Observer, w = rec.observe, logs
+	}
 	if cfg.Logger == nil {
-		cfg.Logger, logs = jsonLogger()
+		cfg.Logger = slog.New(slog.NewJSONHandler(w, nil))
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(1, 2))
@@ -56,7 +76,7 @@ func TestClientConnectsSendsAndReceives(t *testing.T) {
 	ts := startServer(t, ServerConfig{OnMessage: echo})
 	got := make(chan string, 1)
 	c, rec, _ := newTestClient(t, ClientConfig{URL: ts.url, OnMessage: func(_ MessageType, d []byte) { got <- string(d) }})
-	runClient(t, c)
+	stop := runClient(t, c)
 	rec.wait(t, 5*time.Second, "Connected", countTo(fsm.Connected, 1))
 	if err := c.Send(context.Background(), TextMessage, []byte("ping?")); err != nil {
 		t.Fatal(err)
@@ -72,6 +92,15 @@ func TestClientConnectsSendsAndReceives(t *testing.T) {
 	st := c.Stats()
 	if st.State != fsm.Connected || st.Attempts != 1 || st.Connects != 1 || st.ConnectedSince.IsZero() {
 		t.Errorf("Stats = %+v", st)
+	}
+	// Stopping says goodbye: the server sees a close frame (peer_close),
+	// not a vanished connection (read_error).
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v after stop", err)
+	}
+	reaped := transitions(ts.rec.wait(t, 5*time.Second, "the session reaped", countTo(fsm.Reaped, 1)), fsm.Reaped)[0]
+	if r := reaped.Transition.Reason; r != fsm.ReasonPeerClose {
+		t.Errorf("server reaped the session for %s, want peer_close (the client's close frame)", r)
 	}
 }
 
@@ -92,7 +121,7 @@ func attemptStarts(obs []Observation) (starts []time.Time, fails []Observation) 
 		switch o.Transition.To {
 		case fsm.Connecting:
 			starts = append(starts, o.At)
-		case fsm.BackingOff:
+		case fsm.BackingOff, fsm.Rejected:
 			fails = append(fails, o)
 		}
 	}
@@ -172,13 +201,15 @@ func TestClientRefusedPortFollowsPolicy(t *testing.T) {
 }
 
 // TestClientGivesUpOn403: a server that refuses the handshake is a failed
-// attempt like any other; after MaxAttempts, Run returns a GaveUpError
-// carrying the status.
+// attempt (a permanent one, waited for on the slow schedule); after
+// MaxAttempts, Run returns a GaveUpError carrying the status.
 func TestClientGivesUpOn403(t *testing.T) {
 	ts := startServer(t, ServerConfig{Authorize: BearerToken("right")})
 	b := fastBackoff()
 	b.MaxAttempts = 3
-	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b})
+	// A 403 is permanent: Rejected, on a slow schedule, here as fast as b.
+	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b,
+		Failures: fsm.FailurePolicy{Schedule: b}})
 	err := c.Run(context.Background())
 	var gu *GaveUpError
 	var de *DialError
@@ -271,6 +302,7 @@ func TestClientConnectTimeout(t *testing.T) {
 		mu.Unlock()
 	}()
 	defer ln.Close()
+	closed := make(chan time.Time, 16) // when the client closed each held connection
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -280,6 +312,10 @@ func TestClientConnectTimeout(t *testing.T) {
 			mu.Lock()
 			held = append(held, c)
 			mu.Unlock()
+			go func() {
+				_, _ = io.Copy(io.Discard, c) // returns when the client closes its end
+				closed <- time.Now()
+			}()
 		}
 	}()
 	b := fastBackoff()
@@ -298,6 +334,16 @@ func TestClientConnectTimeout(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "connect timeout") {
 		t.Errorf("timeout not logged as its cause")
+	}
+	// The abandoned attempt is aborted: its connection closed at the
+	// timeout, not left to hang until the server answers.
+	select {
+	case at := <-closed:
+		if d := at.Sub(fails[0].At); d > 100*time.Millisecond {
+			t.Errorf("the timed-out attempt's connection was closed %s after the timeout", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("the timed-out attempt's connection was never closed")
 	}
 }
 
@@ -376,6 +422,42 @@ func TestClientNoticesSilentServer(t *testing.T) {
 	bound := live.ReapDeadline(conn.At)
 	if drop.At.Before(bound) || drop.At.After(bound.Add(50*time.Millisecond)) {
 		t.Errorf("dropped %s after connecting, want %s (+50ms)", drop.At.Sub(conn.At), bound.Sub(conn.At))
+	}
+	// The log says why, with the silence it waited out.
+	if want := (live.PingInterval + live.PongTimeout).String(); drop.Err == nil || !strings.Contains(drop.Err.Error(), "silent for "+want) {
+		t.Errorf("logged cause %v, want it to name the %s of silence", drop.Err, want)
+	}
+}
+
+// TestClientKeepsLiveLink: a client whose server answers is never
+// dropped, whichever end does the pinging: the server's pings (the client
+// only answers) or the client's own (a server that pings rarely answers
+// them). Watched over ten of the client's ping intervals, from outside.
+func TestClientKeepsLiveLink(t *testing.T) {
+	live := fastLiveness()
+	for _, tc := range []struct {
+		name   string
+		server fsm.Liveness
+	}{
+		{"server pings", live},
+		{"client pings", fsm.Liveness{PingInterval: time.Minute, PongTimeout: 10 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, ServerConfig{Liveness: tc.server})
+			c, rec, _ := newTestClient(t, ClientConfig{URL: ts.url, Backoff: fastBackoff(), Liveness: live})
+			runClient(t, c)
+			rec.wait(t, 5*time.Second, "Connected", countTo(fsm.Connected, 1))
+			time.Sleep(10 * live.PingInterval) // the observation window
+			if st := c.Stats(); st.State != fsm.Connected || st.Connects != 1 {
+				t.Fatalf("after ten ping intervals: %+v, want the first link still up", st)
+			}
+			if n := len(transitions(rec.all(), fsm.BackingOff)); n != 0 {
+				t.Fatalf("the link dropped %d times: %v", n, transitions(rec.all(), fsm.BackingOff))
+			}
+			if st := ts.Stats(); st.Open != 1 || st.ReapedTotal != 0 {
+				t.Fatalf("server: %+v", st)
+			}
+		})
 	}
 }
 

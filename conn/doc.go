@@ -15,7 +15,7 @@
 //	c, err := conn.NewClient(conn.ClientConfig{
 //		URL:       "ws://127.0.0.1:8080/",
 //		Header:    conn.BearerHeader(token),
-//		Backoff:   fsm.DefaultBackoff(), // 0, then 1 s ×1.6 ±20 % up to 120 s
+//		Backoff:   fsm.DefaultBackoff(), // 0, then 1 s ×1.6 ±50 % up to 120 s
 //		OnMessage: func(t conn.MessageType, data []byte) { ... },
 //	})
 //	if err != nil { ... }                 // names the bad field

@@ -119,14 +119,21 @@ func (e errPongTimeout) Error() string {
 
 func (e errPongTimeout) Timeout() bool { return true }
 
-// GaveUpError is what Client.Run returns when the policy ran out of
-// attempts. Last is the error of the final attempt.
+// GaveUpError is what Client.Run returns when the policy gave up: Cause
+// says whether it ran out of attempts (fsm.GiveUpAttempts) or went
+// Backoff.GiveUpAfter without a proven link (fsm.GiveUpOffline, Offline
+// how long). Last is the error of the final attempt.
 type GaveUpError struct {
 	Attempts int
+	Cause    fsm.GiveUpCause
+	Offline  time.Duration
 	Last     error
 }
 
 func (e *GaveUpError) Error() string {
+	if e.Cause == fsm.GiveUpOffline {
+		return fmt.Sprintf("conn: gave up after %s without a proven link (%d attempts); last: %v", e.Offline, e.Attempts, e.Last)
+	}
 	return fmt.Sprintf("conn: gave up after %d consecutive failed attempts; last: %v", e.Attempts, e.Last)
 }
 

@@ -12,13 +12,22 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-// failedURLs returns the endpoint of each failed attempt, in order.
-func failedURLs(obs []Observation) []string {
+// failedURLs returns the endpoint of each failed attempt, in order: the
+// DialError's URL, or, for observations read back from the log (where the
+// error is its text), the one of urls whose host:port the text names.
+func failedURLs(obs []Observation, urls []string) []string {
 	var out []string
 	for _, o := range transitions(obs, fsm.BackingOff) {
 		var de *DialError
 		if errors.As(o.Err, &de) {
 			out = append(out, de.URL)
+			continue
+		}
+		for _, u := range urls {
+			if o.Err != nil && strings.Contains(o.Err.Error(), strings.TrimSuffix(strings.TrimPrefix(u, "ws://"), "/")) {
+				out = append(out, u)
+				break
+			}
 		}
 	}
 	return out
@@ -32,7 +41,7 @@ func TestClientFailoverRotatesWithUnchangedWaits(t *testing.T) {
 	urls := []string{refusedURL(t), refusedURL(t), refusedURL(t)}
 	// The policy's promises, exactly as with one URL.
 	obs, _, _ := refusedWindow(t, ClientConfig{URL: urls[0], URLs: urls[1:]})
-	got := failedURLs(obs)
+	got := failedURLs(obs, urls)
 	if len(got) < 4 {
 		t.Fatalf("only %d failed attempts recorded", len(got))
 	}

@@ -62,8 +62,7 @@ func FuzzServerFrames(f *testing.F) {
 		f.Add(seed)
 	}
 	live := fastLiveness()
-	ts := startServer(f, ServerConfig{OnMessage: echo, ReadLimit: 4 << 10, Liveness: live, Logger: quietLogger(),
-		Observer: func(Observation) {}})
+	ts := startServer(f, ServerConfig{OnMessage: echo, ReadLimit: 4 << 10, Liveness: live, Logger: quietLogger()})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		before := ts.Stats().ReapedTotal
 		c, _ := rawUpgrade(t, ts)

@@ -1,8 +1,10 @@
 package conn
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,13 +81,6 @@ func countTo(to fsm.State, n int) func([]Observation) bool {
 	return func(obs []Observation) bool { return len(transitions(obs, to)) >= n }
 }
 
-// jsonLogger returns a JSON logger writing into a buffer the test can
-// parse with logLines.
-func jsonLogger() (*slog.Logger, *syncio.Buffer) {
-	b := &syncio.Buffer{}
-	return slog.New(slog.NewJSONHandler(b, nil)), b
-}
-
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // logLines parses every JSON line in b.
@@ -106,7 +101,9 @@ func logLines(t testing.TB, b *syncio.Buffer) []map[string]any {
 }
 
 // testServer runs a Server behind an httptest server on 127.0.0.1 and
-// shuts both down when the test ends.
+// shuts both down when the test ends. It installs no Observer, as in
+// production: rec is fed from the server's JSON log (logFeed), so tests
+// watch the adapter from outside, through its log, Stats and the peer.
 type testServer struct {
 	*Server
 	http *httptest.Server
@@ -117,13 +114,29 @@ type testServer struct {
 
 func startServer(t testing.TB, cfg ServerConfig) *testServer {
 	t.Helper()
-	rec := newRecorder()
-	if cfg.Observer == nil {
-		cfg.Observer = rec.observe
+	if cfg.Observer != nil {
+		t.Fatal("startServer installs no Observer; use startObservedServer")
 	}
-	var logs *syncio.Buffer
+	return serve(t, cfg, false)
+}
+
+// startObservedServer is startServer with an Observer recording into rec
+// (and the log kept apart): for the few tests of the Observer itself.
+func startObservedServer(t testing.TB, cfg ServerConfig) *testServer {
+	t.Helper()
+	return serve(t, cfg, true)
+}
+
+func serve(t testing.TB, cfg ServerConfig, observed bool) *testServer {
+	t.Helper()
+	rec := newRecorder()
+	logs := &syncio.Buffer{}
+	var w io.Writer = io.MultiWriter(logs, logFeed{rec.observe})
+	if observed {
+		cfg.Observer, w = rec.observe, logs
+	}
 	if cfg.Logger == nil {
-		cfg.Logger, logs = jsonLogger()
+		cfg.Logger = slog.New(slog.NewJSONHandler(w, nil))
 	}
 	srv, err := NewServer(cfg)
 	if err != nil {
@@ -138,6 +151,60 @@ func startServer(t testing.TB, cfg ServerConfig) *testServer {
 		hs.Close()
 	})
 	return ts
+}
+
+// logFeed turns the JSON lines of a lifeline logger back into transition
+// Observations for rec: the log contract (one line per transition, with
+// its time, machine, id, from, to, trigger, reason, attempt, delay_ms and
+// error) is all a test without an Observer needs to follow a lifecycle.
+// slog's JSON handler writes each record in one Write.
+type logFeed struct{ observe func(Observation) }
+
+func (f logFeed) Write(p []byte) (int, error) {
+	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
+		if o, ok := parseTransitionLine(line); ok {
+			f.observe(o)
+		}
+	}
+	return len(p), nil
+}
+
+// names maps every fsm name back to its value, for parseTransitionLine.
+var names = func() map[string]int {
+	m := map[string]int{}
+	for i := range 64 {
+		m["state:"+fsm.State(i).String()] = i
+		m["trigger:"+fsm.Trigger(i).String()] = i
+		m["reason:"+fsm.Reason(i).String()] = i
+		m["machine:"+fsm.Machine(i).String()] = i
+	}
+	return m
+}()
+
+// parseTransitionLine reads one JSON log line; ok is false unless it is a
+// transition.
+func parseTransitionLine(line []byte) (Observation, bool) {
+	var m struct {
+		Time                       time.Time
+		Msg, Machine, ID, From, To string
+		Trigger, Reason, Error     string
+		Attempt                    int
+		DelayMS                    int64 `json:"delay_ms"`
+	}
+	if json.Unmarshal(line, &m) != nil || m.Msg != "transition" {
+		return Observation{}, false
+	}
+	tr := fsm.Transition{Machine: fsm.Machine(names["machine:"+m.Machine]), From: fsm.State(names["state:"+m.From]),
+		To: fsm.State(names["state:"+m.To]), Trigger: fsm.Trigger(names["trigger:"+m.Trigger]), At: m.Time,
+		Attempt: m.Attempt, Delay: time.Duration(m.DelayMS) * time.Millisecond}
+	if m.Reason != "" {
+		tr.Reason = fsm.Reason(names["reason:"+m.Reason])
+	}
+	o := Observation{Kind: ObsTransition, Machine: tr.Machine, ID: m.ID, At: m.Time, Transition: tr}
+	if m.Error != "" {
+		o.Err = errors.New(m.Error)
+	}
+	return o, true
 }
 
 // echo is an OnMessage handler that sends every message back.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/audit"
 	"github.com/lifeline-go/lifeline/invariant"
 	"github.com/lifeline-go/lifeline/trace"
 	"pgregory.net/rapid"
@@ -66,14 +67,21 @@ func transitionRecord(id uint32, o Observation) timedRecord {
 	return timedRecord{at: o.At, rec: trace.FromTransition(o.At, id, &o.Transition)}
 }
 
-// judgeClientRun checks (a) and (b) on one client run. Failures (Down) are
-// the client's transitions into BackingOff or GaveUp; attempts (Dial) are
+// judgeClientRun checks (a), (b) and (l) on one client run. Failures (Down)
+// are the client's logged transitions into BackingOff, Rejected or GaveUp,
+// with the status or close code the logged error names; attempts (Dial) are
 // the world's dial calls, numbered by the attempt the client's machine had
 // last started.
 func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 	const id = 0
 	recs := []timedRecord{{at: run.start, rec: trace.Record{Kind: trace.ClientStart, ID: id}}}
-	attempt := int32(0)
+	// The log names an attempt's number on the failure that schedules it
+	// (BackingOff's attempt), the first attempt being 1.
+	attempt, next := int32(0), int32(1)
+	var prev time.Duration // the delay recorded for the failure before, in this run of failures
+	slow := fsm.FailurePolicy{}.WithDefaults(c.backoff).Schedule
+	var rejections int         // consecutive permanent failures (a link that comes up ends them)
+	var prevSlow time.Duration // the slow schedule's delay recorded for the rejection before
 	for _, o := range run.obs {
 		if o.Kind == obsWorldDial {
 			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Dial, ID: id, Attempt: attempt}})
@@ -82,28 +90,53 @@ func judgeClientRun(t *rapid.T, c clientCase, run clientRun) {
 		if o.Kind != ObsTransition {
 			continue
 		}
+		if o.Transition.To == fsm.Stopped {
+			// The world stops the client when the horizon passes: that
+			// ends the observation, and a retry owed by then is judged
+			// by Finish, not excused by the stop.
+			continue
+		}
 		switch tr := o.Transition; tr.To {
-		case fsm.BackingOff, fsm.GaveUp:
+		case fsm.BackingOff, fsm.Rejected, fsm.GaveUp:
 			if tr.From == fsm.Connecting || tr.From == fsm.Connected {
-				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Down, ID: id}})
+				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Down, ID: id, Code: failureCode(o.Err)}})
+			}
+			if tr.To == fsm.BackingOff || tr.To == fsm.Rejected {
+				next = int32(tr.Attempt)
 			}
 		case fsm.Connected:
+			rejections, prevSlow = 0, 0
 			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Up, ID: id, Peer: trace.NoID}})
 		case fsm.Connecting:
-			attempt = int32(tr.Attempt)
+			attempt = next
 		}
-		recs = append(recs, transitionRecord(id, o))
+		r := transitionRecord(id, o)
+		if o.Transition.To == fsm.Rejected {
+			rejections++
+			r.rec.Delay = audit.LoggedDelay(slow, rejections, o.Transition.Delay, prevSlow)
+			prevSlow = r.rec.Delay
+		}
+		if o.Transition.To == fsm.BackingOff {
+			n := o.Transition.Attempt - 1
+			if n == 1 {
+				prev = 0 // a run of failures begins: decorrelated jitter starts over
+			}
+			r.rec.Delay = audit.LoggedDelay(c.backoff, n, o.Transition.Delay, prev)
+			prev = r.rec.Delay
+		}
+		recs = append(recs, r)
 	}
 	end := run.start.Add(c.horizon)
 	if n := len(run.obs); n > 0 && run.obs[n-1].At.After(end) {
 		end = run.obs[n-1].At
 	}
 	judge(t, invariant.Config{Backoff: c.backoff, Liveness: c.live, Only: []invariant.Invariant{
-		invariant.NoEarlyRetry, invariant.BoundedRetries}}, run.start, end, recs)
+		invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.PermanentSlow}}, run.start, end, recs)
 }
 
-// judgeServerRun checks (c)–(f) on one server run. The world supplies the
-// peers (each a client whose link is its session), their deaths with the
+// judgeServerRun checks (c)–(f) on one server run. The world supplies
+// every frame fact (worldConn: bytes heard from the peer, data frames and
+// pings written, writes that failed: the fast tier of (c)), the peers (each a client whose link is its session), their deaths with the
 // last frame the server heard from them, the slow paths (a pong latency of
 // at least half the pong timeout excuses a reap for silence, as (d)
 // states), and the moment the world has settled: every dead peer's
@@ -126,18 +159,19 @@ func judgeServerRun(t *rapid.T, c serverCase, run serverRun) {
 			recs = append(recs, transitionRecord(id, o))
 			if tr.To == fsm.Reaped {
 				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Unregister, ID: id}})
-			} else if tr.To == fsm.Alive && lastHeard[id].IsZero() {
-				lastHeard[id] = o.At
+			} else if tr.To == fsm.Alive && o.At.After(lastHeard[id]) {
+				lastHeard[id] = o.At // the handshake's bytes came before it
 			}
-		case ObsReceive:
+		case obsWorldHeard:
 			if o.At.After(lastHeard[id]) {
 				lastHeard[id] = o.At
 			}
-		case ObsSend:
-			switch {
-			case o.Frame == FrameText || o.Frame == FrameBinary:
-				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Send, ID: id}})
-			case o.Frame == FramePing && 2*c.peers[id-1].latency >= c.live.PongTimeout:
+		case obsWorldSend:
+			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Send, ID: id}})
+		case obsWorldSendFailed:
+			recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.SendFailed, ID: id}})
+		case obsWorldPing:
+			if 2*c.peers[id-1].latency >= c.live.PongTimeout {
 				recs = append(recs, timedRecord{at: o.At, rec: trace.Record{Kind: trace.Degraded, ID: id}})
 			}
 		}

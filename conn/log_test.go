@@ -14,7 +14,9 @@ import (
 // checkLogContract checks the logging contract: every transition the
 // observer saw is exactly one JSON line with msg "transition" and the keys
 // machine, id, from, to, trigger; reason exactly when a session closes or
-// is reaped; attempt and delay_ms exactly when a client schedules a retry;
+// is reaped; silent_ms and idle_ms exactly on the line that gives an open
+// session's reason; attempt and delay_ms exactly when a client schedules a retry
+// (BackingOff or Rejected);
 // no other keys but error (and slog's time and level); nothing else logged.
 func checkLogContract(t *testing.T, lines []map[string]any, obs []Observation) {
 	t.Helper()
@@ -29,7 +31,22 @@ func checkLogContract(t *testing.T, lines []map[string]any, obs []Observation) {
 		if tr.Machine == fsm.MachineSession && (tr.To == fsm.Closing || tr.To == fsm.Reaped) {
 			want["reason"] = tr.Reason.String()
 		}
-		if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
+		// The line that gives a session's reason carries silent_ms and
+		// idle_ms (lifeline audit's facts); the values are checked below.
+		ends := tr.Machine == fsm.MachineSession && tr.Reason != fsm.NoReason &&
+			(tr.From == fsm.Alive || tr.From == fsm.Suspect)
+		if ends {
+			want["silent_ms"], want["idle_ms"] = l["silent_ms"], l["idle_ms"]
+			for _, k := range []string{"silent_ms", "idle_ms"} {
+				if v, ok := l[k].(float64); !ok || v < 0 {
+					t.Errorf("line %d: %s = %v, want a non-negative number of milliseconds", i, k, l[k])
+				}
+			}
+			if tr.Trigger == fsm.PongTimeout && l["silent_ms"].(float64) < 1 {
+				t.Errorf("line %d: reaped for silence with silent_ms %v", i, l["silent_ms"])
+			}
+		}
+		if tr.Machine == fsm.MachineClient && (tr.To == fsm.BackingOff || tr.To == fsm.Rejected) {
 			want["attempt"] = float64(tr.Attempt)
 			want["delay_ms"] = float64(tr.Delay.Milliseconds())
 		}
@@ -54,7 +71,8 @@ func TestLogContractClient(t *testing.T) {
 	b := fastBackoff()
 	b.MaxAttempts = 4
 	// Four attempts to a server that answers 403, then it gives up.
-	c, rec, logs := newTestClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1"})
+	c, rec, logs := newObservedClient(t, ClientConfig{URL: ts.url, Header: BearerHeader("wrong"), Backoff: b, ID: "edge-1",
+		Failures: fsm.FailurePolicy{Schedule: b}}) // 403 is permanent: Rejected, here on a fast schedule
 	if err := c.Run(context.Background()); err == nil {
 		t.Fatal("Run succeeded against a 403 server")
 	}
@@ -74,7 +92,7 @@ func TestLogContractClient(t *testing.T) {
 
 func TestLogContractServer(t *testing.T) {
 	live := fastLiveness()
-	ts := startServer(t, ServerConfig{Liveness: live, OnMessage: func(*Session, MessageType, []byte) error {
+	ts := startObservedServer(t, ServerConfig{Liveness: live, OnMessage: func(*Session, MessageType, []byte) error {
 		return fmt.Errorf("not JSON")
 	}})
 	silent := dialRaw(t, ts.url, nil)

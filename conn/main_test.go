@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"flag"
 	"os"
 	"testing"
 
@@ -14,5 +15,15 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(helperEnv); role != "" {
 		os.Exit(runHelper(role))
 	}
+	if testSkip != "" {
+		flag.Parse()
+		if err := flag.Set("test.skip", testSkip); err != nil {
+			panic(err)
+		}
+	}
 	os.Exit(leakcheck.Main(m))
 }
+
+// testSkip, when set (mutation_test.go, -tags mutation), is the -test.skip
+// pattern the run uses.
+var testSkip string

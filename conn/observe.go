@@ -89,16 +89,10 @@ type Observer func(Observation)
 // logTransition writes the one log line a transition gets (the logging
 // contract in docs/decisions.md): msg "transition" with machine, id, from,
 // to and trigger; reason when a session closes or is reaped; attempt and
-// delay_ms when a client schedules a retry; incarnation for a cluster node
-// or peer; error when a failure caused it.
-func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
-	LogTransition(log, id, tr, cause)
-}
-
-// LogTransition writes the one log line of the logging contract for a
-// transition of any fsm machine (package cluster logs its node and peer
-// transitions with it, so every lifeline line has one shape).
-func LogTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
+// delay_ms when a client schedules a retry (BackingOff or Rejected);
+// incarnation for a cluster node or peer; extra (a session's silent_ms and
+// idle_ms when it closes or is reaped); error when a failure caused it.
+func logTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error, extra ...slog.Attr) {
 	if !log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
@@ -113,12 +107,13 @@ func LogTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error)
 	if tr.Reason != fsm.NoReason {
 		attrs = append(attrs, slog.String("reason", tr.Reason.String()))
 	}
-	if tr.Machine == fsm.MachineClient && tr.To == fsm.BackingOff {
+	if tr.Machine == fsm.MachineClient && (tr.To == fsm.BackingOff || tr.To == fsm.Rejected) {
 		attrs = append(attrs, slog.Int("attempt", tr.Attempt), slog.Int64("delay_ms", tr.Delay.Milliseconds()))
 	}
 	if tr.Machine == fsm.MachineNode || tr.Machine == fsm.MachinePeer {
 		attrs = append(attrs, slog.Uint64("incarnation", tr.Incarnation))
 	}
+	attrs = append(attrs, extra...)
 	if cause != nil {
 		attrs = append(attrs, slog.String("error", cause.Error()))
 	}
@@ -128,6 +123,29 @@ func LogTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error)
 	r := slog.NewRecord(tr.At, slog.LevelInfo, "transition", 0)
 	r.AddAttrs(attrs...)
 	_ = log.Handler().Handle(context.Background(), r)
+}
+
+// LogTransition writes the one log line of the logging contract for a
+// transition of any fsm machine (package cluster logs its node and peer
+// transitions with it, so every lifeline line has one shape).
+func LogTransition(log *slog.Logger, id string, tr *fsm.Transition, cause error) {
+	logTransition(log, id, tr, cause)
+}
+
+// endFacts are the facts a session's closing line carries for lifeline
+// audit: how long the peer had been silent (silent_ms, since the last
+// frame heard) and how long no application message had gone either way
+// (idle_ms). Without them a log cannot tell a just reap for silence from
+// an unjust or late one. Only the line that gives the reason (into
+// Closing, or into Reaped from an open state) carries them.
+func endFacts(fs *fsm.Session, tr *fsm.Transition) []slog.Attr {
+	if tr.Reason == fsm.NoReason || tr.From == fsm.Closing || tr.From == fsm.Handshaking {
+		return nil
+	}
+	return []slog.Attr{
+		slog.Int64("silent_ms", tr.At.Sub(fs.LastHeard()).Milliseconds()),
+		slog.Int64("idle_ms", tr.At.Sub(fs.LastActivity()).Milliseconds()),
+	}
 }
 
 // orDefault returns l, or the process's default logger when l is nil, so a

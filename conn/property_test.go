@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -22,7 +23,11 @@ import (
 
 // These properties run the real Client and Server, over net.Pipe, inside
 // testing/synctest bubbles: virtual time, so minutes of backoff and
-// heartbeats take milliseconds, and every timing is exact. Each run is
+// heartbeats take milliseconds, and every timing is exact. They install
+// no Observer (the production default): the lifecycle is read from the
+// JSON log (logFeed), and every frame from the world's side of the
+// sockets (worldConn), so code paths that run only without an Observer
+// are the ones judged. Each run is
 // judged twice: by package invariant, the checkers the simulator runs
 // (invariant_test.go builds their records), and directly against the fsm
 // oracles: Backoff.Earliest/Latest for retries, Liveness.ReapDeadline for
@@ -190,12 +195,12 @@ func runClientCase(c clientCase, hooks *testHooks) clientRun {
 			}
 		}
 	}
-	cl, err := NewClient(ClientConfig{URL: "ws://mem/", NetDialContext: dial, Backoff: c.backoff,
-		Liveness: c.live, Rand: rand.New(rand.NewPCG(c.seed, 1)), Logger: quietLogger(), Observer: observe})
+	cl, err := newClient(ClientConfig{URL: "ws://mem/", NetDialContext: dial, Backoff: c.backoff,
+		Liveness: c.live, Rand: rand.New(rand.NewPCG(c.seed, 1)),
+		Logger: slog.New(slog.NewJSONHandler(logFeed{observe}, nil))}, hooks)
 	if err != nil {
 		panic(err) // drawn policies are valid by construction
 	}
-	cl.hooks = hooks
 	done := make(chan error, 1)
 	go func() { done <- cl.Run(ctx) }()
 	select {
@@ -220,12 +225,18 @@ func runClientCase(c clientCase, hooks *testHooks) clientRun {
 func checkClientRetries(t *rapid.T, b fsm.Backoff, obs []Observation) {
 	b = b.WithDefaults()
 	var failedAt time.Time
-	n := 0 // failures the pending delay was drawn for
+	n := 0       // failures the pending delay was drawn for
+	attempt := 1 // the attempt under way (the log numbers it on the failure that schedules it)
 	for _, o := range transitions(obs, 0) {
 		tr := o.Transition
 		switch tr.To {
+		case fsm.Rejected: // a 403: the slow schedule, which (l) judges in judgeClientRun
+			attempt = tr.Attempt
+			if b.MaxAttempts > 0 && tr.Attempt-1 >= b.MaxAttempts {
+				t.Fatalf("failure %d did not give up (MaxAttempts %d)", tr.Attempt-1, b.MaxAttempts)
+			}
 		case fsm.BackingOff:
-			failedAt, n = o.At, tr.Attempt-1
+			failedAt, n, attempt = o.At, tr.Attempt-1, tr.Attempt
 			if b.MaxAttempts > 0 && n >= b.MaxAttempts {
 				t.Fatalf("failure %d did not give up (MaxAttempts %d)", n, b.MaxAttempts)
 			}
@@ -241,8 +252,8 @@ func checkClientRetries(t *rapid.T, b fsm.Backoff, obs []Observation) {
 				t.Fatalf("retry after failure %d came %s after it; policy's latest is %s (too late)", n, gap, b.Latest(n))
 			}
 		case fsm.GaveUp:
-			if b.MaxAttempts == 0 || tr.Attempt < b.MaxAttempts {
-				t.Fatalf("gave up at attempt %d with MaxAttempts %d", tr.Attempt, b.MaxAttempts)
+			if b.MaxAttempts == 0 || attempt < b.MaxAttempts {
+				t.Fatalf("gave up at attempt %d with MaxAttempts %d", attempt, b.MaxAttempts)
 			}
 		}
 	}
@@ -349,7 +360,7 @@ func runServerCase(c serverCase, hooks *testHooks) serverRun {
 	run.start = time.Now()
 	rec := newRecorder()
 	ln := newMemListener()
-	srv, err := NewServer(ServerConfig{Liveness: c.live, Logger: quietLogger(), Observer: rec.observe})
+	srv, err := NewServer(ServerConfig{Liveness: c.live, Logger: slog.New(slog.NewJSONHandler(logFeed{rec.observe}, nil))})
 	if err != nil {
 		panic(err)
 	}
@@ -361,8 +372,11 @@ func runServerCase(c serverCase, hooks *testHooks) serverRun {
 	var peers []*websocket.Conn
 	var handles []*Session
 	var wg sync.WaitGroup
-	d := websocket.Dialer{NetDialContext: ln.dial}
-	for _, p := range c.peers {
+	for i, p := range c.peers {
+		id := sessionID(uint64(i + 1)) // sessions are numbered in the order of their upgrades
+		d := websocket.Dialer{NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return ln.dialConn(ctx, func(s net.Conn) net.Conn { return &worldConn{Conn: s, id: id, rec: rec} })
+		}}
 		ws, _, err := d.Dial("ws://mem/", nil)
 		if err != nil {
 			panic(err)
@@ -435,6 +449,49 @@ func runServerCase(c serverCase, hooks *testHooks) serverRun {
 	return run
 }
 
+// World facts about a server's socket, recorded by worldConn on the
+// server's end of each pipe: what really crossed the wire, whatever the
+// adapter says of itself.
+const (
+	obsWorldHeard      ObservationKind = 201 + iota // bytes from the peer reached the server
+	obsWorldSend                                    // the server began writing a data frame
+	obsWorldPing                                    // the server began writing a ping
+	obsWorldSendFailed                              // a write of the server's failed
+)
+
+// worldConn is the server's end of a peer's pipe, reporting to rec what
+// the server reads and writes. gorilla/websocket writes each small frame
+// in one Write call, so a Write's first byte is a frame's opcode.
+type worldConn struct {
+	net.Conn
+	id  string
+	rec *recorder
+}
+
+func (w *worldConn) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	if n > 0 {
+		w.rec.observe(Observation{Kind: obsWorldHeard, ID: w.id, At: time.Now()})
+	}
+	return n, err
+}
+
+func (w *worldConn) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		switch p[0] & 0x0f {
+		case websocket.TextMessage, websocket.BinaryMessage:
+			w.rec.observe(Observation{Kind: obsWorldSend, ID: w.id, At: time.Now()})
+		case websocket.PingMessage:
+			w.rec.observe(Observation{Kind: obsWorldPing, ID: w.id, At: time.Now()})
+		}
+	}
+	n, err := w.Conn.Write(p)
+	if err != nil {
+		w.rec.observe(Observation{Kind: obsWorldSendFailed, ID: w.id, At: time.Now(), Err: err})
+	}
+	return n, err
+}
+
 // checkServerRun checks the liveness oracles and the send rule on one run.
 func checkServerRun(t *rapid.T, c serverCase, run serverRun) {
 	type life struct {
@@ -457,11 +514,11 @@ func checkServerRun(t *rapid.T, c serverCase, run serverRun) {
 			l.alive, l.lastHeard = o, o.At
 		case o.Kind == ObsTransition && o.Transition.To == fsm.Reaped:
 			l.reaped, l.reapSeq = o, i
-		case o.Kind == ObsReceive && l.reaped == nil:
+		case o.Kind == obsWorldHeard && l.reaped == nil:
 			if o.At.After(l.lastHeard) {
 				l.lastHeard = o.At
 			}
-		case o.Kind == ObsSend && l.reaped != nil && (o.Frame == FrameText || o.Frame == FrameBinary):
+		case o.Kind == obsWorldSend && l.reaped != nil:
 			t.Fatalf("session %s: data frame sent at %s, after its reap at %s", o.ID, o.At, l.reaped.At)
 		}
 	}
@@ -538,7 +595,48 @@ func TestPropertyServerCatchesMissingTimer(t *testing.T) {
 // The field report's server: it kept sending to dead sessions.
 func TestPropertyServerCatchesSendAfterReap(t *testing.T) {
 	report := proptest.ExpectFailure(t, serverLivenessProperty(t, &testHooks{unguarded: true}))
-	if !strings.Contains(report, "(e) no_send_after_close") {
+	// Seen from outside, the bug shows as a data frame reaching the wire
+	// after the reap, or, when gorilla/websocket already refuses writes
+	// on the closed connection, as Send reporting success for a message
+	// that can never go out.
+	if !strings.Contains(report, "(e) no_send_after_close") && !strings.Contains(report, "after its reap returned no error") {
+		t.Fatalf("the property failed for another reason:\n%s", report)
+	}
+}
+
+// A server that never pings: live peers that only answer pings fall
+// silent and are reaped for it.
+func TestPropertyServerCatchesNoPing(t *testing.T) {
+	report := proptest.ExpectFailure(t, serverLivenessProperty(t, &testHooks{noPing: true}))
+	if !strings.Contains(report, "(d) live_kept") {
+		t.Fatalf("the property failed for another reason:\n%s", report)
+	}
+}
+
+// The field report's server: a failed send swallowed, the session kept
+// until the liveness deadline instead of reaped at once.
+func TestPropertyServerCatchesSwallowedSendFailure(t *testing.T) {
+	report := proptest.ExpectFailure(t, serverLivenessProperty(t, &testHooks{swallow: true}))
+	if !strings.Contains(report, "(c) dead_reaped") || !strings.Contains(report, "but a send failed at") {
+		t.Fatalf("the property failed for another reason:\n%s", report)
+	}
+}
+
+// A client that never redials once its link dropped: the retry its
+// policy owes never comes.
+func TestPropertyClientCatchesNoRedialAfterDrop(t *testing.T) {
+	report := proptest.ExpectFailure(t, clientRetryProperty(t, &testHooks{noRedial: true}))
+	if !strings.Contains(report, "(b) bounded_retries") || !strings.Contains(report, "no attempt since failure") {
+		t.Fatalf("the property failed for another reason:\n%s", report)
+	}
+}
+
+// A client that resets its failure count when a dial succeeds, not after
+// the link proved stable: a link that flaps at once retries at the
+// shortest delay every time.
+func TestPropertyClientCatchesBackoffResetAtConnect(t *testing.T) {
+	report := proptest.ExpectFailure(t, clientRetryProperty(t, &testHooks{resetAtConnect: true}))
+	if !strings.Contains(report, "(a) no_early_retry") {
 		t.Fatalf("the property failed for another reason:\n%s", report)
 	}
 }

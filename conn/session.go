@@ -146,7 +146,7 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	srv := s.srv
 	if tr := out.Transition; tr != nil {
 		srv.count(tr)
-		logTransition(srv.log, sessionID(s.id), tr, cause)
+		logTransition(srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
 		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
 		if h := srv.stateHook; h != nil && tr.From != tr.To && tr.From != fsm.Handshaking && tr.To != fsm.Reaped {
 			h.StateChanged(s, tr.To)
@@ -156,6 +156,9 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	for _, a := range out.Actions {
 		switch a.Kind {
 		case fsm.ActSendPing:
+			if srv.hooks.skipPing() {
+				continue // the bug under test: no ping written
+			}
 			s.flags |= flagPing
 			s.wakeWriterLocked()
 		case fsm.ActClose:
@@ -216,7 +219,9 @@ func (s *Session) reapLocked(reason fsm.Reason, closeCode int) {
 	s.flags &^= flagPing | flagPong
 	s.closeCode = 0
 	s.srv.tq.remove(s)
-	s.srv.unregister(s)
+	if !s.srv.hooks.keepReaped() {
+		s.srv.unregister(s)
+	}
 	s.srv.wg.Add(1)
 	go s.teardown(s.ws, closeCode, reason)
 }

@@ -136,7 +136,7 @@ func (s *Session) readFailed(err error) {
 func (s *Session) applyEcho(out fsm.Output, cause error, echo int) {
 	if tr := out.Transition; tr != nil {
 		s.srv.count(tr)
-		logTransition(s.srv.log, sessionID(s.id), tr, cause)
+		logTransition(s.srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
 		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
 	}
 	for _, a := range out.Actions {
@@ -244,6 +244,12 @@ func (s *Session) writeLoop() {
 		if err != nil {
 			s.mu.Lock()
 			s.flags &^= flagWriting
+			if srv.hooks.swallowed() { // the bug under test: the failure ignored
+				s.mu.Unlock()
+				return
+			}
+			// A failed write reaps at once (the fast tier): the peer is
+			// gone or not draining, and nothing sent after it can arrive.
 			s.stepLocked(srv.clk.Now(), fsm.EvSendError, err)
 			s.mu.Unlock()
 			return

@@ -63,6 +63,9 @@ type lproc struct {
 	name string
 	cmd  *exec.Cmd
 	in   io.WriteCloser
+	// viaSudo: cmd is sudo, which relays SIGTERM to lifeline but cannot
+	// relay SIGKILL; kill asks first.
+	viaSudo bool
 
 	mu      sync.Mutex
 	lines   []logLine
@@ -77,7 +80,7 @@ func startLifeline(t *testing.T, ns, name string, args ...string) *lproc {
 	t.Helper()
 	argv := append([]string{bin}, args...)
 	if ns != "" {
-		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
+		argv = append(append(privilege(), "ip", "netns", "exec", ns), argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -96,7 +99,8 @@ func startLifeline(t *testing.T, ns, name string, args ...string) *lproc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &lproc{name: name, cmd: cmd, in: in, changed: make(chan struct{}), done: make(chan struct{})}
+	p := &lproc{name: name, cmd: cmd, in: in, changed: make(chan struct{}), done: make(chan struct{}),
+		viaSudo: ns != "" && len(privilege()) > 0}
 	var readers sync.WaitGroup
 	readers.Add(2)
 	go func() {
@@ -140,6 +144,13 @@ func (p *lproc) add(f func()) {
 // waits for its output to be read.
 func (p *lproc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	if p.viaSudo {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_ = p.in.Close()
 	<-p.done
@@ -291,29 +302,73 @@ func rawListener(t *testing.T, handle func(net.Conn)) string {
 // everything in it when the test ends.
 type netns struct{ name string }
 
-// newNetns makes a namespace with its loopback up, or skips the test
-// where namespaces cannot be made (not root, no iproute2/nftables) —
-// except under CI, which installs them, where that is a failure.
+// privilege returns the command prefix that runs a command as root: none
+// when this is root, "sudo -n" when sudo works without a password, nil
+// otherwise (see hasPrivilege).
+func privilege() []string {
+	privOnce.Do(func() {
+		switch {
+		case os.Geteuid() == 0:
+			privPrefix, privOK = []string{}, true
+		case exec.Command("sudo", "-n", "true").Run() == nil:
+			privPrefix, privOK = []string{"sudo", "-n"}, true
+		}
+	})
+	return privPrefix
+}
+
+var (
+	privOnce   sync.Once
+	privPrefix []string
+	privOK     bool
+)
+
+func hasPrivilege() bool { privilege(); return privOK }
+
+// command returns argv run with the privilege namespaces need.
+func command(ctx context.Context, argv ...string) *exec.Cmd {
+	argv = append(append([]string{}, privilege()...), argv...)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+}
+
+// installed reports whether tool is on PATH or in the sbin directories,
+// which a user's PATH may lack and sudo's has.
+func installed(tool string) bool {
+	if _, err := exec.LookPath(tool); err == nil {
+		return true
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(dir, tool)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// newNetns makes a namespace with its loopback up. Where there is root or
+// a password-less sudo the namespace cases must run: under CI (CI set,
+// as .ci/run installs iproute2 and nftables) anything missing is a
+// failure, elsewhere a skip that says what is missing. Without root and
+// without sudo they skip and say so, even under CI.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
 	skip := func(why string) { noNetns(t, why) }
-	if os.Geteuid() != 0 {
-		// Not even CI can make one without root: say so and move on.
-		t.Skip("no network namespace here: not root (the namespace cases need root)")
+	if !hasPrivilege() {
+		t.Skip("no network namespace here: not root and no password-less sudo (the namespace cases need one)")
 	}
 	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
+		if !installed(tool) {
 			skip(tool + " not installed")
 		}
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	n := &netns{name: "lifeline-" + hex.EncodeToString(b[:])}
-	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
+	if out, err := command(context.Background(), "ip", "netns", "add", n.name).CombinedOutput(); err != nil {
 		skip(fmt.Sprintf("ip netns add: %v: %s", err, out))
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", n.name).CombinedOutput(); err != nil {
+		if out, err := command(context.Background(), "ip", "netns", "del", n.name).CombinedOutput(); err != nil {
 			t.Errorf("ip netns del %s: %v: %s", n.name, err, out)
 		}
 	})
@@ -321,16 +376,15 @@ func newNetns(t *testing.T) *netns {
 	return n
 }
 
-// noNetns skips a test that needs network namespaces which cannot be made
-// here, except under CI (root, the tools installed by .ci/run), where
-// that is a failure.
+// noNetns skips a test whose namespaces cannot be made here although
+// root or sudo is (a tool or a kernel feature missing), except under CI
+// (.ci/run installs the tools), where that is a failure.
 func noNetns(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
-		// .ci/run installed the tools: as root, a namespace must work.
-		t.Fatalf("network namespace needed under CI: %s", why)
+		t.Fatalf("network namespace needed under CI (root or sudo is here): %s", why)
 	}
-	t.Skipf("no network namespace here: %s (needs root, iproute2 and nftables)", why)
+	t.Skipf("no network namespace here: %s (needs iproute2 and nftables)", why)
 }
 
 // try runs a command inside the namespace and returns its error with
@@ -338,7 +392,7 @@ func noNetns(t *testing.T, why string) {
 func (n *netns) try(argv ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.name}, argv...)...)
+	cmd := command(ctx, append([]string{"ip", "netns", "exec", n.name}, argv...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, out)
 	}
@@ -349,7 +403,7 @@ func (n *netns) try(argv ...string) error {
 func (n *netns) output(argv ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.name}, argv...)...).Output()
+	return command(ctx, append([]string{"ip", "netns", "exec", n.name}, argv...)...).Output()
 }
 
 // run runs a command inside the namespace.
@@ -366,7 +420,7 @@ func (n *netns) nft(t *testing.T, rules string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.name, "nft", "-f", "-")
+	cmd := command(ctx, "ip", "netns", "exec", n.name, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nft in %s: %v: %s\n%s", n.name, err, out, rules)

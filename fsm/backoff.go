@@ -18,7 +18,9 @@ type JitterKind uint8
 
 const (
 	// JitterSymmetric (the zero value) spreads the delay evenly over
-	// base × [1−f, 1+f], as gRPC does; f is JitterFraction, default 0.2.
+	// base × [1−f, 1+f], as gRPC does (with 0.2); f is JitterFraction,
+	// default 0.5: the restart-herd measurement chose it (docs/decisions.md,
+	// "herd: ±50 % jitter"). The mean delay is the base whatever f is.
 	JitterSymmetric JitterKind = iota
 	// JitterNone uses the base delay as is. A fleet then retries in
 	// lock-step after a shared outage.
@@ -81,12 +83,24 @@ type Backoff struct {
 	// Jitter is the shape of the randomness. The zero value is JitterSymmetric.
 	Jitter JitterKind
 	// JitterFraction f in [0, 1] is the share of the delay that is random,
-	// for JitterSymmetric (zero means 0.2) and JitterFull (zero means 1).
+	// for JitterSymmetric (zero means 0.5) and JitterFull (zero means 1).
 	// It must be zero for the other kinds.
 	JitterFraction float64
 	// MaxAttempts is how many consecutive attempts may fail before the
 	// client gives up. Zero means never give up.
 	MaxAttempts int
+	// ReconnectFloor is the shortest time between the start of one attempt
+	// and an attempt that Client's reconnect-now (or a backoff reset)
+	// starts: an owner calling ReconnectNow in a loop gets at most one
+	// attempt per floor. It bounds only those attempts; the schedule's own
+	// retries keep their bounds. Zero means Initial.
+	ReconnectFloor time.Duration
+	// GiveUpAfter is the longest the client may go without a proven link
+	// (one that stayed up StableAfter), counted from Run's start or from
+	// the end of the last proven link, before it gives up
+	// (GiveUpOffline). It is judged at each failure, so the client gives
+	// up at the first failure at or past it. Zero means never.
+	GiveUpAfter time.Duration
 	// FirstImmediate retries at once after the first failure of a run, for
 	// the transient glitch; backoff starts from the second. Off in the zero
 	// value, on in DefaultBackoff.
@@ -102,7 +116,7 @@ type Backoff struct {
 }
 
 // DefaultBackoff returns the zero Backoff's defaults with FirstImmediate on:
-// 1s initial, ×1.6, ±20 % jitter, 120 s cap, 20 s connect timeout, no
+// 1s initial, ×1.6, ±50 % jitter, 120 s cap, 20 s connect timeout, no
 // attempt limit, 10 s to count as stable.
 func DefaultBackoff() Backoff {
 	return Backoff{FirstImmediate: true}.WithDefaults()
@@ -122,7 +136,7 @@ func (b Backoff) WithDefaults() Backoff {
 	if b.JitterFraction == 0 {
 		switch b.Jitter {
 		case JitterSymmetric:
-			b.JitterFraction = 0.2
+			b.JitterFraction = 0.5
 		case JitterFull:
 			b.JitterFraction = 1
 		}
@@ -132,6 +146,9 @@ func (b Backoff) WithDefaults() Backoff {
 	}
 	if b.StableAfter == 0 {
 		b.StableAfter = 10 * time.Second
+	}
+	if b.ReconnectFloor == 0 {
+		b.ReconnectFloor = b.Initial
 	}
 	return b
 }
@@ -147,7 +164,7 @@ func (b Backoff) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}} {
+	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}, {"GiveUpAfter", b.GiveUpAfter}, {"ReconnectFloor", b.ReconnectFloor}} {
 		if d.v < 0 {
 			bad(d.name, "must not be negative", d.v)
 		}

@@ -61,8 +61,9 @@ func TestJitterKindsAtFixedDraws(t *testing.T) {
 		prevNote time.Duration
 	}{
 		{JitterNone, 0, 0.5, base, base, base, 0},
-		{JitterSymmetric, 0, 0, 8 * time.Second, 8 * time.Second, 12 * time.Second, 0},
-		{JitterSymmetric, 0, 0.5, base, 8 * time.Second, 12 * time.Second, 0},
+		{JitterSymmetric, 0, 0, 5 * time.Second, 5 * time.Second, 15 * time.Second, 0}, // f 0 means 0.5
+		{JitterSymmetric, 0, 0.5, base, 5 * time.Second, 15 * time.Second, 0},
+		{JitterSymmetric, 0.2, 0, 8 * time.Second, 8 * time.Second, 12 * time.Second, 0},
 		{JitterSymmetric, 0.5, 0, 5 * time.Second, 5 * time.Second, 15 * time.Second, 0},
 		{JitterFull, 0, 0, base, 0, base, 0},
 		{JitterFull, 0, 0.5, 5 * time.Second, 0, base, 0},

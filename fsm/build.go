@@ -85,6 +85,10 @@ func complement(g Guard) Guard {
 		return AtErrorLimit
 	case AtErrorLimit:
 		return BelowErrorLimit
+	case FloorPassed:
+		return FloorPending
+	case FloorPending:
+		return FloorPassed
 	}
 	return 255
 }
@@ -153,6 +157,8 @@ var guardFuncs = map[Guard]stateless.GuardFunc{
 	RetriesExhausted: retriesExhausted,
 	BelowErrorLimit:  belowErrorLimit,
 	AtErrorLimit:     atErrorLimit,
+	FloorPassed:      floorPassed,
+	FloorPending:     floorPending,
 }
 
 func holds(ctx context.Context, g Guard) bool {
@@ -164,6 +170,8 @@ func retriesLeft(ctx context.Context, _ ...any) bool      { return holds(ctx, Re
 func retriesExhausted(ctx context.Context, _ ...any) bool { return holds(ctx, RetriesExhausted) }
 func belowErrorLimit(ctx context.Context, _ ...any) bool  { return holds(ctx, BelowErrorLimit) }
 func atErrorLimit(ctx context.Context, _ ...any) bool     { return holds(ctx, AtErrorLimit) }
+func floorPassed(ctx context.Context, _ ...any) bool      { return holds(ctx, FloorPassed) }
+func floorPending(ctx context.Context, _ ...any) bool     { return holds(ctx, FloorPending) }
 
 // shared holds the one machine per built-in table that every Client and
 // Session fires. Building is deterministic and cannot fail for the built-in

@@ -17,11 +17,16 @@ type ClientConfig struct {
 	// Rand supplies jitter. Required unless Backoff.Jitter is JitterNone;
 	// seed it to make the delays reproducible.
 	Rand Rand
+	// Failures is the failure table: which failures StepFailure treats as
+	// permanent (Rejected, on its slow schedule) or fatal. The zero value
+	// means its defaults.
+	Failures FailurePolicy
 }
 
 // Validate reports what is wrong with c, naming each field.
 func (c ClientConfig) Validate() error {
-	return errors.Join(c.Backoff.Validate(), c.Liveness.Validate(), needRand(c.Backoff, c.Rand))
+	return errors.Join(c.Backoff.Validate(), c.Liveness.Validate(), needRand(c.Backoff, c.Rand), c.Failures.Validate(),
+		needRand(c.Failures.WithDefaults(c.Backoff).Schedule, c.Rand))
 }
 
 // needRand reports a jittered policy without a source: fsm has no
@@ -64,6 +69,18 @@ type Client struct {
 	floor        time.Time // the earliest the pending retry was ever promised for
 	retryAt      time.Time
 
+	fp            FailurePolicy // effective
+	failure       Failure       // of the failure being stepped
+	class         FailureClass  // its class
+	rejections    int           // consecutive permanent failures; a link that comes up ends them
+	slowDelay     time.Duration // the slow schedule's delay after the latest rejection
+	lastAttemptAt time.Time     // when the latest attempt started: the reconnect-now floor counts from it
+
+	now          time.Time   // of the Step in progress, for the guards
+	offlineSince time.Time   // see OfflineSince
+	proven       bool        // the current link stayed up StableAfter
+	gaveUp       GiveUpCause // why the client is in GaveUp
+
 	trans Transition
 }
 
@@ -77,12 +94,16 @@ type clientInstance struct {
 func (i *clientInstance) LifecycleState() State     { return i.c.state }
 func (i *clientInstance) SetLifecycleState(s State) { i.c.state = s }
 func (i *clientInstance) GuardHolds(g Guard) bool {
-	exhausted := i.c.b.GivesUpAfter(i.c.failures + 1)
+	c := i.c
 	switch g {
 	case RetriesLeft:
-		return !exhausted
+		return c.giveUp(c.now) == GiveUpNone
 	case RetriesExhausted:
-		return exhausted
+		return c.giveUp(c.now) != GiveUpNone
+	case FloorPassed:
+		return !c.now.Before(c.reconnectFloorAt())
+	case FloorPending:
+		return c.now.Before(c.reconnectFloorAt())
 	}
 	return false
 }
@@ -98,6 +119,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		b:       cfg.Backoff.WithDefaults(),
 		l:       cfg.Liveness.WithDefaults(),
 		rng:     cfg.Rand,
+		fp:      cfg.Failures.WithDefaults(cfg.Backoff),
 		acts:    make([]Action, 0, 4),
 	}
 	c.pingLag = c.l.PongTimeout / 4
@@ -117,8 +139,10 @@ func (c *Client) Failures() int { return c.failures }
 func (c *Client) Attempt() int { return c.attempt }
 
 // RetryAt returns when the pending attempt is due, and false unless the
-// client is BackingOff.
-func (c *Client) RetryAt() (time.Time, bool) { return c.retryAt, c.state == BackingOff }
+// client is BackingOff or Rejected.
+func (c *Client) RetryAt() (time.Time, bool) {
+	return c.retryAt, c.state == BackingOff || c.state == Rejected
+}
 
 // ConnectedSince returns when the current link came up, and false unless
 // the client is Connected.
@@ -139,7 +163,7 @@ func (c *Client) Deadline() (time.Time, bool) {
 	switch c.state {
 	case Connecting:
 		return c.dialDeadline, true
-	case BackingOff:
+	case BackingOff, Rejected:
 		return c.retryAt, true
 	case Connected:
 		return earliest(c.l.reapAt(c.lastHeard), c.l.pingAt(c.lastHeard, c.lastPing, c.pingLag)), true
@@ -151,7 +175,20 @@ func (c *Client) Deadline() (time.Time, bool) {
 // the current state does not accept returns an *UnhandledError and changes
 // nothing. EvStop in a terminal state is a no-op.
 func (c *Client) Step(now time.Time, ev Event) (Output, error) {
+	return c.StepFailure(now, ev, Failure{})
+}
+
+// StepFailure is Step for a failure the driver can say more about: for
+// EvDialFailed and EvDropped, f (the HTTP status or close code seen) is
+// classed by the failure table, and a permanent or fatal failure fires
+// GoAway instead of DialFailed or Dropped. For other events f is ignored.
+func (c *Client) StepFailure(now time.Time, ev Event, f Failure) (Output, error) {
 	c.acts = c.acts[:0]
+	c.now = now
+	c.failure, c.class = Failure{}, Transient
+	if ev == EvDialFailed || ev == EvDropped {
+		c.failure, c.class = f, c.fp.Classify(f)
+	}
 	c.settle(now)
 	var tr Trigger
 	switch ev {
@@ -172,6 +209,14 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 		tr = DialFailed
 	case EvDropped:
 		tr = Dropped
+	case EvReconnectNow:
+		if c.state == BackingOff {
+			tr = ReconnectNow
+		}
+	case EvResetBackoff:
+		if c.state == BackingOff || c.state == Connected {
+			tr = ResetBackoff
+		}
 	case EvStop:
 		if c.state == GaveUp || c.state == Stopped {
 			break
@@ -179,6 +224,9 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 		tr = Stop
 	default:
 		return Output{}, &UnhandledError{Machine: MachineClient, State: c.state, Event: ev}
+	}
+	if c.class != Transient && (tr == DialFailed || tr == Dropped) {
+		tr = GoAway
 	}
 	if tr == 0 {
 		return Output{Actions: c.acts}, nil
@@ -194,9 +242,11 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 // settle does the bookkeeping that time alone causes: a link that has been
 // up for StableAfter ends the run of failures.
 func (c *Client) settle(now time.Time) {
-	if c.state == Connected && !now.Before(c.connectedAt.Add(c.b.StableAfter)) {
-		c.failures, c.delay, c.prevDelay = 0, 0, 0
+	if c.state != Connected || now.Before(c.connectedAt.Add(c.b.StableAfter)) {
+		return
 	}
+	c.proven = true
+	c.failures, c.delay, c.prevDelay = 0, 0, 0
 }
 
 // due returns the trigger an expired deadline fires, or queues a ping.
@@ -206,7 +256,7 @@ func (c *Client) due(now time.Time) Trigger {
 		if !now.Before(c.dialDeadline) {
 			return DialTimeout
 		}
-	case BackingOff:
+	case BackingOff, Rejected:
 		if !now.Before(c.retryAt) {
 			return RetryDue
 		}
@@ -234,19 +284,36 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 			c.acts = append(c.acts, Action{Kind: ActAbortDial})
 		}
 	case Connected:
+		if tr == ResetBackoff { // a re-entry: the link stays
+			c.failures, c.delay, c.prevDelay = 0, 0, 0
+			return
+		}
 		if tr == Stop {
 			c.acts = append(c.acts, Action{Kind: ActClose, Code: 1000})
 		}
 		c.acts = append(c.acts, Action{Kind: ActDrop})
+	case BackingOff:
+		if to == BackingOff { // reconnect-now before the floor, or a reset
+			c.reschedule(now, tr)
+			return
+		}
+	}
+	if from == Idle {
+		c.offlineSince = now
+	}
+	if from == Connected && c.proven && to != Stopped { // the proven link ended: offline from now
+		c.offlineSince, c.proven = now, false
 	}
 	switch to {
 	case Connecting:
+		c.lastAttemptAt = now
 		c.attempt = c.failures + 1
 		c.dialDeadline = now.Add(c.b.ConnectTimeout)
 		c.trans.Attempt = c.attempt
 		c.acts = append(c.acts, Action{Kind: ActDial, At: c.dialDeadline, Attempt: c.attempt})
 	case Connected:
 		c.connectedAt, c.lastHeard, c.lastPing = now, now, time.Time{}
+		c.rejections, c.slowDelay = 0, 0
 	case BackingOff:
 		c.failures++
 		c.prevDelay, c.delay = c.delay, c.b.Delay(c.failures, c.delay, c.rng)
@@ -255,7 +322,18 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		c.floor = now.Add(c.b.Earliest(c.failures))
 		c.trans.Attempt, c.trans.Delay = c.failures+1, c.delay
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.delay})
+	case Rejected:
+		c.failures++
+		c.rejections++
+		// The slow schedule keeps its own last delay: the transient
+		// backoff's (decorrelated jitter grows from it) is untouched.
+		c.slowDelay = c.fp.Schedule.Delay(c.rejections, c.slowDelay, c.rng)
+		c.failedAt = now
+		c.retryAt = now.Add(c.slowDelay)
+		c.trans.Attempt, c.trans.Delay = c.failures+1, c.slowDelay
+		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.slowDelay})
 	case GaveUp:
+		c.gaveUp = c.giveUp(now)
 		c.failures++
 		c.trans.Attempt = c.attempt
 	}
@@ -312,4 +390,40 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// reconnectFloorAt is the earliest a reconnect-now may start an attempt:
+// Backoff.ReconnectFloor after the latest attempt started.
+func (c *Client) reconnectFloorAt() time.Time { return c.lastAttemptAt.Add(c.b.ReconnectFloor) }
+
+// reschedule moves the pending retry of a BackingOff client: to the floor
+// for a reconnect-now that came before it (only ever earlier), or, for a
+// backoff reset, to the delay of a first failure drawn again from the
+// failure, never before the floor.
+func (c *Client) reschedule(now time.Time, tr Trigger) {
+	at := c.retryAt
+	switch tr {
+	case ReconnectNow:
+		// Only the retry moves: the delay drawn stays the basis of the
+		// next one (decorrelated jitter grows from it).
+		if f := c.reconnectFloorAt(); f.Before(at) {
+			at = f
+		}
+	case ResetBackoff:
+		c.failures, c.prevDelay, c.delay = 1, 0, c.b.Delay(1, 0, c.rng)
+		at = c.failedAt.Add(c.delay)
+		if f := c.reconnectFloorAt(); at.Before(f) {
+			at = f
+		}
+	}
+	c.trans.Attempt = c.failures + 1
+	if at.Equal(c.retryAt) {
+		return
+	}
+	c.retryAt = at
+	if at.Before(c.floor) { // the owner's request: the retry's promised floor moves with it
+		c.floor = at
+	}
+	c.trans.Delay = at.Sub(c.failedAt)
+	c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: at, Attempt: c.failures + 1, Delay: c.trans.Delay})
 }

@@ -24,6 +24,20 @@ const (
 	EvStop
 )
 
+// Events of the reconnect policy v2 a client driver hands to Client.Step.
+// Both are the owner's requests; in a state with no row for them they do
+// nothing.
+const (
+	// EvReconnectNow: retry now (the network came back). A BackingOff
+	// client dials at once if Backoff.ReconnectFloor has passed since its
+	// latest attempt started, else its retry moves to that instant.
+	EvReconnectNow Event = iota + 10
+	// EvResetBackoff: forget the run of failures. A Connected client's next
+	// drop starts a fresh run; a BackingOff client's pending retry is
+	// drawn again as after a first failure, no earlier than the floor.
+	EvResetBackoff
+)
+
 // Events a session driver hands to Session.Step.
 const (
 	// EvUpgraded: the WebSocket upgrade completed.
@@ -66,7 +80,7 @@ const (
 
 var eventNames = map[Event]string{
 	EvStart: "start", EvDialOK: "dial_ok", EvDialFailed: "dial_failed", EvDropped: "dropped",
-	EvStop: "stop", EvUpgraded: "upgraded", EvHandshakeFailed: "handshake_failed",
+	EvStop: "stop", EvReconnectNow: "reconnect_now", EvResetBackoff: "reset_backoff", EvUpgraded: "upgraded", EvHandshakeFailed: "handshake_failed",
 	EvProtocolError: "protocol_error", EvSendError: "send_error", EvReadError: "read_error",
 	EvPeerClose: "peer_close", EvSlowConsumer: "slow_consumer", EvShutdown: "shutdown",
 	EvClosed: "closed", EvTick: "tick", EvPong: "pong", EvMessage: "message", EvSent: "sent",

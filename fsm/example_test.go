@@ -81,10 +81,24 @@ func ExampleBackoff_Delay() {
 	}
 	// Output:
 	// failure 1: 0s within [0s, 0s]
-	// failure 2: 873ms within [800ms, 1.2s]
-	// failure 3: 1.831s within [1.28s, 1.92s]
-	// failure 4: 2.545s within [2.048s, 3.072s]
-	// failure 5: 4.829s within [3.2768s, 4.9152s]
+	// failure 2: 681ms within [500ms, 1.5s]
+	// failure 3: 2.178s within [800ms, 2.4s]
+	// failure 4: 2.523s within [1.28s, 3.84s]
+	// failure 5: 5.928s within [2.048s, 6.144s]
+}
+
+// The herd oracle: the share of a fleet's reconnects one 100 ms window
+// may expect after all of them dropped at once and the server stayed
+// down 2 s, for the ±20 % jitter lifeline had before and its default.
+func ExampleBackoff_HerdShare() {
+	old := fsm.Backoff{FirstImmediate: true, JitterFraction: 0.2}
+	for _, b := range []fsm.Backoff{old, fsm.DefaultBackoff()} {
+		p, _ := b.HerdShare(2*time.Second, 100*time.Millisecond)
+		fmt.Printf("±%.0f%%: %.3f, at most %d of 500\n", b.WithDefaults().JitterFraction*100, p, fsm.HerdLimit(500, p))
+	}
+	// Output:
+	// ±20%: 0.156, at most 128 of 500
+	// ±50%: 0.063, at most 66 of 500
 }
 
 // Validate names every field that breaks a rule.

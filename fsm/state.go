@@ -44,18 +44,29 @@ const (
 	// Idle is the client before Run. Next: Connecting, Stopped.
 	Idle State = iota + 1
 	// Connecting is a dial plus WebSocket handshake in flight, bounded by the
-	// policy's ConnectTimeout. Next: Connected, BackingOff, GaveUp, Stopped.
+	// policy's ConnectTimeout. Next: Connected, BackingOff, Rejected, GaveUp,
+	// Stopped.
 	Connecting
 	// Connected is an open link watched by the liveness policy.
-	// Next: BackingOff, GaveUp, Stopped.
+	// Next: Connected (backoff reset), BackingOff, Rejected, GaveUp, Stopped.
 	Connected
-	// BackingOff is the wait before the next attempt. Next: Connecting, Stopped.
+	// BackingOff is the wait before the next attempt after a transient
+	// failure. Next: BackingOff (reconnect-now before its floor, backoff
+	// reset), Connecting, Stopped.
 	BackingOff
-	// GaveUp is terminal: MaxAttempts consecutive attempts failed.
+	// GaveUp is terminal: MaxAttempts consecutive attempts failed, the
+	// client went GiveUpAfter without a proven link, or a failure the
+	// failure table calls fatal (Client.GaveUpCause says which).
 	GaveUp
 	// Stopped is terminal: the owner asked the client to stop.
 	Stopped
 )
+
+// Rejected is the client's wait after a permanent failure (the server
+// said "go away": 401, 403, 404, close 1008, ... by the failure table), on
+// the slow schedule (FailurePolicy.Schedule). Reconnect-now does not cut
+// it short. Next: Connecting, Stopped.
+const Rejected State = 10
 
 // Server session states.
 const (
@@ -81,6 +92,7 @@ const (
 var stateNames = map[State]string{
 	Idle: "Idle", Connecting: "Connecting", Connected: "Connected", BackingOff: "BackingOff",
 	GaveUp: "GaveUp", Stopped: "Stopped",
+	Rejected:    "Rejected",
 	Handshaking: "Handshaking", Alive: "Alive", Suspect: "Suspect", Closing: "Closing", Reaped: "Reaped",
 	Joining: "Joining", Member: "Member", Degraded: "Degraded", Fenced: "Fenced", Left: "Left",
 	Expired: "Expired",
@@ -117,6 +129,19 @@ const (
 	Dropped
 	// Stop is the owner's request to end.
 	Stop
+)
+
+// Triggers of the client table added by the reconnect policy v2.
+const (
+	// GoAway reports a failed attempt or a dropped link that the failure
+	// table calls permanent or fatal (a 401, a close 1008, ...).
+	GoAway Trigger = iota + 10
+	// ReconnectNow is the owner's request to retry at once (the network
+	// came back), honoured no sooner than Backoff.ReconnectFloor after the
+	// latest attempt started.
+	ReconnectNow
+	// ResetBackoff is the owner's request to forget the run of failures.
+	ResetBackoff
 )
 
 // Triggers shared by both tables.
@@ -167,6 +192,7 @@ const (
 var triggerNames = map[Trigger]string{
 	Start: "start", DialOK: "dial_ok", DialFailed: "dial_failed", DialTimeout: "dial_timeout",
 	RetryDue: "retry_due", Dropped: "dropped", Stop: "stop",
+	GoAway: "go_away", ReconnectNow: "reconnect_now", ResetBackoff: "reset_backoff",
 	PongTimeout: "pong_timeout",
 	Upgraded:    "upgraded", HandshakeFailed: "handshake_failed", HandshakeTimeout: "handshake_timeout",
 	ProtocolError: "protocol_error", Recovered: "recovered", IdleTimeout: "idle_timeout",

@@ -10,19 +10,28 @@ const (
 	// NoGuard: the row always applies.
 	NoGuard Guard = iota
 	// RetriesLeft: this failure leaves attempts under Backoff.MaxAttempts
-	// (always true when MaxAttempts is 0).
+	// (always true when MaxAttempts is 0) and comes before the
+	// Backoff.GiveUpAfter deadline.
 	RetriesLeft
-	// RetriesExhausted: this failure is attempt number MaxAttempts.
+	// RetriesExhausted: this failure is attempt number MaxAttempts, or
+	// comes at or past the GiveUpAfter deadline (Client.GaveUpCause says
+	// which).
 	RetriesExhausted
 	// BelowErrorLimit: this error leaves the streak under Liveness.MaxErrors.
 	BelowErrorLimit
 	// AtErrorLimit: this error makes the streak reach Liveness.MaxErrors.
 	AtErrorLimit
+	// FloorPassed: Backoff.ReconnectFloor has passed since the latest
+	// attempt started.
+	FloorPassed
+	// FloorPending: it has not.
+	FloorPending
 )
 
 var guardNames = [...]string{
 	NoGuard: "", RetriesLeft: "retriesLeft", RetriesExhausted: "retriesExhausted",
 	BelowErrorLimit: "belowErrorLimit", AtErrorLimit: "atErrorLimit",
+	FloorPassed: "floorPassed", FloorPending: "floorPending",
 }
 
 // String returns the guard's name, the bracketed label in diagrams.
@@ -62,7 +71,7 @@ func ClientTable() *Table {
 	return &Table{
 		Machine:  MachineClient,
 		Initial:  Idle,
-		States:   []State{Idle, Connecting, Connected, BackingOff, GaveUp, Stopped},
+		States:   []State{Idle, Connecting, Connected, BackingOff, Rejected, GaveUp, Stopped},
 		Terminal: []State{GaveUp, Stopped},
 		Rows: []Row{
 			{Idle, Start, Connecting, NoGuard},
@@ -83,6 +92,18 @@ func ClientTable() *Table {
 
 			{BackingOff, RetryDue, Connecting, NoGuard},
 			{BackingOff, Stop, Stopped, NoGuard},
+
+			// Reconnect policy v2: permanent failures, reconnect-now, reset.
+			{Connecting, GoAway, Rejected, RetriesLeft},
+			{Connecting, GoAway, GaveUp, RetriesExhausted},
+			{Connected, GoAway, Rejected, RetriesLeft},
+			{Connected, GoAway, GaveUp, RetriesExhausted},
+			{Connected, ResetBackoff, Connected, NoGuard},
+			{BackingOff, ReconnectNow, Connecting, FloorPassed},
+			{BackingOff, ReconnectNow, BackingOff, FloorPending},
+			{BackingOff, ResetBackoff, BackingOff, NoGuard},
+			{Rejected, RetryDue, Connecting, NoGuard},
+			{Rejected, Stop, Stopped, NoGuard},
 		},
 	}
 }

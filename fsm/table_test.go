@@ -70,6 +70,11 @@ func clientFor(t *testing.T, s State, g Guard) (*Client, time.Time) {
 	case BackingOff:
 		step(EvStart)
 		step(EvDialFailed)
+	case Rejected:
+		step(EvStart)
+		if _, err := c.StepFailure(now, EvDialFailed, Failure{Status: 401}); err != nil {
+			t.Fatal(err)
+		}
 	case GaveUp:
 		c.b.MaxAttempts = 1
 		step(EvStart)
@@ -83,20 +88,33 @@ func clientFor(t *testing.T, s State, g Guard) (*Client, time.Time) {
 	return c, now
 }
 
-// clientInput returns the event and time that make trigger tr fire on c.
-func clientInput(c *Client, now time.Time, tr Trigger) (Event, time.Time) {
+// clientInput returns the event, time and failure that make trigger tr
+// fire on c with guard g.
+func clientInput(c *Client, now time.Time, tr Trigger, g Guard) (Event, time.Time, Failure) {
 	switch tr {
 	case DialTimeout, RetryDue, PongTimeout:
 		d, _ := c.Deadline()
 		if tr == PongTimeout {
 			d = c.l.ReapDeadline(c.lastHeard)
 		}
-		return EvTick, d
+		return EvTick, d, Failure{}
+	case GoAway:
+		if c.State() == Connected {
+			return EvDropped, now, Failure{Code: 1008}
+		}
+		return EvDialFailed, now, Failure{Status: 403}
+	case ReconnectNow:
+		if g == FloorPassed {
+			return EvReconnectNow, c.reconnectFloorAt(), Failure{}
+		}
+		return EvReconnectNow, now, Failure{}
+	case ResetBackoff:
+		return EvResetBackoff, now, Failure{}
 	}
 	for ev, t := range map[Event]Trigger{EvStart: Start, EvDialOK: DialOK, EvDialFailed: DialFailed,
 		EvDropped: Dropped, EvStop: Stop} {
 		if t == tr {
-			return ev, now
+			return ev, now, Failure{}
 		}
 	}
 	panic("no client event for " + tr.String())
@@ -106,8 +124,8 @@ func TestClientEveryRow(t *testing.T) {
 	for _, r := range ClientTable().Rows {
 		t.Run(r.From.String()+"/"+r.label(), func(t *testing.T) {
 			c, now := clientFor(t, r.From, r.Guard)
-			ev, at := clientInput(c, now, r.Trigger)
-			out, err := c.Step(at, ev)
+			ev, at, f := clientInput(c, now, r.Trigger, r.Guard)
+			out, err := c.StepFailure(at, ev, f)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -95,7 +95,7 @@ func TestClusterCheckers(t *testing.T) {
 			s.Finish(tc.end)
 			var got []string
 			for _, v := range s.Violations() {
-				if v.Invariant >= invariant.NodeDeclaredDead {
+				if v.Invariant >= invariant.NodeDeclaredDead && v.Invariant <= invariant.DirectoryMatches {
 					got = append(got, v.String())
 				}
 			}
@@ -113,7 +113,7 @@ func TestClusterCheckers(t *testing.T) {
 func TestClusterVerdictsOnlyForClusters(t *testing.T) {
 	s, _ := invariant.New(cfg)
 	for _, v := range s.Verdicts() {
-		if v.Invariant >= invariant.NodeDeclaredDead {
+		if v.Invariant >= invariant.NodeDeclaredDead && v.Invariant <= invariant.DirectoryMatches {
 			t.Fatalf("verdict %s on a run without a cluster", v.Name)
 		}
 	}

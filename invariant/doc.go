@@ -35,6 +35,17 @@
 //	(k) DirectoryMatches once the world settles, every live node's directory view is the set
 //	                     of open sessions of the live nodes
 //
+// And the reconnect policy v2's (issue 13), from the client's Down (with
+// the status or close code it carried), Nudge and Dial records:
+//
+//	(l) PermanentSlow    no attempt after a permanent failure (401, 403, 404, close 1008, ...
+//	                     by Config.Failures) comes sooner than the slow schedule allows
+//	(m) ReconnectFloor   no attempt a reconnect-now brought forward starts closer than
+//	                     Backoff.ReconnectFloor to the attempt before it
+//
+// (g) holds a restart to the lower of HerdMaxFraction and the policy's own
+// herd oracle (fsm.Backoff.HerdShare, fsm.HerdLimit).
+//
 // The records come from the simulator (package sim) or from a real adapter
 // run under testing/synctest; the checkers do not know which. Each Observe
 // is O(1) and allocates nothing in steady state (per-instance tables grow

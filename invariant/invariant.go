@@ -10,7 +10,7 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-// Invariant names one of the promises, (a) to (g).
+// Invariant names one of the promises, (a) to (i).
 type Invariant uint8
 
 // The invariants; see the package doc for each statement.
@@ -27,20 +27,27 @@ const (
 	FencedFirst
 	DeliveredLive
 	DirectoryMatches
+	// PermanentSlow (h): no attempt after a permanent failure comes sooner
+	// than the failure table's slow schedule allows.
+	PermanentSlow
+	// ReconnectFloor (i): no attempt a reconnect-now brought forward starts
+	// closer than Backoff.ReconnectFloor to the attempt before it.
+	ReconnectFloor
 )
 
 // All lists the invariants in letter order.
 var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
-	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches}
+	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor}
 
 // numInvariants sizes the per-invariant tables.
-const numInvariants = int(DirectoryMatches) + 1
+const numInvariants = int(ReconnectFloor) + 1
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
 	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
 	HerdSpread: "herd_spread", NodeDeclaredDead: "node_declared_dead", FencedFirst: "fenced_first",
 	DeliveredLive: "delivered_live", DirectoryMatches: "directory_matches",
+	PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor",
 }
 
 // String returns the invariant's name, e.g. "no_early_retry".
@@ -51,7 +58,7 @@ func (i Invariant) String() string {
 	return "Invariant(" + strconv.Itoa(int(i)) + ")"
 }
 
-// Letter returns the invariant's letter, 'a' to 'k', as the issues name them.
+// Letter returns the invariant's letter, 'a' to 'm', as the issues name them.
 func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
 
 // Config sets the oracles and the tolerances. The zero value of each field
@@ -59,12 +66,13 @@ func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
 type Config struct {
 	// Backoff is the clients' reconnect policy; zero fields mean fsm's defaults.
 	Backoff fsm.Backoff
+	// Failures is the clients' failure table: which Down codes are
+	// permanent, and the slow schedule (h) holds them to. The zero value
+	// means fsm's defaults.
+	Failures fsm.FailurePolicy
 	// Liveness is the server sessions' liveness policy; zero fields mean
 	// fsm's defaults.
 	Liveness fsm.Liveness
-	// Lease is a cluster's lease policy, the oracle of (h); zero fields
-	// mean fsm's defaults. Unused without cluster records.
-	Lease fsm.Lease
 	// ClientLiveness is the clients' liveness policy, by which (d) judges a
 	// client that drops its link for silence. The zero value means
 	// Liveness: one policy for both ends.
@@ -75,6 +83,9 @@ type Config struct {
 	// pending then may move, but never before the old policy's earliest
 	// bound, and must come by the later of that bound and the new latest.
 	BackoffChanges []BackoffChange
+	// Lease is a cluster's lease policy, the oracle of (h); zero fields
+	// mean fsm's defaults. Unused without cluster records.
+	Lease fsm.Lease
 	// Slack is how late an upper bound (latest retry, reap deadline) may be
 	// met. Zero suits the simulator, which ticks exactly at deadlines; a
 	// real driver states its timer and scheduling latency here.
@@ -103,14 +114,14 @@ type BackoffChange struct {
 // Validate reports what is wrong with c, naming each field.
 func (c Config) Validate() error {
 	var errs []error
+	if err := c.Failures.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Failures: %w", err))
+	}
 	if err := c.Backoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.Backoff: %w", err))
 	}
 	if err := c.Liveness.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.Liveness: %w", err))
-	}
-	if err := c.Lease.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("invariant: Config.Lease: %w", err))
 	}
 	if err := c.ClientLiveness.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.ClientLiveness: %w", err))
@@ -122,6 +133,9 @@ func (c Config) Validate() error {
 		if i > 0 && ch.At < c.BackoffChanges[i-1].At {
 			errs = append(errs, fmt.Errorf("invariant: Config.BackoffChanges[%d].At %s is before the change before it", i, ch.At))
 		}
+	}
+	if err := c.Lease.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Lease: %w", err))
 	}
 	if c.Slack < 0 {
 		errs = append(errs, fmt.Errorf("invariant: Config.Slack must not be negative (got %s)", c.Slack))
@@ -187,9 +201,10 @@ const keepViolations = 64
 // durations-since-epoch of a trace.
 type oracle struct {
 	b     fsm.Backoff
+	fp    fsm.FailurePolicy // defaults applied
 	l     fsm.Liveness
-	lease fsm.Lease
 	cl    fsm.Liveness // the clients' (defaults applied)
+	lease fsm.Lease
 	slack time.Duration
 }
 

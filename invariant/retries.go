@@ -24,11 +24,14 @@ func (rt *retries) down(s *Suite, r *trace.Record) {
 	}
 	if c.up && r.At-c.upAt >= s.o.b.StableAfter {
 		c.n, c.prevDelay, c.lowRun = 0, 0, 0
+		c.offlineSince = r.At
 	}
 	c.up, c.link, c.downLink = false, trace.NoID, c.link
 	c.n++
 	c.lastFail = r.At
-	c.exhausted = s.o.b.GivesUpAfter(int(c.n))
+	s.classify(c, r)
+	c.exhausted = c.fatal || s.o.b.GivesUpAfter(int(c.n)) ||
+		(s.o.b.GiveUpAfter > 0 && r.At-c.offlineSince >= s.o.b.GiveUpAfter)
 	c.pending, c.moved = !c.exhausted, false
 }
 
@@ -39,7 +42,7 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	switch {
 	case c.exhausted || c.gaveUp:
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
-			"attempt %d started after failure %d had exhausted MaxAttempts=%d", r.Attempt, c.n, s.o.b.MaxAttempts)
+			"attempt %d started after failure %d had exhausted MaxAttempts=%d or GiveUpAfter=%s", r.Attempt, c.n, s.o.b.MaxAttempts, s.o.b.GiveUpAfter)
 	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts && !c.moved:
 		// (A retry pending when the policy changed still happens: a new
 		// MaxAttempts applies from the next failure, as fsm states.)
@@ -53,7 +56,9 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 		s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt numbered %d after %d consecutive failures: the driver retried without its machine's decision", r.Attempt, c.n)
 	}
-	if c.pending {
+	// policyDial judges an attempt after a permanent failure (l) or a
+	// nudge (m); the others are (a)'s.
+	if c.pending && !s.policyDial(c, r, idx) {
 		since := r.At - c.lastFail
 		if c.moved {
 			// A policy change drew this retry's delay again; the trace
@@ -71,12 +76,16 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 		}
 	}
 	c.pending = false
+	c.lastDial = r.At
 }
 
 func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 	c := s.client(r.ID)
 	switch r.To {
 	case fsm.BackingOff:
+		if s.policyTransition(c, r, idx) {
+			break // a reconnect-now or a reset moved the retry: its dial is judged
+		}
 		// The machine's own decision, checked against the same oracle.
 		s.check(NoEarlyRetry)
 		if lo := s.o.earliest(c.n); r.Delay < lo {
@@ -92,6 +101,8 @@ func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 		if r.From == fsm.Connected && r.Trigger == fsm.PongTimeout {
 			s.judgeClientDrop(c, r, idx)
 		}
+	case fsm.Rejected:
+		s.policyTransition(c, r, idx)
 	case fsm.GaveUp:
 		if r.From == fsm.Connected && r.Trigger == fsm.PongTimeout {
 			s.judgeClientDrop(c, r, idx)
@@ -99,7 +110,8 @@ func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 		s.check(BoundedRetries)
 		if !c.exhausted {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
-				"gave up after %d consecutive failures; MaxAttempts=%d", c.n, s.o.b.MaxAttempts)
+				"gave up after %d consecutive failures; MaxAttempts=%d, GiveUpAfter=%s (%s offline)",
+				c.n, s.o.b.MaxAttempts, s.o.b.GiveUpAfter, r.At-c.offlineSince)
 		}
 		c.gaveUp, c.pending = true, false
 	case fsm.Stopped:
@@ -139,6 +151,9 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 // the policy's bounds for its failure count, or the bounds a policy
 // change moved it to.
 func (rt *retries) window(s *Suite, c *clientFacts) (lo, hi time.Duration) {
+	if c.permanent { // the slow schedule, counted in rejections (policy.go)
+		return s.o.fp.Schedule.Earliest(int(c.rejections)), s.o.fp.Schedule.Latest(int(c.rejections))
+	}
 	if c.moved {
 		return c.movedLo, c.movedHi
 	}

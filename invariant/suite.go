@@ -40,7 +40,8 @@ func New(cfg Config) (*Suite, error) {
 	if cl == (fsm.Liveness{}) {
 		cl = cfg.Liveness
 	}
-	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), l: cfg.Liveness.WithDefaults(), lease: cfg.Lease.WithDefaults(), cl: cl.WithDefaults(), slack: cfg.Slack}}
+	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), fp: cfg.Failures.WithDefaults(cfg.Backoff),
+		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), lease: cfg.Lease.WithDefaults(), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -70,12 +71,23 @@ type clientFacts struct {
 	herdMark  int32         // herd+1 whose first reconnect this client already gave
 	up        bool
 	pending   bool // a failure awaits its retry
-	exhausted bool // the last failure used up MaxAttempts
+	exhausted bool // the last failure used up MaxAttempts or passed GiveUpAfter
 	moved     bool // a policy change moved the pending retry into [movedLo, movedHi] after lastFail
 	movedLo   time.Duration
 	movedHi   time.Duration
-	gaveUp    bool
-	exited    bool
+	// offlineSince is the client's start or the drop of its last link that
+	// lived StableAfter: Backoff.GiveUpAfter counts from it.
+	offlineSince time.Duration
+	gaveUp       bool
+	exited       bool
+	// The reconnect policy v2 (policy.go): the last failure's class by
+	// the failure table, the run of permanent ones, whether the owner
+	// asked to reconnect now since, and when the last attempt started.
+	permanent, fatal bool
+	failCode         uint16
+	rejections       int32
+	nudged           bool
+	lastDial         time.Duration
 }
 
 // sessionFacts is what the checkers know of one session.
@@ -115,10 +127,13 @@ func (s *Suite) Observe(r *trace.Record) {
 	case trace.Up:
 		c := s.client(r.ID)
 		c.up, c.upAt, c.link = true, r.At, r.Peer
+		c.rejections = 0
+	case trace.Nudge:
+		s.client(r.ID).nudged = true
 	case trace.Down:
 		s.retries.down(s, r)
 	case trace.ClientStart:
-		*s.client(r.ID) = clientFacts{link: trace.NoID, downLink: trace.NoID}
+		*s.client(r.ID) = clientFacts{link: trace.NoID, downLink: trace.NoID, offlineSince: r.At}
 	case trace.ClientExit:
 		c := s.client(r.ID)
 		c.exited, c.up, c.pending, c.link = true, false, false, trace.NoID
@@ -195,7 +210,7 @@ func (s *Suite) Violations() []Violation { return s.kept }
 func (s *Suite) Verdicts() []Verdict {
 	var out []Verdict
 	for _, i := range All {
-		if s.enabled[i] && (i < NodeDeclaredDead || s.cluster.on) {
+		if s.enabled[i] && (!isCluster(i) || s.cluster.on) {
 			out = append(out, Verdict{Invariant: i, Name: i.String(), Letter: string(i.Letter()),
 				Checked: s.checked[i], Violations: s.violations[i]})
 		}
@@ -232,3 +247,7 @@ func (s *Suite) session(id uint32) *sessionFacts {
 	}
 	return &s.sessions[id]
 }
+
+// isCluster reports whether i is one of the cluster's promises, judged
+// only on runs with cluster records.
+func isCluster(i Invariant) bool { return i >= NodeDeclaredDead && i <= DirectoryMatches }

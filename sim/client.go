@@ -202,7 +202,9 @@ func (w *world) atClient(e event) {
 		case fRefused, fNotWS, fDNSFail:
 			w.clientFailed(c, fsm.EvDialFailed, true)
 		case fHTTPError, fFIN, fRST:
-			w.clientFailed(c, fsm.EvDialFailed, false)
+			// l.code is the status of a refused handshake (Auth), whose
+			// FIN may overtake the answer it follows; zero otherwise.
+			w.clientFailedWith(c, fsm.EvDialFailed, false, l.code)
 		}
 		return
 	}
@@ -223,7 +225,7 @@ func (w *world) atClient(e event) {
 		}
 	case fClose:
 		w.transmit(e.id, true, fCloseAck, w.now)
-		w.clientFailed(c, fsm.EvDropped, false)
+		w.clientFailedWith(c, fsm.EvDropped, false, l.code)
 	case fFIN, fRST:
 		if e.arg == fRST {
 			l.clientUp = false // nothing more to write on it
@@ -244,7 +246,13 @@ func (w *world) clientStep(c *client, ev fsm.Event) {
 // exception path of the field report (refused, DNS), where
 // BugNoWaitOnError dials again without asking the machine.
 func (w *world) clientFailed(c *client, ev fsm.Event, exception bool) {
-	w.emit(trace.Record{Kind: trace.Down, ID: c.id})
+	w.clientFailedWith(c, ev, exception, 0)
+}
+
+// clientFailedWith is clientFailed for a failure that carried an HTTP
+// status or a close code, which the machine's failure table classes.
+func (w *world) clientFailedWith(c *client, ev fsm.Event, exception bool, code uint16) {
+	w.emit(trace.Record{Kind: trace.Down, ID: c.id, Code: code})
 	w.failOver(c)
 	if exception && w.bugs[BugNoWaitOnError] {
 		c.link, c.up = noLink, false
@@ -256,5 +264,16 @@ func (w *world) clientFailed(c *client, ev fsm.Event, exception bool) {
 	if ev == fsm.EvDialFailed || (c.link != noLink && !w.links.at(uint32(c.link)).clientUp) {
 		c.link, c.up = noLink, false // nothing left to close: the attempt failed, or the link was reset
 	}
-	w.clientStep(c, ev)
+	if code == 0 || w.bugs[BugIgnoreGoAway] {
+		w.clientStep(c, ev)
+		return
+	}
+	f := fsm.Failure{Code: int(code)}
+	if code < 1000 {
+		f = fsm.Failure{Status: int(code)}
+	}
+	out, err := c.fsm.StepFailure(at(w.now), ev, f)
+	if err == nil {
+		w.clientOut(c, out)
+	}
 }

@@ -38,6 +38,8 @@ func ExampleRun() {
 	// (e) no_send_after_close held=true
 	// (f) registry_matches held=true
 	// (g) herd_spread held=true
+	// (l) permanent_slow held=true
+	// (m) reconnect_floor held=true
 }
 
 // A deliberately broken driver, the server that never pings, leaves the

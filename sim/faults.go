@@ -36,6 +36,8 @@ func (w *world) faultStart(i int) {
 				w.stopServer(s)
 			}
 		}
+	case Nudge:
+		w.q.push(event{at: w.now, kind: evNudge, id: uint32(i)})
 	default:
 		w.clusterFaultStart(f)
 	}

@@ -50,7 +50,8 @@ type link struct {
 	blackholed    bool
 	reset         bool
 	peerDead      bool
-	sendsAfterEnd uint8 // BugSendAfterClose: writes made after the session closed
+	sendsAfterEnd uint8  // BugSendAfterClose: writes made after the session closed
+	code          uint16 // the HTTP status (Auth) or close code the server answered with
 }
 
 // linkTable stores links in fixed-size chunks: adding one never copies

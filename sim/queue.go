@@ -26,14 +26,15 @@ const (
 	evFaultEnd                       // id = fault
 	evQuiesce
 	evSettle
+	evClientEvent // id = link: the client writes an application message
+	evNudge       // id = fault: its clients' owners call ReconnectNow
+	evPolicy      // id = BackoffChanges index
 	evNodeTimer   // id = node: its lease machine's and peer views' timer
 	evAtEngine    // id = cluster message: it reaches the engine
 	evAtNode      // id = cluster message: it reaches a node
 	evExpiry      // the engine's TTL check
 	evDirFlush    // id = node: its batched directory writes go out
 	evXSend       // a node sends to a session through the bus
-	evClientEvent // id = link: the client writes an application message
-	evPolicy      // id = BackoffChanges index
 )
 
 // queue is a radix heap: a priority queue for keys that never go below the

@@ -30,6 +30,10 @@ type Scenario struct {
 	// Backoff is the clients' reconnect policy; zero fields mean fsm's
 	// defaults (FirstImmediate off).
 	Backoff fsm.Backoff
+	// Failures is the clients' failure table: an Auth fault's 401 or 403
+	// and a close frame's code (1008 for protocol errors) are classed by
+	// it. The zero value means fsm's defaults.
+	Failures fsm.FailurePolicy `json:",omitzero"`
 	// BackoffChanges change every client's reconnect policy at run time
 	// (fsm.Client.SetBackoff, as conn.Client.SetPolicy does), in time
 	// order: pending retries move, never before the old policy promised.
@@ -166,6 +170,14 @@ const (
 	// with 1001 going away, all at once), refuse connections until End,
 	// then listen again. End must be set and after Start.
 	Restart
+	// Garbage: affected clients' application messages (ClientEventInterval)
+	// arrive undecodable, each with probability Rate (zero means every
+	// one): protocol errors, MaxErrors of which in a row close a session.
+	Garbage
+	// Nudge: the owners of affected clients call ReconnectNow every 10ms
+	// from Start to End: the caller in a loop the reconnect-now floor
+	// exists for.
+	Nudge
 	// NodeCrash: affected nodes' processes are killed (kill -9) at Start:
 	// their sessions vanish (the kernel sends FIN), their leases are no
 	// longer renewed; they start again, with a new incarnation, at End if
@@ -192,19 +204,15 @@ const (
 	// they start again, with a new incarnation, at End if End is before
 	// Duration. Cluster only.
 	NodeLeave
-	// Garbage: affected clients' application messages (ClientEventInterval)
-	// arrive undecodable, each with probability Rate (zero means every
-	// one): protocol errors, MaxErrors of which in a row close a session.
-	Garbage
 )
 
 var faultNames = [...]string{
 	Refused: "refused", Occupied: "occupied", DNS: "dns", Stall: "stall", Auth: "auth",
 	AcceptClose: "accept_close", Kill: "kill", Crash: "crash", Blackhole: "blackhole", RST: "rst",
-	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart",
+	LatencySpike: "latency", Loss: "loss", Partition: "partition", Restart: "restart", Garbage: "garbage",
+	Nudge:     "nudge",
 	NodeCrash: "node_crash", NodeCutOff: "node_cutoff", EngineFailover: "engine_failover",
 	WatchLoss: "watch_loss", WatchDelay: "watch_delay", NodeLeave: "node_leave",
-	Garbage: "garbage",
 }
 
 // String returns the fault's name as JSON and the CLI spell it.
@@ -290,24 +298,6 @@ const (
 	// BugLeakOnReap: the server reaps sessions but never removes them from
 	// its registry. Breaks (f).
 	BugLeakOnReap
-	// BugNoRecheck: peer views trust the KV watch alone and never re-check
-	// a lease: a lost expiry marker leaves a dead node alive. Breaks (h).
-	BugNoRecheck
-	// BugNoFence: a node that cannot prove its lease keeps serving its
-	// sessions. Breaks (i).
-	BugNoFence
-	// BugShortLeaseTTL: the lease is written with the heartbeat as its TTL
-	// (a TTL not longer than the heartbeat): it lapses between renewals,
-	// and nodes count a serving node dead. Breaks (i).
-	BugShortLeaseTTL
-	// BugStaleDirectory: a send is answered "delivered" from the sender's
-	// directory view and published fire-and-forget, without the owner's
-	// word. Breaks (j).
-	BugStaleDirectory
-	// BugKeepDeadEntries: a node that counts a peer dead drops the peer but
-	// not its directory entries, and its re-checks refresh the entries of
-	// live peers only: a dead node's sessions stay listed. Breaks (k).
-	BugKeepDeadEntries
 	// BugMessageAsPong: the server's reader hands every application message
 	// to its machine as a mere sign of life (EvPong): activity from the
 	// peer is not counted for the idle tier, and a good message never ends
@@ -331,6 +321,32 @@ const (
 	// policy) instead of handing the policy to its machine: the pending
 	// retry goes at once, before the old policy promised. Breaks (a).
 	BugPolicyRestartsLoop
+	// BugIgnoreGoAway: the driver hands its machine a plain failure for a
+	// 401, 403 or close 1008 (Step, not StepFailure): the server that said
+	// "go away" is retried at the transient pace. Breaks (l).
+	BugIgnoreGoAway
+	// BugNudgeDials: the driver answers ReconnectNow by dialing at once,
+	// behind its machine's back: a caller in a loop recreates the tight
+	// loop. Breaks (m).
+	BugNudgeDials
+	// BugNoRecheck: peer views trust the KV watch alone and never re-check
+	// a lease: a lost expiry marker leaves a dead node alive. Breaks (h).
+	BugNoRecheck
+	// BugNoFence: a node that cannot prove its lease keeps serving its
+	// sessions. Breaks (i).
+	BugNoFence
+	// BugShortLeaseTTL: the lease is written with the heartbeat as its TTL
+	// (a TTL not longer than the heartbeat): it lapses between renewals,
+	// and nodes count a serving node dead. Breaks (i).
+	BugShortLeaseTTL
+	// BugStaleDirectory: a send is answered "delivered" from the sender's
+	// directory view and published fire-and-forget, without the owner's
+	// word. Breaks (j).
+	BugStaleDirectory
+	// BugKeepDeadEntries: a node that counts a peer dead drops the peer but
+	// not its directory entries, and its re-checks refresh the entries of
+	// live peers only: a dead node's sessions stay listed. Breaks (k).
+	BugKeepDeadEntries
 )
 
 var bugNames = [...]string{
@@ -338,10 +354,11 @@ var bugNames = [...]string{
 	BugNoReconnectAfterDrop: "no_reconnect_after_drop", BugNoPing: "no_ping",
 	BugSwallowSendError: "swallow_send_error", BugPongTimeoutOverPing: "pong_timeout_over_ping",
 	BugSendAfterClose: "send_after_close", BugLeakOnReap: "leak_on_reap",
-	BugNoRecheck: "no_recheck", BugNoFence: "no_fence", BugShortLeaseTTL: "short_lease_ttl",
-	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
 	BugMessageAsPong: "message_as_pong", BugClientDeaf: "client_deaf", BugResetOnConnect: "reset_on_connect",
 	BugLockStepJitter: "lock_step_jitter", BugPolicyRestartsLoop: "policy_restarts_loop",
+	BugIgnoreGoAway: "ignore_go_away", BugNudgeDials: "nudge_dials",
+	BugNoRecheck: "no_recheck", BugNoFence: "no_fence", BugShortLeaseTTL: "short_lease_ttl",
+	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
 }
 
 // Bugs lists every Bug.
@@ -441,16 +458,11 @@ func (s Scenario) Validate() error {
 		field string
 		err   error
 	}{
-		{"Backoff", d.Backoff.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
+		{"Backoff", d.Backoff.Validate()}, {"Failures", d.Failures.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
 		{"ServerLiveness", d.ServerLiveness.Validate()}, {"Latency", d.Latency.validate("Latency")},
 	} {
 		if e.err != nil {
 			bad("%s: %w", e.field, e.err)
-		}
-	}
-	if d.Cluster != nil {
-		if err := d.Cluster.validate(d); err != nil {
-			bad("Cluster: %w", err)
 		}
 	}
 	for i, ch := range d.BackoffChanges {
@@ -459,6 +471,11 @@ func (s Scenario) Validate() error {
 		}
 		if ch.At < 0 || ch.At >= d.Duration || (i > 0 && ch.At < d.BackoffChanges[i-1].At) {
 			bad("BackoffChanges[%d].At must be within [0, Duration) and not before the change before it (got %s)", i, ch.At)
+		}
+	}
+	if d.Cluster != nil {
+		if err := d.Cluster.validate(d); err != nil {
+			bad("Cluster: %w", err)
 		}
 	}
 	for i := range d.Faults {

@@ -41,6 +41,21 @@ type backoffJSON struct {
 	FirstImmediate bool     `json:"first_immediate,omitempty"`
 	ConnectTimeout duration `json:"connect_timeout,omitempty"`
 	StableAfter    duration `json:"stable_after,omitempty"`
+	ReconnectFloor duration `json:"reconnect_floor,omitempty"`
+	GiveUpAfter    duration `json:"give_up_after,omitempty"`
+}
+
+// failuresJSON is fsm.FailurePolicy: the slow schedule and the rules.
+type failuresJSON struct {
+	Schedule *backoffJSON      `json:"schedule,omitempty"`
+	Rules    []failureRuleJSON `json:"rules,omitempty"`
+	AppCodes string            `json:"app_codes,omitempty"`
+}
+
+type failureRuleJSON struct {
+	Status int    `json:"status,omitempty"`
+	Code   int    `json:"code,omitempty"`
+	Class  string `json:"class"`
 }
 
 type changeJSON struct {
@@ -81,6 +96,7 @@ type scenarioJSON struct {
 	Servers        int           `json:"servers,omitempty"`
 	Duration       duration      `json:"duration,omitempty"`
 	Backoff        *backoffJSON  `json:"backoff,omitempty"`
+	Failures       *failuresJSON `json:"failures,omitempty"`
 	BackoffChanges []changeJSON  `json:"backoff_changes,omitempty"`
 	ClientLiveness *livenessJSON `json:"client_liveness,omitempty"`
 	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
@@ -98,9 +114,8 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 		Seed: s.Seed, Clients: s.Clients, Servers: s.Servers, Duration: duration(s.Duration),
 		EventInterval: duration(s.EventInterval), ClientEvents: duration(s.ClientEventInterval),
 	}
-	if s.Backoff != (fsm.Backoff{}) {
-		j.Backoff = backoffToJSON(s.Backoff)
-	}
+	j.Backoff = backoffToJSON(s.Backoff)
+	j.Failures = failuresToJSON(s.Failures)
 	for _, ch := range s.BackoffChanges {
 		j.BackoffChanges = append(j.BackoffChanges, changeJSON{duration(ch.At), backoffToJSON(ch.Backoff)})
 	}
@@ -119,25 +134,6 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 	}
 	j.Cluster = clusterToJSON(s.Cluster)
 	return json.Marshal(j)
-}
-
-func backoffToJSON(b fsm.Backoff) *backoffJSON {
-	return &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
-		b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter)}
-}
-
-func backoffFromJSON(b *backoffJSON, field string) (fsm.Backoff, error) {
-	out := fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
-		JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
-		ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter)}
-	if b.Jitter != "" {
-		k, err := fsm.ParseJitter(b.Jitter)
-		if err != nil {
-			return fsm.Backoff{}, fmt.Errorf("%w: %s.jitter: %w", ErrScenario, field, err)
-		}
-		out.Jitter = k
-	}
-	return out, nil
 }
 
 func livenessToJSON(l fsm.Liveness) *livenessJSON {
@@ -166,12 +162,12 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 	}
 	out := Scenario{Seed: j.Seed, Clients: j.Clients, Servers: j.Servers, Duration: time.Duration(j.Duration),
 		EventInterval: time.Duration(j.EventInterval), ClientEventInterval: time.Duration(j.ClientEvents)}
-	if j.Backoff != nil {
-		b, err := backoffFromJSON(j.Backoff, "backoff")
-		if err != nil {
-			return err
-		}
-		out.Backoff = b
+	var err error
+	if out.Backoff, err = backoffFromJSON(j.Backoff, "backoff"); err != nil {
+		return err
+	}
+	if out.Failures, err = failuresFromJSON(j.Failures); err != nil {
+		return err
 	}
 	for i, ch := range j.BackoffChanges {
 		var b fsm.Backoff
@@ -184,7 +180,6 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 		out.BackoffChanges = append(out.BackoffChanges, BackoffChange{At: time.Duration(ch.At), Backoff: b})
 	}
 	out.ClientLiveness, out.ServerLiveness = livenessFromJSON(j.ClientLiveness), livenessFromJSON(j.ServerLiveness)
-	var err error
 	if out.Latency, err = latencyFromJSON(j.Latency, "latency"); err != nil {
 		return err
 	}
@@ -268,4 +263,69 @@ func LoadScenario(path string) (Scenario, error) {
 		return Scenario{}, fmt.Errorf("sim: scenario %s: %w", path, err)
 	}
 	return s, nil
+}
+
+func backoffToJSON(b fsm.Backoff) *backoffJSON {
+	if b == (fsm.Backoff{}) {
+		return nil
+	}
+	return &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
+		b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter),
+		duration(b.ReconnectFloor), duration(b.GiveUpAfter)}
+}
+
+func backoffFromJSON(b *backoffJSON, where string) (fsm.Backoff, error) {
+	if b == nil {
+		return fsm.Backoff{}, nil
+	}
+	out := fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
+		JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
+		ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter),
+		ReconnectFloor: time.Duration(b.ReconnectFloor), GiveUpAfter: time.Duration(b.GiveUpAfter)}
+	if b.Jitter != "" {
+		k, err := fsm.ParseJitter(b.Jitter)
+		if err != nil {
+			return out, fmt.Errorf("%w: %s.jitter: %w", ErrScenario, where, err)
+		}
+		out.Jitter = k
+	}
+	return out, nil
+}
+
+func failuresToJSON(p fsm.FailurePolicy) *failuresJSON {
+	if p.Rules == nil && p.AppCodes == fsm.Transient && p.Schedule == (fsm.Backoff{}) {
+		return nil
+	}
+	j := &failuresJSON{Schedule: backoffToJSON(p.Schedule)}
+	if p.AppCodes != fsm.Transient {
+		j.AppCodes = p.AppCodes.String()
+	}
+	for _, r := range p.Rules {
+		j.Rules = append(j.Rules, failureRuleJSON{Status: r.Status, Code: r.Code, Class: r.Class.String()})
+	}
+	return j
+}
+
+func failuresFromJSON(j *failuresJSON) (fsm.FailurePolicy, error) {
+	var p fsm.FailurePolicy
+	if j == nil {
+		return p, nil
+	}
+	var err error
+	if p.Schedule, err = backoffFromJSON(j.Schedule, "failures.schedule"); err != nil {
+		return p, err
+	}
+	if j.AppCodes != "" {
+		if p.AppCodes, err = fsm.ParseFailureClass(j.AppCodes); err != nil {
+			return p, fmt.Errorf("%w: failures.app_codes: %w", ErrScenario, err)
+		}
+	}
+	for i, r := range j.Rules {
+		c, err := fsm.ParseFailureClass(r.Class)
+		if err != nil {
+			return p, fmt.Errorf("%w: failures.rules[%d].class: %w", ErrScenario, i, err)
+		}
+		p.Rules = append(p.Rules, fsm.FailureRule{Status: r.Status, Code: r.Code, Class: c})
+	}
+	return p, nil
 }

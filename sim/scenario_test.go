@@ -147,7 +147,7 @@ func TestMix(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	for k := Refused; k <= Garbage; k++ {
+	for k := Refused; int(k) < len(faultNames); k++ {
 		if got, err := ParseFaultKind(k.String()); got != k || err != nil {
 			t.Errorf("fault %d: %q parses to %v, %v", k, k, got, err)
 		}
@@ -157,7 +157,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("bug %d: %q parses to %v, %v", b, b, got, err)
 		}
 	}
-	if len(Bugs()) != 18 || FaultKind(0).String() != "FaultKind(0)" || Bug(0).String() != "Bug(0)" || Dist(5).String() != "Dist(5)" {
+	if len(Bugs()) != 20 || FaultKind(0).String() != "FaultKind(0)" || Bug(0).String() != "Bug(0)" || Dist(5).String() != "Dist(5)" {
 		t.Error("names of unknown values")
 	}
 }

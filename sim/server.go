@@ -76,6 +76,7 @@ func (w *world) accept(li uint32) {
 			return // accepted by the kernel, never answered
 		case Auth:
 			answer = fHTTPError
+			l.code = uint16(max(f.Code, 401))
 		case AcceptClose:
 			answer = fAcceptClose
 		}
@@ -132,6 +133,7 @@ func (w *world) sessionOut(li uint32, out fsm.Output) {
 			w.transmit(li, false, fPing, w.now)
 			pinged = true
 		case fsm.ActClose:
+			w.links.at(li).code = uint16(a.Code)
 			w.transmit(li, false, fClose, w.now)
 		case fsm.ActReap:
 			l.serverOpen = false

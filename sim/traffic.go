@@ -14,7 +14,7 @@ func (w *world) newMachine() (*fsm.Client, error) {
 	if w.bugs[BugLockStepJitter] {
 		r = rand.New(rand.NewPCG(w.sc.Seed, 1))
 	}
-	return fsm.NewClient(fsm.ClientConfig{Backoff: w.backoff, Liveness: w.sc.ClientLiveness, Rand: r})
+	return fsm.NewClient(fsm.ClientConfig{Backoff: w.backoff, Liveness: w.sc.ClientLiveness, Rand: r, Failures: w.sc.Failures})
 }
 
 // resetMachine is BugResetOnConnect's driver: on every link that comes up

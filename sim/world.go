@@ -126,6 +126,7 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 func newWorld(sc Scenario, opt Options) (*world, error) {
 	cfg := opt.Check
 	cfg.Backoff, cfg.Liveness, cfg.ClientLiveness = sc.Backoff, sc.ServerLiveness, sc.ClientLiveness.WithDefaults()
+	cfg.Failures = sc.Failures
 	for _, ch := range sc.BackoffChanges {
 		cfg.BackoffChanges = append(cfg.BackoffChanges, invariant.BackoffChange{At: ch.At, Backoff: ch.Backoff})
 	}
@@ -246,6 +247,8 @@ func (w *world) loop(ctx context.Context) error {
 			w.appEvent(e)
 		case evClientEvent:
 			w.clientEvent(e)
+		case evNudge:
+			w.nudge(e)
 		case evPolicy:
 			w.setPolicy(w.sc.BackoffChanges[e.id].Backoff)
 		case evFaultStart:

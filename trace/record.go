@@ -129,6 +129,9 @@ func (k Kind) String() string {
 	if n, ok := factNames[k]; ok {
 		return n
 	}
+	if n, ok := policyNames[k]; ok {
+		return n
+	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
@@ -152,6 +155,10 @@ type Record struct {
 	To       fsm.State
 	Trigger  fsm.Trigger
 	Reason   fsm.Reason
+	// Code is, on a Down, the HTTP status of a refused handshake or the
+	// close code the server sent, as the failure table reads them; zero
+	// for a network failure.
+	Code uint16
 	// Inc is the lease incarnation of node and peer transitions and of the
 	// cluster records that name one.
 	Inc uint64
@@ -173,7 +180,7 @@ func (r *Record) Subject() (fsm.Machine, uint32) {
 	switch r.Kind {
 	case Transition:
 		return r.Machine, r.ID
-	case Dial, Up, Down, ClientStart, ClientExit:
+	case Dial, Up, Down, ClientStart, ClientExit, Nudge:
 		return fsm.MachineClient, r.ID
 	case Register, Unregister, Send, SendFailed, PeerDead, Degraded, Recv, BadRecv, QueueFull, XSend, XAnswer:
 		return fsm.MachineSession, r.ID

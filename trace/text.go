@@ -51,9 +51,13 @@ func (r *Record) AppendText(b []byte) []byte {
 		if r.Inc != 0 {
 			b = appendUint(b, " inc=", r.Inc)
 		}
-		if r.To == fsm.BackingOff {
+		if r.To == fsm.BackingOff || r.To == fsm.Rejected {
 			b = append(b, " delay="...)
 			b = appendDur(b, r.Delay)
+		}
+	case Down:
+		if r.Code != 0 {
+			b = appendInt(b, " code=", int64(r.Code))
 		}
 	case Dial:
 		b = appendInt(b, " attempt=", int64(r.Attempt))

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"strings"
@@ -23,7 +25,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.CPUWindow, "cpu-window", 60*time.Second, "CPU measurement window")
 	fs.IntVar(&cfg.ReapVictims, "reap-victims", 20, "client processes killed, and as many stopped, in the reap measurement")
 	fs.DurationVar(&cfg.RefusedWindow, "refused-window", 60*time.Second, "how long a client runs against a refused port")
-	fs.IntVar(&cfg.HerdClients, "herd-clients", 1000, "clients in the restart-herd measurement")
+	fs.IntVar(&cfg.HerdClients, "herd-clients", 500, "clients in the restart-herd measurement")
 	var ro bench.RoleOptions
 	role := fs.String("role", "", "internal: run as one of a measurement's helper processes")
 	fs.StringVar(&ro.Mode, "mode", "", "internal (helper)")
@@ -34,10 +36,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&ro.Settle, "settle", 0, "internal (helper)")
 	fs.DurationVar(&ro.Window, "window", 0, "internal (helper)")
 	fs.DurationVar(&ro.Warmup, "warmup", 0, "internal (helper)")
-	fs.StringVar(&ro.Jitter, "jitter", "", "internal (helper)")
 	fs.IntVar(&ro.Parallel, "parallel", 0, "internal (helper)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	// Measurement names may also come as arguments: `lifeline bench herd`.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
 	if *role != "" {
 		rctx, cancel := bench.RoleContext()
@@ -47,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *only != "" {
 		cfg.Only = strings.Split(*only, ",")
 	}
+	cfg.Only = append(cfg.Only, fs.Args()...)
 	exe, err := os.Executable()
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
@@ -30,6 +31,7 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fs.PrintDefaults()
 	}
 	backoff := backoffFlags(fs, fsm.DefaultBackoff())
+	failures := failureFlags(fs)
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
 	token := fs.String("token", "", "send `Authorization: Bearer <token>`")
@@ -46,12 +48,16 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
+	fp, err := failures()
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(*logFormat, stderr)
 	if err != nil {
 		return usageError{err}
 	}
 	var outMu sync.Mutex
-	cfg := conn.ClientConfig{URL: pos[0], URLs: pos[1:], Backoff: b, Liveness: live, ID: *id, Logger: logger,
+	cfg := conn.ClientConfig{URL: pos[0], URLs: pos[1:], Backoff: b, Failures: fp, Liveness: live, ID: *id, Logger: logger,
 		OnMessage: func(_ conn.MessageType, data []byte) {
 			outMu.Lock()
 			defer outMu.Unlock()
@@ -78,6 +84,8 @@ func backoffFlags(fs *flag.FlagSet, d fsm.Backoff) func() (fsm.Backoff, error) {
 	fs.DurationVar(&b.Max, "max", d.Max, "backoff cap, jitter included")
 	jitter := fs.String("jitter", d.Jitter.String(), "jitter: none, symmetric, full, equal or decorrelated")
 	fs.IntVar(&b.MaxAttempts, "max-attempts", 0, "give up after this many consecutive failed attempts (0: never)")
+	fs.DurationVar(&b.GiveUpAfter, "give-up-after", 0, "give up after this long without a proven link, e.g. 10m (0: never)")
+	fs.DurationVar(&b.ReconnectFloor, "reconnect-floor", 0, "least time between two attempts when the owner asks to reconnect now (0: --initial)")
 	fs.BoolVar(&b.FirstImmediate, "first-immediate", true, "retry at once after the first failure of a run")
 	fs.DurationVar(&b.ConnectTimeout, "connect-timeout", d.ConnectTimeout, "bound on one attempt, dial and handshake")
 	return func() (fsm.Backoff, error) {
@@ -94,6 +102,13 @@ func backoffFlags(fs *flag.FlagSet, d fsm.Backoff) func() (fsm.Backoff, error) {
 // end with; other errors pass through.
 func gaveUp(err error, maxAttempts int) error {
 	var gu *conn.GaveUpError
+	if errors.As(err, &gu) && gu.Cause == fsm.GiveUpFatal {
+		return exitError{1, fmt.Errorf("gave up: the server's answer is fatal by --failure-class; last error: %v", gu.Last)}
+	}
+	if errors.As(err, &gu) && gu.Cause == fsm.GiveUpOffline {
+		return exitError{1, fmt.Errorf("gave up after %s without a proven link (give-up-after), %d attempts; last error: %v",
+			gu.Offline.Round(time.Millisecond), gu.Attempts, gu.Last)}
+	}
 	if errors.As(err, &gu) {
 		return exitError{1, fmt.Errorf("gave up after %d consecutive failed attempts (max-attempts %d); last error: %v",
 			gu.Attempts, maxAttempts, gu.Last)}

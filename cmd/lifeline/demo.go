@@ -88,7 +88,7 @@ type demoOptions struct {
 }
 
 // demoBackoff is the fleet's reconnect policy: the default shape (first
-// retry immediate, ×1.6, ±20 %) on a scale that fits a one-minute demo.
+// retry immediate, ×1.6, ±50 %) on a scale that fits a one-minute demo.
 func demoBackoff() fsm.Backoff {
 	return fsm.Backoff{Initial: 300 * time.Millisecond, Multiplier: 1.6, Max: 3 * time.Second,
 		FirstImmediate: true, ConnectTimeout: 2 * time.Second, StableAfter: 2 * time.Second}
@@ -135,7 +135,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(d.out, "lifeline demo: server ws://%s/ (ping %s, pong timeout %s: a silent peer is reaped within %s)\n",
 		d.addr, d.live.PingInterval, d.live.PongTimeout, d.bound())
-	fmt.Fprintf(d.out, "fleet: %d clients in this process + 2 client processes; backoff %s, ×%.1f, max %s, first retry immediate, ±20%% jitter\n\n",
+	fmt.Fprintf(d.out, "fleet: %d clients in this process + 2 client processes; backoff %s, ×%.1f, max %s, first retry immediate, ±50%% jitter\n\n",
 		d.clients, demoBackoff().Initial, demoBackoff().Multiplier, demoBackoff().Max)
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -37,6 +37,7 @@ func commands() []command {
 		{"connect", "stay connected to a WebSocket server, reconnecting by a backoff policy", runConnect},
 		{"bench", "measure conn on real sockets: memory, CPU, reap latency, retries, restart herd", runBench},
 		{"sim", "simulate a fleet through faults in virtual time and check the invariants", runSim},
+		{"audit", "judge JSON transition logs of real runs by the invariants (early retries, late or unjust reaps)", runAudit},
 		{"onebot", "OneBot v11: `onebot serve` (forward server) or `onebot connect` (reverse client)", runOneBot},
 	}
 }

@@ -42,6 +42,7 @@ func oneBotServe(ctx context.Context, args []string, stderr io.Writer) error {
 	livenessFlags(fs, &live)
 	logFormat := fs.String("log-format", "text", "log format: json or text")
 	lim := limitFlags(fs)
+	mo := metricsFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,11 +58,21 @@ func oneBotServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cc := conn.ServerConfig{Liveness: live, Logger: logger}
 	lim.apply(&cc)
+	exp, err := mo.attach(&cc)
+	if err != nil {
+		return err
+	}
 	srv, err := onebot.NewServer(onebot.ServerConfig{SelfID: *selfID, Nickname: *nickname, AccessToken: *token,
 		HeartbeatInterval: *hb, Conn: cc})
 	if err != nil {
 		return usageError{err}
 	}
+	stopMetrics, err := exp.serve(ctx, srv.Conn(), logger)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer stopMetrics()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		_ = srv.Close()
@@ -76,7 +87,7 @@ func oneBotServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 // oneBotConnect runs a reverse WebSocket client: Universal, or API and/or
 // Event links, reconnecting by the backoff flags (default: the spec's
-// 3000 ms as the first delay, then ×1.6 with ±20 % jitter).
+// 3000 ms as the first delay, then ×1.6 with ±50 % jitter).
 func oneBotConnect(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("onebot connect", stderr)
 	url := fs.String("url", "", "the application's reverse WebSocket URL (required)")

@@ -25,10 +25,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
-	fs.DurationVar(&live.IdleTimeout, "idle-timeout", 0, "close sessions with no application message for this long (0: off)")
+	idleFlag(fs, &live)
 	token := fs.String("token", "", "require `Authorization: Bearer <token>` (or ?access_token=) before the upgrade, and for /stats, /sessions and /send")
 	logFormat := fs.String("log-format", "text", "log format: json or text")
 	lim := limitFlags(fs)
+	mo := metricsFlags(fs)
 	cl := clusterFlags(fs)
 	keyHeader := fs.String("key-header", "X-Key", "cluster: the request header whose value is a session's key (POST /send?key=); X-Self-ID for OneBot")
 	if err := parseFlags(fs, args); err != nil {
@@ -50,6 +51,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Authorize = conn.BearerToken(*token)
 	}
 	lim.apply(&cfg)
+	exp, err := mo.attach(&cfg)
+	if err != nil {
+		return err
+	}
 	ccfg, err := cl.config(logger, func(r *http.Request) string { return r.Header.Get(*keyHeader) })
 	if err != nil {
 		return usageError{err}
@@ -65,6 +70,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
+	stopMetrics, err := exp.serve(ctx, srv, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -130,6 +140,11 @@ func livenessFlags(fs *flag.FlagSet, l *fsm.Liveness) {
 	d := fsm.DefaultLiveness()
 	fs.DurationVar(&l.PingInterval, "ping-interval", d.PingInterval, "ping after this much silence")
 	fs.DurationVar(&l.PongTimeout, "pong-timeout", d.PongTimeout, "drop the link if nothing answers a ping within this")
+}
+
+// idleFlag registers the idle tier's flag serve and audit share.
+func idleFlag(fs *flag.FlagSet, l *fsm.Liveness) {
+	fs.DurationVar(&l.IdleTimeout, "idle-timeout", 0, "close sessions with no application message for this long (0: off)")
 }
 
 // newLogger returns a slog logger writing format ("json" or "text") to w.

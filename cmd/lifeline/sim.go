@@ -25,7 +25,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	servers := fs.Int("servers", 1, "number of servers (client i dials server i mod servers)")
 	duration := fs.Duration("duration", 10*time.Minute, "virtual time to run faults and retries for (settling comes after)")
 	faults := fs.String("faults", sim.DefaultMix, `fault mix: comma-separated kind[:value] ("none" for none); value is a client fraction for kill, crash, blackhole, rst, a rate for loss, a count for the others`)
-	policy := fs.String("policy", "", "policy overrides, comma-separated key=value: initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after (backoff); ping, pong, idle, close (liveness, both ends)")
+	policy := fs.String("policy", "", "policy overrides, comma-separated key=value: initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after (backoff); permanent_initial, permanent_multiplier, permanent_max (the slow schedule after a 401/403/close 1008); ping, pong, idle, close (liveness, both ends)")
 	events := fs.Duration("events", 0, "interval of server application messages per session (0: heartbeats only)")
 	bugs := fs.String("bugs", "", "comma-separated deliberately broken driver behaviours to switch on: "+bugNames())
 	scenarioFile := fs.String("scenario", "", "run the scenario in this JSON file instead of building one from the flags above")
@@ -168,7 +168,7 @@ func splitList(s string) []string {
 
 // applyPolicy sets the policy fields named in spec ("key=value,...").
 func applyPolicy(sc *sim.Scenario, spec string) error {
-	b, cl, sl := &sc.Backoff, &sc.ClientLiveness, &sc.ServerLiveness
+	b, cl, sl, slow := &sc.Backoff, &sc.ClientLiveness, &sc.ServerLiveness, &sc.Failures.Schedule
 	for _, kv := range splitList(spec) {
 		key, val, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -192,6 +192,16 @@ func applyPolicy(sc *sim.Scenario, spec string) error {
 			dur(&b.ConnectTimeout)
 		case "stable_after":
 			dur(&b.StableAfter)
+		case "reconnect_floor":
+			dur(&b.ReconnectFloor)
+		case "give_up_after":
+			dur(&b.GiveUpAfter)
+		case "permanent_initial":
+			dur(&slow.Initial)
+		case "permanent_max":
+			dur(&slow.Max)
+		case "permanent_multiplier":
+			slow.Multiplier, err = strconv.ParseFloat(val, 64)
 		case "multiplier":
 			b.Multiplier, err = strconv.ParseFloat(val, 64)
 		case "fraction":
@@ -214,7 +224,7 @@ func applyPolicy(sc *sim.Scenario, spec string) error {
 		case "close":
 			dur(&cl.CloseTimeout, &sl.CloseTimeout)
 		default:
-			return fmt.Errorf("--policy: unknown key %q (want initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, ping, pong, idle, close)", key)
+			return fmt.Errorf("--policy: unknown key %q (want initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, permanent_initial, permanent_multiplier, permanent_max, ping, pong, idle, close)", key)
 		}
 		if err != nil {
 			return fmt.Errorf("--policy: %s: %w", key, err)

@@ -21,7 +21,7 @@ import (
 const DefaultReconnectInterval = 3 * time.Second
 
 // DefaultBackoff is the reverse links' reconnect policy: fsm's default
-// (first retry immediate, ×1.6 per failure, ±20 % jitter, at most 120 s,
+// (first retry immediate, ×1.6 per failure, ±50 % jitter, at most 120 s,
 // no attempt limit, 20 s per attempt) with the spec's 3000 ms as the
 // first delay.
 func DefaultBackoff() fsm.Backoff {

@@ -40,7 +40,7 @@ type Config struct {
 	ReapVictims int
 	// RefusedWindow is how long a client runs against a refused port (60 s).
 	RefusedWindow time.Duration
-	// HerdClients is the fleet restarted under (1 000).
+	// HerdClients is the fleet restarted under (500, issue 13's figure).
 	HerdClients int
 }
 
@@ -58,7 +58,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MemSessions, 10000)
 	def(&c.CPUSessions, 19900)
 	def(&c.ReapVictims, 20)
-	def(&c.HerdClients, 1000)
+	def(&c.HerdClients, 500)
 	defd(&c.CPUPing, 30*time.Second)
 	defd(&c.CPUWindow, 60*time.Second)
 	defd(&c.RefusedWindow, 60*time.Second)

@@ -35,8 +35,8 @@ func RunRole(ctx context.Context, role string, o RoleOptions) error {
 		return fleet(ctx, o)
 	case "client":
 		return victim(ctx, o)
-	case "clients":
-		return clients(ctx, o)
+	case "herd-server":
+		return herdServer(ctx, o)
 	}
 	return fmt.Errorf("unknown bench role %q", role)
 }
@@ -51,7 +51,6 @@ type RoleOptions struct {
 	Settle   time.Duration // mem-server: wait after the last session, before measuring
 	Window   time.Duration // cpu-server: measurement window
 	Warmup   time.Duration // cpu-server: wait before the window
-	Jitter   string        // client: backoff jitter kind
 	Parallel int           // fleet: concurrent dials
 }
 
@@ -322,48 +321,6 @@ func victim(ctx context.Context, o RoleOptions) error {
 		}
 	}()
 	return c.Run(ctx)
-}
-
-// clients runs o.N lifeline clients with the default policy and jitter
-// o.Jitter, and prints "ready" once all of them have connected.
-func clients(ctx context.Context, o RoleOptions) error {
-	jitter, err := fsm.ParseJitter(o.Jitter)
-	if err != nil {
-		return err
-	}
-	b := fsm.DefaultBackoff()
-	b.Jitter = jitter
-	if jitter != fsm.JitterSymmetric {
-		b.JitterFraction = 0
-	}
-	var connected atomic.Int64
-	ready := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range o.N {
-		var once sync.Once
-		c, err := conn.NewClient(conn.ClientConfig{URL: "ws://" + o.Addr + "/", ID: fmt.Sprint(i), Backoff: b,
-			Logger: discardLogger(), Observer: func(ob conn.Observation) {
-				if ob.Kind == conn.ObsTransition && ob.Transition.To == fsm.Connected {
-					once.Do(func() {
-						if connected.Add(1) == int64(o.N) {
-							close(ready)
-						}
-					})
-				}
-			}})
-		if err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = c.Run(ctx) }()
-	}
-	select {
-	case <-ready:
-		fmt.Println("ready")
-	case <-ctx.Done():
-	}
-	wg.Wait()
-	return nil
 }
 
 // serveUntil serves h on a loopback port, prints "addr <host:port>" for

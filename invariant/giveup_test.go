@@ -1,0 +1,35 @@
+package invariant_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/trace"
+)
+
+// (b) with Backoff.GiveUpAfter: a give-up at a failure past the offline
+// deadline is owed, one before it is too soon, and an attempt after it is
+// one too many.
+func TestGiveUpAfter(t *testing.T) {
+	c := cfg
+	c.Backoff.MaxAttempts, c.Backoff.GiveUpAfter = 0, 2*time.Second
+	for _, tt := range []struct {
+		name string
+		recs []trace.Record
+		want string
+	}{
+		{"gave up at the deadline", []trace.Record{start(0), dial(0, 0, 1), down(0, 0), dial(0, 0, 2), down(0, 0), dial(time.Second, 0, 3),
+			down(2*time.Second, 0), cli(2*time.Second, 0, fsm.Connecting, fsm.GaveUp, fsm.DialFailed, 0)}, ""},
+		{"gave up before it", []trace.Record{start(0), dial(0, 0, 1), down(0, 0), dial(0, 0, 2), down(0, 0), dial(time.Second, 0, 3),
+			down(1900*time.Millisecond, 0), cli(1900*time.Millisecond, 0, fsm.Connecting, fsm.GaveUp, fsm.DialFailed, 0)},
+			"gave up after 3 consecutive failures; MaxAttempts=0, GiveUpAfter=2s (1.9s offline)"},
+		{"dialled after it", []trace.Record{start(0), dial(0, 0, 1), down(0, 0), dial(0, 0, 2), down(0, 0), dial(time.Second, 0, 3),
+			down(2*time.Second, 0), dial(4*time.Second, 0, 4)},
+			"after failure 3 had exhausted MaxAttempts=0 or GiveUpAfter=2s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { judgeTable(t, c, tt.recs, 5*time.Second, tt.want) })
+	}
+}
+
+func start(at time.Duration) trace.Record { return trace.Record{At: at, Kind: trace.ClientStart} }
