@@ -40,7 +40,7 @@ func TestClusterFigures(t *testing.T) {
 	nodes := startCluster(t, 3)
 	n1, n2 := nodes[0], nodes[1]
 	c := dial(t, "bench", n1.url)
-	waitFor(t, 5*time.Second, "n1/1 listed on n2", func() bool { return listed(n2.Node, "n1/1") })
+	waitFor(t, 5*time.Second, "n1's session listed on n2", func() bool { return listed(n2.Node, n1.sid(1)) })
 	drained := make(chan struct{})
 	go func() { // drain what the sends deliver
 		defer close(drained)
@@ -67,11 +67,11 @@ func TestClusterFigures(t *testing.T) {
 		return out
 	}
 	const k = 2000
-	measure(n2, "n1/1", nil, 200) // warm up
-	cross := measure(n2, "n1/1", nil, k)
-	local := measure(n1, "n1/1", nil, k)
-	noSess := measure(n2, "n1/999", ErrNoSuchSession, k/4)
-	noNode := measure(n2, "n9/1", ErrNoSuchSession, k/4)
+	measure(n2, n1.sid(1), nil, 200) // warm up
+	cross := measure(n2, n1.sid(1), nil, k)
+	local := measure(n1, n1.sid(1), nil, k)
+	noSess := measure(n2, n1.sid(999), ErrNoSuchSession, k/4)
+	noNode := measure(n2, "n9.1/1", ErrNoSuchSession, k/4)
 	fmt.Printf("| SendTo, cross-node (n2 → session on n1), %d sends | %s | %s |\n", k, pct(cross, .5), pct(cross, .99))
 	fmt.Printf("| SendTo, local (n1 → its own session), %d sends | %s | %s |\n", k, pct(local, .5), pct(local, .99))
 	fmt.Printf("| no such session on a live node, %d | %s | %s |\n", k/4, pct(noSess, .5), pct(noSess, .99))
@@ -84,7 +84,7 @@ func TestClusterFigures(t *testing.T) {
 	cpu0, t0 := cpuTime(), time.Now()
 	for i := range uint64(churn) {
 		id := 1_000_000 + i
-		n2.write.open(id, Entry{ID: n2.sessionID(id), Node: "n2", State: "Alive", Since: t0, Incarnation: n2.inc.Load()})
+		n2.write.open(id, Entry{ID: sessionID("n2", n2.inc.Load(), id), Node: "n2", State: "Alive", Since: t0, Incarnation: n2.inc.Load()}, nil)
 		if i%2 == 1 { // half closed in the same breath: those never reach the bucket
 			n2.write.close(id, dirKey("n2", n2.inc.Load(), id))
 		}
@@ -111,7 +111,7 @@ func TestClusterFigures(t *testing.T) {
 	runtime.ReadMemStats(&m0)
 	const entries = 100000
 	for i := range entries {
-		d.m[dirKey("n7", 1795985888163111122, uint64(i+1))] = Entry{ID: fmt.Sprintf("n7/%d", i+1), Node: "n7", Key: "10001",
+		d.m[dirKey("n7", 1795985888163111122, uint64(i+1))] = Entry{ID: sessionID("n7", 1795985888163111122, uint64(i+1)), Node: "n7", Key: "10001",
 			State: "Alive", Since: time.Now(), Incarnation: 1795985888163111122}
 	}
 	runtime.GC()

@@ -36,7 +36,7 @@ func TestNoDeliveryReportedUnwritten(t *testing.T) {
 		waitFor(t, 5*time.Second, "session registered", func() bool {
 			for _, l := range n.loc.all() {
 				if l.s.State() == fsm.Alive {
-					id = n.sessionID(l.s.ID())
+					id = sessionID(n.ID(), l.inc, l.s.ID())
 				}
 			}
 			return id != ""

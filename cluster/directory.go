@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,10 +14,10 @@ import (
 
 // Entry is one live session in the cluster directory.
 type Entry struct {
-	ID          string    `json:"id"`    // <node>/<n>
+	ID          string    `json:"id"`    // <node>.<inc>/<n> (see SendTo)
 	Node        string    `json:"node"`  // the node serving it
 	Key         string    `json:"key"`   // set at authorization (Config.KeyOf), "" if none
-	State       string    `json:"state"` // fsm session state when recorded (its node shows it live)
+	State       string    `json:"state"` // fsm session state (Alive, Suspect, Closing) as last written by its node
 	Since       time.Time `json:"since"` // when it opened
 	Incarnation uint64    `json:"inc"`   // the serving node's lease incarnation
 }
@@ -124,7 +123,7 @@ func (d *directory) notifyLocked(c Change) {
 	}
 }
 
-// list returns the entries, sorted by node then local id.
+// list returns the entries, sorted by node, incarnation and local id.
 func (d *directory) list() []Entry {
 	d.mu.RLock()
 	out := make([]Entry, 0, len(d.m))
@@ -136,15 +135,17 @@ func (d *directory) list() []Entry {
 		if c := cmp.Compare(a.Node, b.Node); c != 0 {
 			return c
 		}
+		if c := cmp.Compare(a.Incarnation, b.Incarnation); c != 0 {
+			return c
+		}
 		return cmp.Compare(localNum(a.ID), localNum(b.ID))
 	})
 	return out
 }
 
 func localNum(id string) uint64 {
-	_, num, _ := strings.Cut(id, "/")
-	n, _ := strconv.ParseUint(num, 10, 64)
-	return n
+	ref, _ := parseID(id)
+	return ref.num
 }
 
 // nodesWithKey returns the nodes holding a session with key.
@@ -169,6 +170,22 @@ func (d *directory) counts() map[string]int {
 	out := map[string]int{}
 	for _, e := range d.m {
 		out[e.Node]++
+	}
+	return out
+}
+
+// stateCounts returns the number of entries per node and state.
+func (d *directory) stateCounts() map[string]map[string]int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := map[string]map[string]int{}
+	for _, e := range d.m {
+		m := out[e.Node]
+		if m == nil {
+			m = map[string]int{}
+			out[e.Node] = m
+		}
+		m[e.State]++
 	}
 	return out
 }

@@ -33,7 +33,7 @@
 //	go node.Run(ctx)
 //	http.Handle("/", srv)
 //	...
-//	err = node.SendTo(ctx, "n2/17", msg) // nil: written to n2's socket
+//	err = node.SendTo(ctx, id, msg) // id from List, e.g. "n2.dn80u9bgfku6/17": nil means written to its socket
 //	...
 //	node.Shutdown(ctx) // leave: the others drop its sessions at once
 //	srv.Shutdown(ctx)

@@ -24,7 +24,8 @@ var (
 	ErrUnreachable = errors.New("cluster: engine unreachable")
 
 	// ErrBadID is matched by a send to a string that is not a session id
-	// of the form <node>/<n>.
+	// of the form <node>.<inc>/<n> (node name, incarnation in base 36,
+	// session number).
 	ErrBadID = errors.New("cluster: malformed session id")
 
 	// ErrNotRunning is returned by calls made before Run started the node
@@ -36,7 +37,7 @@ var (
 // reaped before the message could be written. It matches both
 // ErrSessionClosed and conn.ErrSessionClosed.
 type SessionClosedError struct {
-	ID     string // the cluster-wide id, <node>/<n>
+	ID     string // the cluster-wide id, <node>.<inc>/<n>
 	Reason string // why it closed, as the holding node reported it ("" if unknown)
 }
 

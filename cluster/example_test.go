@@ -31,7 +31,7 @@ func Example() {
 	for !node.Serving() {
 		time.Sleep(10 * time.Millisecond) // polling the example's one readiness condition
 	}
-	err = node.SendTo(ctx, "n1/42", []byte("hello"))
+	err = node.SendTo(ctx, "n1.1/42", []byte("hello")) // <node>.<incarnation>/<n>: no such session
 	fmt.Println(errors.Is(err, cluster.ErrNoSuchSession), node.State())
 
 	_ = node.Shutdown(ctx)

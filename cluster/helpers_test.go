@@ -36,6 +36,10 @@ type node struct {
 	done chan error
 }
 
+// sid returns the cluster-wide id of the node's k-th session, opened in
+// its current incarnation.
+func (n *node) sid(k uint64) string { return sessionID(n.ID(), n.inc.Load(), k) }
+
 // freeAddr returns a loopback HOST:PORT nothing listens on now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
@@ -61,6 +65,13 @@ func keyHeader(r *http.Request) string { return r.Header.Get("X-Key") }
 // both when the test ends.
 func startNode(t testing.TB, cfg Config) *node {
 	t.Helper()
+	return startNodeWith(t, cfg, conn.ServerConfig{})
+}
+
+// startNodeWith is startNode with the conn.Server configured by scfg (its
+// Hook, Logger and Liveness are set here).
+func startNodeWith(t testing.TB, cfg Config, scfg conn.ServerConfig) *node {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quiet()
 	}
@@ -74,8 +85,9 @@ func startNode(t testing.TB, cfg Config) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := conn.NewServer(conn.ServerConfig{Hook: nd, Logger: quiet(),
-		Liveness: fsm.Liveness{CloseTimeout: 500 * time.Millisecond}})
+	scfg.Hook, scfg.Logger = nd, quiet()
+	scfg.Liveness = fsm.Liveness{CloseTimeout: 500 * time.Millisecond}
+	srv, err := conn.NewServer(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,8 +112,26 @@ func (n *Node) Opened(s *conn.Session, r *http.Request) {
 		m[s.ID()] = ls
 	}
 	l.mu.Unlock()
-	n.write.open(s.ID(), Entry{ID: n.sessionID(s.ID()), Node: n.cfg.Node, Key: key,
-		State: fsm.Alive.String(), Since: ls.since, Incarnation: ls.inc})
+	n.write.open(s.ID(), n.entry(s.ID(), ls), s.State)
+}
+
+// entry is local session id's directory entry; its State is filled in
+// when written.
+func (n *Node) entry(id uint64, ls *local) Entry {
+	return Entry{ID: sessionID(n.cfg.Node, ls.inc, id), Node: n.cfg.Node, Key: ls.key,
+		Since: ls.since, Incarnation: ls.inc}
+}
+
+// StateChanged implements conn.SessionStateHook: a session's state change
+// (Alive ⇄ Suspect, Closing) is queued for the writer, which writes the
+// state the session has then (repeated changes in one batch are one
+// write). It runs under the session's lock: no engine, no session call.
+func (n *Node) StateChanged(s *conn.Session, _ fsm.State) {
+	ls, ok := n.loc.get(s.ID())
+	if !ok {
+		return // not opened yet: the open records the state when written
+	}
+	n.write.update(s.ID(), n.entry(s.ID(), ls), ls.s.State)
 }
 
 // Closed implements conn.SessionHook: the session leaves this node's
@@ -141,26 +159,48 @@ func (n *Node) Closed(s *conn.Session, _ fsm.Reason) {
 	n.write.close(s.ID(), dirKey(n.cfg.Node, ls.inc, s.ID()))
 }
 
-// sessionID is the cluster-wide id of local session id.
-func (n *Node) sessionID(id uint64) string { return n.cfg.Node + "/" + strconv.FormatUint(id, 10) }
+// sessionID is the cluster-wide id of local session id served by node's
+// incarnation inc: <node>.<inc>/<n>, inc in base 36. The incarnation makes
+// it unique across restarts: a restarted process numbers its sessions
+// from 1 again, and without it a send addressed to a session of the old
+// process would reach the new process's session of the same number. A
+// fence (incarnation+1) changes it too.
+func sessionID(node string, inc, id uint64) string {
+	return node + "." + strconv.FormatUint(inc, 36) + "/" + strconv.FormatUint(id, 10)
+}
 
-// parseID splits a cluster-wide id into node and local id.
-func parseID(id string) (string, uint64, error) {
-	node, num, ok := strings.Cut(id, "/")
+// sessionRef is a parsed cluster-wide session id.
+type sessionRef struct {
+	node string
+	inc  uint64 // the serving node's incarnation
+	num  uint64 // the session's number on that node
+}
+
+// parseID parses a cluster-wide id <node>.<inc>/<n>.
+func parseID(id string) (sessionRef, error) {
+	head, num, ok := strings.Cut(id, "/")
+	if !ok {
+		return sessionRef{}, &badIDError{id}
+	}
+	node, inc, ok := strings.Cut(head, ".")
 	if !ok || !nameRE.MatchString(node) {
-		return "", 0, &badIDError{id}
+		return sessionRef{}, &badIDError{id}
+	}
+	i, err := strconv.ParseUint(inc, 36, 64)
+	if err != nil || i == 0 || strings.ToLower(inc) != inc {
+		return sessionRef{}, &badIDError{id}
 	}
 	n, err := strconv.ParseUint(num, 10, 64)
 	if err != nil || n == 0 {
-		return "", 0, &badIDError{id}
+		return sessionRef{}, &badIDError{id}
 	}
-	return node, n, nil
+	return sessionRef{node: node, inc: i, num: n}, nil
 }
 
 type badIDError struct{ id string }
 
 func (e *badIDError) Error() string {
-	return "cluster: session id " + strconv.Quote(e.id) + " is not <node>/<n>"
+	return "cluster: session id " + strconv.Quote(e.id) + " is not <node>.<incarnation>/<n>"
 }
 func (e *badIDError) Is(target error) bool { return target == ErrBadID }
 

@@ -18,8 +18,9 @@ import (
 // status and a count once every session it reached has written the
 // message (conn.Session.SendNotify) or failed to.
 const (
-	hOp        = "Lifeline-Op" // id, key or all
-	hID        = "Lifeline-Id" // local session number (op id)
+	hOp        = "Lifeline-Op"  // id, key or all
+	hID        = "Lifeline-Id"  // local session number (op id)
+	hInc       = "Lifeline-Inc" // the session's node incarnation (op id)
 	hKey       = "Lifeline-Key"
 	hStatus    = "Lifeline-Status" // ok, none or closed
 	hDelivered = "Lifeline-Delivered"
@@ -40,29 +41,32 @@ type result struct {
 }
 
 // SendTo writes msg as one text message to the session with cluster-wide
-// id (<node>/<n>), wherever it lives, and returns nil once it was written
+// id (<node>.<inc>/<n>, as Entry.ID shows it), wherever it lives, and returns nil once it was written
 // to the session's connection. Otherwise the error says what happened:
 // ErrNoSuchSession (no node holds it: answered in one round trip),
 // a *SessionClosedError (it closed before the write), ErrBadID, or an
 // *EngineError (ErrUnreachable: the engine or the node did not answer
 // within ctx's deadline or Config.RequestTimeout; delivery unknown).
 func (n *Node) SendTo(ctx context.Context, id string, msg []byte) error {
-	node, num, err := parseID(id)
+	ref, err := parseID(id)
 	if err != nil {
 		return err
 	}
+	node := ref.node
 	var r result
 	if node == n.cfg.Node {
-		r = n.deliverLocal(ctx, opID, num, "", msg)
+		r = n.deliverLocal(ctx, opID, ref, "", msg)
 	} else {
-		if st := n.peer(node).state; st == fsm.Expired || st == fsm.Left {
+		if p := n.peer(node); p.state == fsm.Expired || p.state == fsm.Left || ref.inc < p.inc {
 			// Counted dead: its sessions are dead, whatever a stopped
-			// process still subscribed may say.
-			return fmt.Errorf("cluster: send to %s: node %s is %s: %w", id, node, st, ErrNoSuchSession)
+			// process still subscribed may say; an older incarnation's
+			// sessions were counted dead when the newer one was seen.
+			return fmt.Errorf("cluster: send to %s: node %s is %s (incarnation %d): %w", id, node, p.state, p.inc, ErrNoSuchSession)
 		}
 		h := nats.Header{}
 		h.Set(hOp, opID)
-		h.Set(hID, strconv.FormatUint(num, 10))
+		h.Set(hID, strconv.FormatUint(ref.num, 10))
+		h.Set(hInc, strconv.FormatUint(ref.inc, 10))
 		r, err = n.request(ctx, node, h, msg, "send to "+id)
 		if err != nil {
 			return err
@@ -135,7 +139,7 @@ func (n *Node) fanOut(ctx context.Context, nodes []string, h nats.Header, op, ke
 			var r result
 			var err error
 			if node == n.cfg.Node {
-				r = n.deliverLocal(ctx, op, 0, key, msg)
+				r = n.deliverLocal(ctx, op, sessionRef{}, key, msg)
 			} else {
 				r, err = n.request(ctx, node, h, msg, op+" send to node "+node)
 			}
@@ -193,8 +197,10 @@ func (n *Node) request(ctx context.Context, node string, h nats.Header, msg []by
 // from the last write's report.
 func (n *Node) serveSend(m *nats.Msg) {
 	op := m.Header.Get(hOp)
-	num, _ := strconv.ParseUint(m.Header.Get(hID), 10, 64)
-	targets := n.targets(op, num, m.Header.Get(hKey))
+	var ref sessionRef
+	ref.num, _ = strconv.ParseUint(m.Header.Get(hID), 10, 64)
+	ref.inc, _ = strconv.ParseUint(m.Header.Get(hInc), 10, 64)
+	targets := n.targets(op, ref, m.Header.Get(hKey))
 	n.deliver(targets, m.Data, func(r result) {
 		resp := nats.NewMsg(m.Reply)
 		resp.Header.Set(hStatus, r.status)
@@ -208,9 +214,9 @@ func (n *Node) serveSend(m *nats.Msg) {
 
 // deliverLocal is serveSend for a send that starts on this node: no engine
 // involved, the same accounting.
-func (n *Node) deliverLocal(ctx context.Context, op string, num uint64, key string, msg []byte) result {
+func (n *Node) deliverLocal(ctx context.Context, op string, ref sessionRef, key string, msg []byte) result {
 	done := make(chan result, 1)
-	n.deliver(n.targets(op, num, key), msg, func(r result) { done <- r })
+	n.deliver(n.targets(op, ref, key), msg, func(r result) { done <- r })
 	select {
 	case r := <-done:
 		return r
@@ -219,11 +225,12 @@ func (n *Node) deliverLocal(ctx context.Context, op string, num uint64, key stri
 	}
 }
 
-// targets returns the local sessions a send reaches.
-func (n *Node) targets(op string, num uint64, key string) []*local {
+// targets returns the local sessions a send reaches. A send by id reaches
+// the session only if it was opened under the incarnation the id names.
+func (n *Node) targets(op string, ref sessionRef, key string) []*local {
 	switch op {
 	case opID:
-		if s, ok := n.loc.get(num); ok {
+		if s, ok := n.loc.get(ref.num); ok && s.inc == ref.inc {
 			return []*local{s}
 		}
 	case opKey:

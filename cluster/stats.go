@@ -10,11 +10,14 @@ import (
 
 // NodeStats is one node as this node sees it.
 type NodeStats struct {
-	Node        string    `json:"node"`
-	State       string    `json:"state"`    // this node: Joining..Left; others: Alive, Expired, Left
-	Sessions    int       `json:"sessions"` // its sessions in the directory
-	LastRenewal time.Time `json:"last_renewal,omitzero"`
-	Incarnation uint64    `json:"inc"`
+	Node     string `json:"node"`
+	State    string `json:"state"`    // this node: Joining..Left; others: Alive, Expired, Left
+	Sessions int    `json:"sessions"` // its sessions in the directory
+	// States counts those sessions by state (Alive, Suspect, Closing),
+	// as their node last wrote it (a batch round trip behind).
+	States      map[string]int `json:"states,omitempty"`
+	LastRenewal time.Time      `json:"last_renewal,omitzero"`
+	Incarnation uint64         `json:"inc"`
 }
 
 // Stats is the cluster as this node sees it, shaped for JSON (GET /stats).
@@ -80,14 +83,21 @@ func (n *Node) State() fsm.State {
 
 // Stats returns the cluster as this node sees it now.
 func (n *Node) Stats() Stats {
-	counts := n.dir.counts()
+	counts := n.dir.stateCounts()
+	total := func(node string) int {
+		k := 0
+		for _, c := range counts[node] {
+			k += c
+		}
+		return k
+	}
 	n.smu.Lock()
 	st := Stats{Node: n.cfg.Node, State: n.state.String(), LeaseLeader: n.leader}
 	st.Nodes = append(st.Nodes, NodeStats{Node: n.cfg.Node, State: n.state.String(),
-		Sessions: counts[n.cfg.Node], Incarnation: n.inc.Load()})
+		Sessions: total(n.cfg.Node), States: counts[n.cfg.Node], Incarnation: n.inc.Load()})
 	for name, p := range n.view {
-		st.Nodes = append(st.Nodes, NodeStats{Node: name, State: p.state.String(), Sessions: counts[name],
-			LastRenewal: p.renewed, Incarnation: p.inc})
+		st.Nodes = append(st.Nodes, NodeStats{Node: name, State: p.state.String(), Sessions: total(name),
+			States: counts[name], LastRenewal: p.renewed, Incarnation: p.inc})
 	}
 	n.smu.Unlock()
 	slices.SortFunc(st.Nodes, func(a, b NodeStats) int {

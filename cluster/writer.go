@@ -7,19 +7,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// writer records session opens and closes in the directory bucket off the
-// session path: the hook only puts the change in a map keyed by session
-// (an open followed by its close before the next batch cancels out and is
-// never written), and one goroutine publishes each batch asynchronously
-// and waits for the acknowledgements together. The cost is a delay:
-// an open reaches the other nodes' replicas a batch round trip after it
-// happened (about a millisecond on loopback). The death bound does not
-// depend on it: a dead node's sessions are dropped on its lease, not on
-// these writes.
+// writer records session opens, state changes and closes in the directory
+// bucket off the session path: the hook only puts the change in a map
+// keyed by session (an open followed by its close before the next batch
+// cancels out and is never written; repeated state changes of one session
+// in a batch are one write, of the state it has when written), and one
+// goroutine publishes each batch asynchronously and waits for the
+// acknowledgements together. The cost is a delay: a change reaches the
+// other nodes' replicas a batch round trip after it happened (about a
+// millisecond on loopback). The death bound does not depend on it: a dead
+// node's sessions are dropped on its lease, not on these writes.
 type writer struct {
 	mu      sync.Mutex
 	pending map[uint64]dirOp
@@ -27,13 +29,18 @@ type writer struct {
 	stopped bool
 }
 
-// dirOp is one pending write: an open (entry set) or a close.
+// dirOp is one pending write: an entry (an open or a state change) or a
+// close.
 type dirOp struct {
 	key   string // directory key
 	entry *Entry // nil for a close
-	// retried marks an open that failed once: it may have been written
-	// all the same, so its close must be written too.
-	retried bool
+	// state, if set, gives the entry's State when it is written: the
+	// session's latest, whatever changes were reported before.
+	state func() fsm.State
+	// written marks an entry that may be in the bucket already (a state
+	// change, or an open that failed once and may have been written all
+	// the same): its close must be written too.
+	written bool
 }
 
 // batchTimeout bounds a batch's acknowledgements; what is not acknowledged
@@ -44,13 +51,28 @@ func newWriter() *writer {
 	return &writer{pending: map[uint64]dirOp{}, wake: make(chan struct{}, 1)}
 }
 
-func (w *writer) put(id uint64, op dirOp, cancelOpen bool) {
+// opKind says how put merges a change with one pending for the session.
+type opKind uint8
+
+const (
+	putOpen opKind = iota
+	putUpdate
+	putClose
+)
+
+func (w *writer) put(id uint64, op dirOp, kind opKind) {
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
 		return
 	}
-	if prev, ok := w.pending[id]; ok && cancelOpen && prev.entry != nil && !prev.retried {
+	prev, ok := w.pending[id]
+	switch {
+	case ok && kind == putUpdate:
+		// An entry pending reads the state when written; a close wins.
+		w.mu.Unlock()
+		return
+	case ok && kind == putClose && prev.entry != nil && !prev.written:
 		// The open was never written: neither is the close.
 		delete(w.pending, id)
 		w.mu.Unlock()
@@ -64,12 +86,18 @@ func (w *writer) put(id uint64, op dirOp, cancelOpen bool) {
 	}
 }
 
-func (w *writer) open(id uint64, e Entry) {
-	w.put(id, dirOp{key: dirKey(e.Node, e.Incarnation, id), entry: &e}, false)
+// open queues a new entry; state, if set, is read when it is written.
+func (w *writer) open(id uint64, e Entry, state func() fsm.State) {
+	w.put(id, dirOp{key: dirKey(e.Node, e.Incarnation, id), entry: &e, state: state}, putOpen)
+}
+
+// update queues a state change of an entry opened before.
+func (w *writer) update(id uint64, e Entry, state func() fsm.State) {
+	w.put(id, dirOp{key: dirKey(e.Node, e.Incarnation, id), entry: &e, state: state, written: true}, putUpdate)
 }
 
 func (w *writer) close(id uint64, key string) {
-	w.put(id, dirOp{key: key}, true)
+	w.put(id, dirOp{key: key}, putClose)
 }
 
 // stop drops what is pending and refuses more: the node left, its entries
@@ -128,7 +156,11 @@ func (w *writer) flush(ctx context.Context, e *engine, b map[uint64]dirOp) map[u
 	for id, op := range b {
 		m := &nats.Msg{Subject: "$KV." + e.dirName + "." + op.key, Header: nats.Header{}}
 		if op.entry != nil {
-			m.Data, _ = json.Marshal(op.entry)
+			e := *op.entry
+			if op.state != nil {
+				e.State = op.state().String()
+			}
+			m.Data, _ = json.Marshal(e)
 		} else {
 			m.Header.Set("KV-Operation", "DEL")
 		}
@@ -168,7 +200,7 @@ func (w *writer) retry(failed map[uint64]dirOp) {
 		if _, newer := w.pending[id]; newer {
 			continue
 		}
-		op.retried = true
+		op.written = true
 		w.pending[id] = op
 	}
 	select {

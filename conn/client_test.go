@@ -148,12 +148,17 @@ func checkNoEarlyRetry(t testing.TB, b fsm.Backoff, obs []Observation) int {
 	return early
 }
 
-// TestClientRefusedPortFollowsPolicy: against a refused port, the number
-// of attempts in a window lies between what the policy's slowest and
-// fastest schedules allow, and no retry comes before its lower bound.
-func TestClientRefusedPortFollowsPolicy(t *testing.T) {
+// refusedWindow runs a client of cfg, whose endpoints all refuse, for a
+// 1.5 s window under fastBackoff and checks the policy's promises over it:
+// the attempt count lies between what the slowest schedule allows in the
+// window (less a margin for dial time) and the fastest over the whole run,
+// and no retry starts before its lower bound. It returns what was
+// observed, the attempts' starts and the client's log.
+func refusedWindow(t *testing.T, cfg ClientConfig) ([]Observation, []time.Time, *syncio.Buffer) {
+	t.Helper()
 	b := fastBackoff()
-	c, rec, logs := newTestClient(t, ClientConfig{URL: refusedURL(t), Backoff: b})
+	cfg.Backoff = b
+	c, rec, logs := newTestClient(t, cfg)
 	start := time.Now()
 	stop := runClient(t, c)
 	const window = 1500 * time.Millisecond
@@ -164,8 +169,6 @@ func TestClientRefusedPortFollowsPolicy(t *testing.T) {
 	elapsed := time.Since(start)
 	obs := rec.all()
 	starts, _ := attemptStarts(obs)
-	// Slowest schedule over the window (less a margin for dial time) and
-	// fastest over the whole run.
 	lo, _ := oracle.AttemptsWithin(b, window-100*time.Millisecond)
 	_, hi := oracle.AttemptsWithin(b, elapsed)
 	if len(starts) < lo || len(starts) > hi {
@@ -174,6 +177,14 @@ func TestClientRefusedPortFollowsPolicy(t *testing.T) {
 	if early := checkNoEarlyRetry(t, b, obs); early != 0 {
 		t.Errorf("%d early retries", early)
 	}
+	return obs, starts, logs
+}
+
+// TestClientRefusedPortFollowsPolicy: against a refused port, the number
+// of attempts in a window lies between what the policy's slowest and
+// fastest schedules allow, and no retry comes before its lower bound.
+func TestClientRefusedPortFollowsPolicy(t *testing.T) {
+	_, starts, logs := refusedWindow(t, ClientConfig{URL: refusedURL(t)})
 	// One log line per attempt's failure, carrying its error.
 	fails := 0
 	for _, l := range logLines(t, logs) {

@@ -24,6 +24,17 @@ type SessionHook interface {
 	Closed(s *Session, reason fsm.Reason)
 }
 
+// SessionStateHook is what a SessionHook may also implement to be told of
+// an opened session's state changes between Opened and Closed: Alive ⇄
+// Suspect and into Closing (a reap is Closed). It runs with the session's
+// lock held, on whichever goroutine stepped the session: record or queue,
+// call no Session method but ID (the others take that lock), never wait.
+// A change just after the upgrade may come before Opened: read the state
+// when the change is written, not when it is reported.
+type SessionStateHook interface {
+	StateChanged(s *Session, to fsm.State)
+}
+
 // hookAdmit asks the hook, if any, whether to take r.
 func (srv *Server) hookAdmit(r *http.Request) error {
 	if srv.cfg.Hook == nil {

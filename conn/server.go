@@ -160,6 +160,7 @@ type Server struct {
 	readLimit int64
 	tq        *timerq
 	hooks     *testHooks
+	stateHook SessionStateHook // cfg.Hook, if it implements it
 
 	nextID atomic.Uint64
 	wg     sync.WaitGroup // session goroutines and the timer loop
@@ -192,6 +193,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		sessions:  make(map[uint64]*Session),
 		drained:   make(chan struct{}),
 	}
+	srv.stateHook, _ = cfg.Hook.(SessionStateHook)
 	if srv.clk == nil {
 		srv.clk = clock.New()
 	}

@@ -148,6 +148,9 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 		srv.count(tr)
 		logTransition(srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
 		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
+		if h := srv.stateHook; h != nil && tr.From != tr.To && tr.From != fsm.Handshaking && tr.To != fsm.Reaped {
+			h.StateChanged(s, tr.To)
+		}
 	}
 	closeCode, reap, reason := 0, false, fsm.NoReason
 	for _, a := range out.Actions {

@@ -352,12 +352,7 @@ func installed(tool string) bool {
 // without sudo they skip and say so, even under CI.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
-	skip := func(why string) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("network namespace needed under CI (root or sudo is here): %s", why)
-		}
-		t.Skipf("no network namespace here: %s (needs iproute2 and nftables)", why)
-	}
+	skip := func(why string) { noNetns(t, why) }
 	if !hasPrivilege() {
 		t.Skip("no network namespace here: not root and no password-less sudo (the namespace cases need one)")
 	}
@@ -381,14 +376,41 @@ func newNetns(t *testing.T) *netns {
 	return n
 }
 
-// run runs a command inside the namespace.
-func (n *netns) run(t *testing.T, argv ...string) {
+// noNetns skips a test whose namespaces cannot be made here although
+// root or sudo is (a tool or a kernel feature missing), except under CI
+// (.ci/run installs the tools), where that is a failure.
+func noNetns(t *testing.T, why string) {
 	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("network namespace needed under CI (root or sudo is here): %s", why)
+	}
+	t.Skipf("no network namespace here: %s (needs iproute2 and nftables)", why)
+}
+
+// try runs a command inside the namespace and returns its error with
+// its output: for steps whose failure means "not possible here".
+func (n *netns) try(argv ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := command(ctx, append([]string{"ip", "netns", "exec", n.name}, argv...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("in %s: %s: %v: %s", n.name, strings.Join(argv, " "), err, out)
+		return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, out)
+	}
+	return nil
+}
+
+// output runs a command inside the namespace and returns its stdout.
+func (n *netns) output(argv ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return command(ctx, append([]string{"ip", "netns", "exec", n.name}, argv...)...).Output()
+}
+
+// run runs a command inside the namespace.
+func (n *netns) run(t *testing.T, argv ...string) {
+	t.Helper()
+	if err := n.try(argv...); err != nil {
+		t.Fatalf("in %s: %v", n.name, err)
 	}
 }
 

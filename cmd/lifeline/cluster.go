@@ -28,7 +28,7 @@ type serveClusterOpts struct {
 func clusterFlags(fs *flag.FlagSet) *serveClusterOpts {
 	o := &serveClusterOpts{}
 	d := fsm.DefaultLease()
-	fs.StringVar(&o.node, "node", "", "join a cluster as this node (letters, digits, - and _); session ids are <node>/<n>")
+	fs.StringVar(&o.node, "node", "", "join a cluster as this node (letters, digits, - and _); session ids are <node>.<incarnation>/<n>")
 	fs.StringVar(&o.listen, "cluster-listen", "", "HOST:PORT for the embedded NATS routes (alone: a one-node cluster)")
 	fs.StringVar(&o.peers, "cluster-peers", "", "the other nodes' --cluster-listen addresses, comma-separated (list them all)")
 	fs.StringVar(&o.nats, "nats", "", "use an external NATS (JetStream) at this URL (comma-separated for several) instead of an embedded one")

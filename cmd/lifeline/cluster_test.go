@@ -77,10 +77,11 @@ func TestServeCluster(t *testing.T) {
 	}) {
 		t.Fatalf("b never listed a's session: %+v", list)
 	}
-	if l := list[0]; l.ID != "a/1" || l.Node != "a" || l.Key != "alice" || l.State != "Alive" {
+	id := list[0].ID
+	if l := list[0]; !strings.HasPrefix(l.ID, "a.") || !strings.HasSuffix(l.ID, "/1") || l.Node != "a" || l.Key != "alice" || l.State != "Alive" {
 		t.Errorf("GET /sessions on b = %+v", list)
 	}
-	for _, q := range []string{"id=a/1", "key=alice"} {
+	for _, q := range []string{"id=" + id, "key=alice"} {
 		var r struct{ Delivered int }
 		if code := call(t, "POST", "http://"+b+"/send?"+q, "T", "hello "+q, &r); code != 200 || r.Delivered != 1 {
 			t.Errorf("POST /send?%s on b = %d %+v, want 200 delivered 1", q, code, r)
@@ -98,11 +99,12 @@ func TestServeCluster(t *testing.T) {
 		method, path, token string
 		want                int
 	}{
-		{"POST", "/send?id=a/99", "T", 404},
+		{"POST", "/send?id=" + strings.TrimSuffix(id, "/1") + "/99", "T", 404},
+		{"POST", "/send?id=a.1/1", "T", 404}, // an incarnation before this one
 		{"POST", "/send?key=nobody", "T", 404},
 		{"POST", "/send?id=nonsense", "T", 400},
 		{"POST", "/send", "T", 400},
-		{"POST", "/send?id=a/1", "", 401},
+		{"POST", "/send?id=" + id, "", 401},
 		{"GET", "/sessions", "", 401},
 		{"GET", "/sessions", "wrong", 403},
 	} {
