@@ -164,7 +164,7 @@ func TestClusterFailures(t *testing.T) {
 		})
 		// A stopped lease stream leader stalls renewals like a killed one
 		// (see the SIGKILL case): move the lead away first.
-		moveLeader(t, n1.Node, "n3")
+		moveLeader(t, "n3", n1.Node, n2.Node)
 		leader := leaseLeader(n1.Node) == "n3"
 		w1, w2 := n1.Watch(t.Context()), n2.Watch(t.Context())
 		stopped, err := child.Signal(syscall.SIGSTOP)
@@ -218,7 +218,7 @@ func TestClusterFailures(t *testing.T) {
 		// test lease's fence (2 s): the survivors would fence too. The
 		// bound for that case adds Lease.Failover; this test kills a
 		// follower, moving the leadership away first if n3 holds it.
-		moveLeader(t, n1.Node, "n3")
+		moveLeader(t, "n3", n1.Node, n2.Node)
 		leader := leaseLeader(n1.Node) == "n3"
 		w1, w2 := n1.Watch(t.Context()), n2.Watch(t.Context())
 		killed, err := child.Signal(syscall.SIGKILL)
@@ -291,7 +291,7 @@ func nextClose(t testing.TB, w <-chan Change, id string, timeout time.Duration) 
 }
 
 // moveLeader makes sure a server other than from leads the lease stream,
-// as n's in-process server and the leader itself see it, before from is
+// as the leader and the in-process nodes' servers see it, before from is
 // stopped or killed (killing the leader stalls every renewal for an
 // election, longer than the fence).
 //
@@ -301,13 +301,16 @@ func nextClose(t testing.TB, w <-chan Change, id string, timeout time.Duration) 
 // stream answers success without moving anything. Then, while from leads,
 // it waits until every replica is current (a follower whose log is behind
 // cannot take a leader transfer nor win the vote, so the stepdown would
-// only hand leadership back to from) and asks for a stepdown naming n as
-// the new leader, again at most once a second, for up to 60 s.
-func moveLeader(t testing.TB, n *Node, from string) {
+// only hand leadership back to from) and asks for a stepdown naming
+// nodes[0] as the new leader, again at most once a second, for up to 60 s. It returns
+// once every replica is current under the new leader.
+func moveLeader(t testing.TB, from string, nodes ...*Node) {
 	t.Helper()
+	n := nodes[0]
 	e := n.eng.Load()
 	stream := "KV_" + e.leases.Bucket()
-	deadline := time.Now().Add(60 * time.Second)
+	start := time.Now()
+	deadline := start.Add(60 * time.Second)
 	var last string
 	var asked time.Time
 	for {
@@ -323,15 +326,21 @@ func moveLeader(t testing.TB, n *Node, from string) {
 			}
 		}
 		switch {
-		case leader != "" && leader != from &&
-			(leader != n.ID() || e.srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream)) &&
-			e.srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream):
-			return // led elsewhere, and n follows (or is) that leader
+		case leader != "" && leader != from && current && settled(leader, stream, nodes):
+			// Led elsewhere, every replica current under that leader, and
+			// the leader done applying its predecessor's entries: before
+			// that it proposes no expiry (a lease expiring then is marked
+			// 2 s late), so the case below would not measure the steady
+			// engine.
+			if !asked.IsZero() {
+				t.Logf("lease stream lead moved from %s to %s in %s", from, leader, time.Since(start).Round(time.Millisecond))
+			}
+			return
 		case time.Now().After(deadline):
 			t.Fatalf("lease stream not led away from %s within 60s (leader %q, all replicas current: %v, last stepdown answer: %s)",
 				from, leader, current, last)
 		case leader == from && current && time.Since(asked) >= time.Second &&
-			e.srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream):
+			n.eng.Load().srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream):
 			asked = time.Now()
 			body := []byte(`{"placement":{"preferred":"` + n.ID() + `"}}`)
 			msg, err := e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, body, 2*time.Second)
@@ -343,6 +352,20 @@ func moveLeader(t testing.TB, n *Node, from string) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling the leader, not synchronising on it
 	}
+}
+
+// settled reports whether each of the in-process nodes' servers agrees
+// that leader leads stream: the leader's own in complete leader state
+// (caught up with its applies), the others current followers.
+func settled(leader, stream string, nodes []*Node) bool {
+	for _, n := range nodes {
+		srv := n.eng.Load().srv
+		if n.ID() == leader && !srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) ||
+			!srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return false
+		}
+	}
+	return true
 }
 
 // engineServers is how many servers form the engine in TestClusterFailures:
