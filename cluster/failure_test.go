@@ -207,6 +207,13 @@ func TestClusterFailures(t *testing.T) {
 
 	t.Run("SIGKILLed node counted dead within the bound", func(t *testing.T) {
 		waitFor(t, 3*testLease.TTL, "n3 serving again", func() bool { return n1.peer("n3").state == fsm.Alive })
+		// Resumed, n3 holds a replica of both buckets that missed every
+		// write while it was stopped: its first session is listed only
+		// once it has caught up.
+		waitFor(t, 3*testLease.TTL, "every replica of both buckets current", func() bool {
+			return replicasCurrent(n1.Node, "KV_"+n1.eng.Load().leases.Bucket()) &&
+				replicasCurrent(n1.Node, "KV_"+n1.eng.Load().dirName)
+		})
 		c3 := dial(t, "frank", n3url, n1.url)
 		var id string
 		waitFor(t, 5*time.Second, "frank's session on n3 listed on n1 and n2", func() bool {
@@ -318,12 +325,9 @@ func moveLeader(t testing.TB, from string, nodes ...*Node) {
 		if info != nil && info.Config.Replicas != engineServers {
 			t.Fatalf("lease stream has %d replicas, want one on each of the %d engine servers", info.Config.Replicas, engineServers)
 		}
-		leader, current := "", false
+		leader, current := "", allCurrent(info)
 		if info != nil && info.Cluster != nil {
-			leader, current = info.Cluster.Leader, len(info.Cluster.Replicas) == engineServers-1
-			for _, r := range info.Cluster.Replicas {
-				current = current && r.Current
-			}
+			leader = info.Cluster.Leader
 		}
 		switch {
 		case leader != "" && leader != from && current && settled(leader, stream, nodes):
@@ -362,6 +366,29 @@ func settled(leader, stream string, nodes []*Node) bool {
 		srv := n.eng.Load().srv
 		if n.ID() == leader && !srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) ||
 			!srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return false
+		}
+	}
+	return true
+}
+
+// replicasCurrent reports whether stream has a replica on every engine
+// server and its leader counts each of them current.
+func replicasCurrent(n *Node, stream string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := n.eng.Load().js.Stream(ctx, stream) // asks the leader
+	return err == nil && allCurrent(st.CachedInfo())
+}
+
+// allCurrent reports whether the stream info (as its leader answers it)
+// shows a replica on every engine server, each current.
+func allCurrent(info *jetstream.StreamInfo) bool {
+	if info == nil || info.Cluster == nil || len(info.Cluster.Replicas) != engineServers-1 {
+		return false
+	}
+	for _, r := range info.Cluster.Replicas {
+		if !r.Current {
 			return false
 		}
 	}
