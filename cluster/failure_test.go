@@ -17,6 +17,8 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/lifeline-go/lifeline/internal/proc"
 	"github.com/lifeline-go/lifeline/internal/report"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // proxy forwards TCP connections to target until cut: then it closes
@@ -115,7 +117,11 @@ func TestClusterFailures(t *testing.T) {
 		return n1.State() == fsm.Member && n2.State() == fsm.Member && n1.ClientURL() != ""
 	})
 	px := newProxy(t, n1.ClientURL()[len("nats://"):])
-	n4 := startNode(t, Config{Node: "n4", NATS: px.URL(), NATSListedOnly: true})
+	// n4 shares the engine's buckets, so it names their replica count: its
+	// automatic one (1, for an external NATS) would rescale the lease
+	// stream to one copy, wherever it happens to sit, and the kills below
+	// would no longer be of a replica holder (nor could its lead move).
+	n4 := startNode(t, Config{Node: "n4", NATS: px.URL(), NATSListedOnly: true, Replicas: engineServers})
 	waitFor(t, 30*time.Second, "n4 Member, everyone seeing everyone", func() bool {
 		return n4.State() == fsm.Member && len(n1.alivePeers()) == 3 && len(n2.alivePeers()) == 3
 	})
@@ -151,19 +157,22 @@ func TestClusterFailures(t *testing.T) {
 	})
 
 	t.Run("stopped node counted dead, fences itself on resume", func(t *testing.T) {
-		moveLeader(t, n1.Node, "n3")
 		c3 := dial(t, "erin", n3url, n1.url)
 		var id string
 		waitFor(t, 5*time.Second, "erin's session on n3 listed on n1", func() bool {
 			id = idOf(n1.Node, "erin")
 			return strings.HasPrefix(id, "n3.")
 		})
+		// A stopped lease stream leader stalls renewals like a killed one
+		// (see the SIGKILL case): move the lead away first.
+		moveLeader(t, "n3", n1.Node, n2.Node)
+		leader := leaseLeader(n1.Node) == "n3"
 		w1, w2 := n1.Watch(t.Context()), n2.Watch(t.Context())
 		stopped, err := child.Signal(syscall.SIGSTOP)
 		if err != nil {
 			t.Fatal(err)
 		}
-		bound := testLease.LatestDead(stopped, false)
+		bound := testLease.LatestDead(stopped, leader)
 		var took time.Duration
 		for i, w := range []<-chan Change{w1, w2} {
 			ch := nextClose(t, w, id, bound.Sub(stopped)+5*time.Second)
@@ -199,6 +208,13 @@ func TestClusterFailures(t *testing.T) {
 
 	t.Run("SIGKILLed node counted dead within the bound", func(t *testing.T) {
 		waitFor(t, 3*testLease.TTL, "n3 serving again", func() bool { return n1.peer("n3").state == fsm.Alive })
+		// Resumed, n3 holds a replica of both buckets that missed every
+		// write while it was stopped: its first session is listed only
+		// once it has caught up.
+		waitFor(t, 3*testLease.TTL, "every replica of both buckets current", func() bool {
+			return replicasCurrent(n1.Node, "KV_"+n1.eng.Load().leases.Bucket()) &&
+				replicasCurrent(n1.Node, "KV_"+n1.eng.Load().dirName)
+		})
 		c3 := dial(t, "frank", n3url, n1.url)
 		var id string
 		waitFor(t, 5*time.Second, "frank's session on n3 listed on n1 and n2", func() bool {
@@ -210,8 +226,8 @@ func TestClusterFailures(t *testing.T) {
 		// test lease's fence (2 s): the survivors would fence too. The
 		// bound for that case adds Lease.Failover; this test kills a
 		// follower, moving the leadership away first if n3 holds it.
-		moveLeader(t, n1.Node, "n3")
-		leader := leaseLeader(t, n1.Node) == "n3"
+		moveLeader(t, "n3", n1.Node, n2.Node)
+		leader := leaseLeader(n1.Node) == "n3"
 		w1, w2 := n1.Watch(t.Context()), n2.Watch(t.Context())
 		killed, err := child.Signal(syscall.SIGKILL)
 		if err != nil {
@@ -283,51 +299,126 @@ func nextClose(t testing.TB, w <-chan Change, id string, timeout time.Duration) 
 	}
 }
 
-// moveLeader asks the lease stream's leader to step down while it is
-// from, and waits until another server leads. Under load an election can
-// take seconds and a stepdown can be refused while the peers catch up, so
-// it asks again every second (naming this node as the preferred leader on
-// every other try: a plain stepdown may elect from again) for up to 60 s.
-func moveLeader(t testing.TB, n *Node, from string) {
+// moveLeader makes sure a server other than from leads the lease stream,
+// as the leader and the in-process nodes' servers see it, before from is
+// stopped or killed (killing the leader stalls every renewal for an
+// election, longer than the fence).
+//
+// It first checks the stream still has a replica on every engine server:
+// a node whose automatic Replicas differs (1 for an external NATS) used to
+// rescale the shared bucket to one copy, and a stepdown of a one-replica
+// stream answers success without moving anything. Then, while from leads,
+// it waits until every replica is current (a follower whose log is behind
+// cannot take a leader transfer nor win the vote, so the stepdown would
+// only hand leadership back to from) and asks for a stepdown naming
+// nodes[0] as the new leader, again at most once a second, for up to 60 s. It returns
+// once every replica is current under the new leader.
+func moveLeader(t testing.TB, from string, nodes ...*Node) {
 	t.Helper()
+	n := nodes[0]
 	e := n.eng.Load()
+	stream := "KV_" + e.leases.Bucket()
+	start := time.Now()
+	deadline := start.Add(60 * time.Second)
 	var last string
-	for try := 0; leaseLeader(t, n) == from; try++ {
-		if try == 600 {
-			t.Fatalf("lease stream still led by %s after 60s (last stepdown answer: %s)", from, last)
+	var asked time.Time
+	for {
+		info := leaseInfo(n)
+		if info != nil && info.Config.Replicas != engineServers {
+			t.Fatalf("lease stream has %d replicas, want one on each of the %d engine servers", info.Config.Replicas, engineServers)
 		}
-		if try%10 == 0 {
-			body := []byte(`{"placement":{"preferred":"` + n.ID() + `"}}`)
-			if try%20 == 10 {
-				body = nil
+		leader, current := "", allCurrent(info)
+		if info != nil && info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		switch {
+		case leader != "" && leader != from && current && settled(leader, stream, nodes):
+			// Led elsewhere, every replica current under that leader, and
+			// the leader done applying its predecessor's entries: before
+			// that it proposes no expiry (a lease expiring then is marked
+			// 2 s late), so the case below would not measure the steady
+			// engine.
+			if !asked.IsZero() {
+				t.Logf("lease stream lead moved from %s to %s in %s", from, leader, time.Since(start).Round(time.Millisecond))
 			}
-			msg, err := e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+e.leases.Bucket(), body, 2*time.Second)
+			return
+		case time.Now().After(deadline):
+			t.Fatalf("lease stream not led away from %s within 60s (leader %q, all replicas current: %v, last stepdown answer: %s)",
+				from, leader, current, last)
+		case leader == from && current && time.Since(asked) >= time.Second &&
+			n.eng.Load().srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream):
+			asked = time.Now()
+			body := []byte(`{"placement":{"preferred":"` + n.ID() + `"}}`)
+			msg, err := e.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, body, 2*time.Second)
 			if err != nil {
 				last = err.Error()
 			} else {
 				last = string(msg.Data)
 			}
 		}
-		time.Sleep(100 * time.Millisecond) // polling the leader, not synchronising on it
+		time.Sleep(50 * time.Millisecond) // polling the leader, not synchronising on it
 	}
 }
 
+// settled reports whether each of the in-process nodes' servers agrees
+// that leader leads stream: the leader's own in complete leader state
+// (caught up with its applies), the others current followers.
+func settled(leader, stream string, nodes []*Node) bool {
+	for _, n := range nodes {
+		srv := n.eng.Load().srv
+		if n.ID() == leader && !srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) ||
+			!srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return false
+		}
+	}
+	return true
+}
+
+// replicasCurrent reports whether stream has a replica on every engine
+// server and its leader counts each of them current.
+func replicasCurrent(n *Node, stream string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := n.eng.Load().js.Stream(ctx, stream) // asks the leader
+	return err == nil && allCurrent(st.CachedInfo())
+}
+
+// allCurrent reports whether the stream info (as its leader answers it)
+// shows a replica on every engine server, each current.
+func allCurrent(info *jetstream.StreamInfo) bool {
+	if info == nil || info.Cluster == nil || len(info.Cluster.Replicas) != engineServers-1 {
+		return false
+	}
+	for _, r := range info.Cluster.Replicas {
+		if !r.Current {
+			return false
+		}
+	}
+	return true
+}
+
+// engineServers is how many servers form the engine in TestClusterFailures:
+// the lease stream keeps a replica on each.
+const engineServers = 3
+
 // leaseLeader returns the name of the server leading the lease bucket's
-// stream.
-func leaseLeader(t testing.TB, n *Node) string {
+// stream, or "" while it has none.
+func leaseLeader(n *Node) string {
+	if info := leaseInfo(n); info != nil && info.Cluster != nil {
+		return info.Cluster.Leader
+	}
+	return ""
+}
+
+// leaseInfo returns the lease stream's info as its leader answers it, or
+// nil while nobody answers (an election).
+func leaseInfo(n *Node) *jetstream.StreamInfo {
 	e := n.eng.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, err := e.js.Stream(ctx, "KV_"+e.leases.Bucket())
+	st, err := e.js.Stream(ctx, "KV_"+e.leases.Bucket()) // asks the leader too
 	if err != nil {
-		t.Fatal(err)
+		return nil
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return ""
-	}
-	if info.Cluster == nil {
-		return ""
-	}
-	return info.Cluster.Leader
+	return st.CachedInfo()
 }
