@@ -109,7 +109,8 @@ const errCodeNoMessage = 10037
 func (r *leaseReader) leaderGet(ctx context.Context, key string) (leaseSeen, bool, error) {
 	bucket := r.e.leases.Bucket()
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
-	m, err := r.e.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	// The node's JetStream uses the default API prefix (jetstream.New).
+	m, err := r.e.nc.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"STREAM.MSG.GET.KV_"+bucket, req)
 	if err != nil {
 		return leaseSeen{}, false, fmt.Errorf("read lease %s through the stream leader: %w", key, err)
 	}
