@@ -269,11 +269,11 @@ func (d *driver) recheck() {
 	}
 	d.checking = true
 	n, e := d.n, d.e
-	var names []string
-	for name, p := range d.peers {
-		if p.State() == fsm.Alive {
-			names = append(names, name)
-		}
+	// Every peer, in every state (fsm.Peer.Deadline): an Alive one's
+	// expiry the watch missed, an Expired or Left one's new incarnation.
+	names := make([]string, 0, len(d.peers))
+	for name := range d.peers {
+		names = append(names, name)
 	}
 	d.wg.Add(1)
 	go func() {
@@ -294,9 +294,10 @@ func (d *driver) recheck() {
 	}()
 }
 
-// recheckDone compares the leases read with the peer views: a peer whose
-// lease is missing is gone (the watch missed its expiry marker); a lease
-// of a newer incarnation is seen.
+// recheckDone compares the leases read with the peer views: an Alive peer
+// whose lease is missing is gone (the watch missed its expiry marker); a
+// lease of a newer incarnation is seen, reviving an Expired or Left peer
+// whose new lease the watch missed.
 func (d *driver) recheckDone(now time.Time, ev event) {
 	if ev.leader != "" {
 		d.n.setLeader(ev.leader)
@@ -306,12 +307,9 @@ func (d *driver) recheckDone(now time.Time, ev event) {
 		return
 	}
 	for name, p := range d.peers {
-		if p.State() != fsm.Alive {
-			continue
-		}
 		if ls, ok := ev.listing[name]; ok {
 			d.seen(now, name, ls.inc, ls.renewed)
-		} else {
+		} else if p.State() == fsm.Alive {
 			d.peerStep(now, name, p, fsm.EvLeaseGone)
 		}
 	}
