@@ -1,6 +1,8 @@
 package invariant_test
 
 import (
+	"cmp"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ func TestClusterEdges(t *testing.T) {
 		return trace.Record{At: at, Kind: trace.XAnswer, ID: id, Server: 0, Attempt: trace.Delivered, Delay: delay}
 	}
 	s := time.Second
+	late6 := "(h) node_declared_dead violated at 6s by node 0: counted node 1's incarnation 1 dead at 6s; its lease was last written at 900ms, bound 5.9s"
 	never := "(h) node_declared_dead violated at 1m0s by node 0: never counted node 1's incarnation 1 dead; its lease ended at 3.9s, last written at 900ms, bound 5.9s"
 	// Session 1 of client 1 registered on node 2 before any cluster record.
 	early := []trace.Record{dial(0, 1, 1), {At: 0, Kind: trace.Register, ID: 1, Peer: 1, Server: 2},
@@ -43,6 +46,17 @@ func TestClusterEdges(t *testing.T) {
 			time.Minute, 0, never},
 		{"cut off exactly at the bound", lease(nodeRec(5900*ms, trace.CutOff, 0, 0)), time.Minute, 0, ""},
 		{"cut off 1ns after the bound", lease(nodeRec(5900*ms+1, trace.CutOff, 0, 0)), time.Minute, 0, never},
+		// (h): a failover of the engine between the last write and the plain
+		// bound adds Failover (10s); one outside that window does not.
+		{"failover inside the window", failover(6*s, 2*s, 3*s), time.Minute, 0, ""},
+		{"failover starting at the plain bound", failover(6*s, 5900*ms, 5950*ms), time.Minute, 0, ""},
+		{"failover starting 1ns after the plain bound", failover(6*s, 5900*ms+1, 5950*ms), time.Minute, 0, late6},
+		{"failover ending at the last write", failover(6*s, 500*ms, 900*ms), time.Minute, 0, ""},
+		{"failover ending 1ns before the last write", failover(6*s, 500*ms, 900*ms-1), time.Minute, 0, late6},
+		{"two failovers, both over before the last write", failover(6*s, 100*ms, 300*ms, 150*ms, 200*ms), time.Minute, 0, late6},
+		{"failover still on at the declaration", failover(6*s, 2*s, -1), time.Minute, 0, ""},
+		{"declared past the failover bound", failover(15900*ms+1, 2*s, 3*s), time.Minute, 0,
+			"(h) node_declared_dead violated at 15.900000001s by node 0: counted node 1's incarnation 1 dead at 15.900000001s; its lease was last written at 900ms, bound 15.9s"},
 		// (h): a declaration at the bound, and a run ending at it.
 		{"declared at the bound", cutOff(true, 5900*ms), time.Minute, 0, ""},
 		{"declared 1ns after the bound", cutOff(true, 5900*ms+1), time.Minute, 0,
@@ -113,4 +127,24 @@ func TestClusterEdges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failover is cutOff(true, at) with engine failovers from spans (start,
+// end pairs, nested in order: starts, then ends innermost first; an end
+// of -1 never comes), the whole in time order.
+func failover(at time.Duration, spans ...time.Duration) []trace.Record {
+	recs := cutOff(true, at)
+	decl := append([]trace.Record(nil), recs[len(recs)-2:]...)
+	recs = recs[:len(recs)-2]
+	for i := 0; i < len(spans); i += 2 {
+		recs = append(recs, trace.Record{At: spans[i], Kind: trace.FailoverStart})
+	}
+	for i := len(spans) - 1; i > 0; i -= 2 {
+		if spans[i] >= 0 {
+			recs = append(recs, trace.Record{At: spans[i], Kind: trace.FailoverEnd})
+		}
+	}
+	recs = append(recs, decl...)
+	slices.SortStableFunc(recs, func(a, b trace.Record) int { return cmp.Compare(a.At, b.At) })
+	return recs
 }
