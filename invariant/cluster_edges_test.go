@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/lifeline-go/lifeline/fsm"
-	"github.com/lifeline-go/lifeline/invariant"
 	"github.com/lifeline-go/lifeline/trace"
 )
 
@@ -105,20 +104,7 @@ func TestClusterEdges(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := clusterCfg
 			c.Slack = tt.slack
-			s, err := invariant.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.recs {
-				s.Observe(&tt.recs[i])
-			}
-			s.Finish(tt.end)
-			var got []string
-			for _, v := range s.Violations() {
-				if v.Invariant >= invariant.NodeDeclaredDead && v.Invariant <= invariant.DirectoryMatches {
-					got = append(got, v.String())
-				}
-			}
+			got := clusterViolations(t, c, tt.recs, tt.end)
 			switch {
 			case tt.want == "" && len(got) > 0:
 				t.Fatalf("unexpected: %q", got)

@@ -57,14 +57,7 @@ func TestPolicyV2Checks(t *testing.T) {
 // t unless the first violation contains want (none when want is empty).
 func judgeTable(t *testing.T, c invariant.Config, recs []trace.Record, end time.Duration, want string) {
 	t.Helper()
-	s, err := invariant.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range recs {
-		s.Observe(&recs[i])
-	}
-	s.Finish(end)
+	s := judged(t, c, recs, end)
 	vs := s.Violations()
 	switch {
 	case want == "" && len(vs) > 0:
