@@ -149,7 +149,22 @@ func genScenarioIn(t *rapid.T, kinds []sim.FaultKind, tiers [][2]time.Duration) 
 		sc.Faults = append(sc.Faults, genFault(t, &sc, i, kinds))
 	}
 	genPolicyV2(t, &sc, kinds)
+	// A correct client refused for the whole run makes about Duration /
+	// (mean delay) attempts; at Max 30 ms over an hour that is ~10^5 per
+	// client, more events than check's budget allows and nothing a
+	// thousand attempts would not show. So a long run's policies get a Max
+	// of at least Duration/10 000: at most ~20 000 attempts per client
+	// (full jitter halves the mean), fast policies stay in short runs.
+	floorMax(&sc.Backoff, sc.Duration)
+	for i := range sc.BackoffChanges {
+		floorMax(&sc.BackoffChanges[i].Backoff, sc.Duration)
+	}
 	return sc
+}
+
+// floorMax raises b.Max to d/10 000 if it is lower (see genScenarioIn).
+func floorMax(b *fsm.Backoff, d time.Duration) {
+	b.Max = max(b.Max, d/10_000)
 }
 
 // check runs sc and fails t, with everything needed to reproduce and
@@ -157,7 +172,10 @@ func genScenarioIn(t *rapid.T, kinds []sim.FaultKind, tiers [][2]time.Duration) 
 func check(t *rapid.T, sc sim.Scenario, opt sim.Options, only ...invariant.Invariant) *sim.Result {
 	opt.KeepTrace, opt.StopOnViolation = true, true
 	if opt.MaxEvents == 0 {
-		opt.MaxEvents = 1_000_000
+		// A million events per 30 minutes of virtual time: generous for a
+		// correct driver (see floorMax), while a driver stuck in a tight
+		// loop still runs out of it within a few virtual seconds.
+		opt.MaxEvents = max(1_000_000, uint64(sc.Duration/(30*time.Minute))*1_000_000)
 	}
 	opt.Check.Only = only
 	res, err := sim.Run(context.Background(), sc, opt)

@@ -66,8 +66,12 @@ type Config struct {
 	StoreDir string
 
 	// Replicas is how many copies JetStream keeps of the lease and
-	// directory buckets. Zero means 1 + len(Peers), at most 3, with the
-	// embedded server, and 1 with NATS.
+	// directory buckets, which every node of the cluster shares. Zero
+	// (automatic) opens existing buckets as they are, and creates missing
+	// ones with 1 + len(Peers), at most 3, with the embedded server, and 1
+	// with NATS. A non-zero value is applied: existing buckets are
+	// rescaled to it (logged as a warning), so give it on every node or on
+	// none.
 	Replicas int
 
 	// KeyOf, if set, gives each session its key at the upgrade (a user id,

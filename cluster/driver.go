@@ -261,8 +261,7 @@ func (d *driver) peerApply(name string, p *fsm.Peer, out fsm.Output, cause error
 
 // recheck reads the lease of every peer due a re-check, on a goroutine of
 // its own (one at a time): an expiry the watch missed shows here within a
-// heartbeat. Each is a point read of the key: a listing by consumer can
-// miss a key renewed while it runs, and so count a live node dead.
+// heartbeat (leaseReader: a silent replica costs it a quarter of the Slack).
 func (d *driver) recheck() {
 	if d.checking {
 		d.recheckDue = true
@@ -270,18 +269,23 @@ func (d *driver) recheck() {
 	}
 	d.checking = true
 	n, e := d.n, d.e
-	var names []string
-	for name, p := range d.peers {
-		if p.State() == fsm.Alive {
-			names = append(names, name)
-		}
+	// Every peer, in every state (fsm.Peer.Deadline): an Alive one's
+	// expiry the watch missed, an Expired or Left one's new incarnation.
+	names := make([]string, 0, len(d.peers))
+	for name := range d.peers {
+		names = append(names, name)
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), n.lease.Heartbeat)
 		defer cancel()
-		found, err := readLeases(ctx, e.leases, names)
+		rd := newLeaseReader(e, n.lease)
+		found, err := rd.readLeases(ctx, names)
+		if rd.timeouts > 0 {
+			n.log.Warn("lease re-check: a replica did not answer a direct get, read through the stream leader",
+				"node", n.cfg.Node, "timeouts", rd.timeouts, "after", rd.try, "error", err)
+		}
 		leader := ""
 		if st, serr := e.js.Stream(ctx, "KV_"+e.leases.Bucket()); serr == nil && st.CachedInfo().Cluster != nil {
 			leader = st.CachedInfo().Cluster.Leader
@@ -290,31 +294,10 @@ func (d *driver) recheck() {
 	}()
 }
 
-// readLeases reads the leases of names; a missing one is absent from the
-// result. Any other error fails the whole re-check: nobody is counted dead
-// on an engine that did not answer.
-func readLeases(ctx context.Context, kv jetstream.KeyValue, names []string) (map[string]leaseSeen, error) {
-	out := make(map[string]leaseSeen, len(names))
-	for _, k := range names {
-		en, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		v, err := decodeLease(en.Value())
-		if err != nil {
-			return nil, err
-		}
-		out[k] = leaseSeen{inc: v.Incarnation, renewed: en.Created()}
-	}
-	return out, nil
-}
-
-// recheckDone compares the leases read with the peer views: a peer whose
-// lease is missing is gone (the watch missed its expiry marker); a lease
-// of a newer incarnation is seen.
+// recheckDone compares the leases read with the peer views: an Alive peer
+// whose lease is missing is gone (the watch missed its expiry marker); a
+// lease of a newer incarnation is seen, reviving an Expired or Left peer
+// whose new lease the watch missed.
 func (d *driver) recheckDone(now time.Time, ev event) {
 	if ev.leader != "" {
 		d.n.setLeader(ev.leader)
@@ -324,12 +307,9 @@ func (d *driver) recheckDone(now time.Time, ev event) {
 		return
 	}
 	for name, p := range d.peers {
-		if p.State() != fsm.Alive {
-			continue
-		}
 		if ls, ok := ev.listing[name]; ok {
 			d.seen(now, name, ls.inc, ls.renewed)
-		} else {
+		} else if p.State() == fsm.Alive {
 			d.peerStep(now, name, p, fsm.EvLeaseGone)
 		}
 	}

@@ -27,6 +27,7 @@ type engine struct {
 	dir      jetstream.KeyValue // <node>.<inc>.<n> → session entry
 	dirName  string
 	subj     string // subject prefix: <name>.
+	log      *slog.Logger
 }
 
 // reconnectWait is nats.go's wait between reconnect attempts. The lease,
@@ -174,11 +175,11 @@ func bucketConfigs(cfg Config) (lease, dir jetstream.KeyValueConfig) {
 // re-creation: they address the streams by name.
 func (e *engine) ensureBuckets(ctx context.Context, cfg Config) error {
 	lc, dc := bucketConfigs(cfg)
-	leases, err := e.js.CreateOrUpdateKeyValue(ctx, lc)
+	leases, err := e.ensureBucket(ctx, cfg, lc)
 	if err != nil {
 		return err
 	}
-	dir, err := e.js.CreateOrUpdateKeyValue(ctx, dc)
+	dir, err := e.ensureBucket(ctx, cfg, dc)
 	if err != nil {
 		return err
 	}
@@ -186,6 +187,35 @@ func (e *engine) ensureBuckets(ctx context.Context, cfg Config) error {
 		e.leases, e.dir = leases, dir
 	}
 	return nil
+}
+
+// ensureBucket opens bucket kc. With automatic Replicas (0) an existing
+// bucket is bound as it is: the buckets are shared by every node, and a
+// node that only guessed a replica count (1 on an external NATS) must not
+// rescale what others configured. A missing one is created with the
+// guess. An explicit Replicas is applied: the bucket is updated to it,
+// and a change of an existing bucket's count is logged.
+func (e *engine) ensureBucket(ctx context.Context, cfg Config, kc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Replicas == 0 {
+		kv, err := e.js.KeyValue(ctx, kc.Bucket)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return kv, err
+		}
+		kv, err = e.js.CreateKeyValue(ctx, kc)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			// Another node created it meanwhile, perhaps with other
+			// replicas: bind it as it is.
+			return e.js.KeyValue(ctx, kc.Bucket)
+		}
+		return kv, err
+	}
+	if st, err := e.js.Stream(ctx, "KV_"+kc.Bucket); err == nil {
+		if had := st.CachedInfo().Config.Replicas; had != kc.Replicas {
+			e.log.Warn("rescaling a shared bucket to this node's Replicas", "node", cfg.Node,
+				"bucket", kc.Bucket, "replicas", had, "to", kc.Replicas)
+		}
+	}
+	return e.js.CreateOrUpdateKeyValue(ctx, kc)
 }
 
 // openBuckets is ensureBuckets retried while JetStream is not ready: a

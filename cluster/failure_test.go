@@ -117,10 +117,11 @@ func TestClusterFailures(t *testing.T) {
 		return n1.State() == fsm.Member && n2.State() == fsm.Member && n1.ClientURL() != ""
 	})
 	px := newProxy(t, n1.ClientURL()[len("nats://"):])
-	// n4 shares the engine's buckets, so it names their replica count: its
-	// automatic one (1, for an external NATS) would rescale the lease
-	// stream to one copy, wherever it happens to sit, and the kills below
-	// would no longer be of a replica holder (nor could its lead move).
+	// n4 shares the engine's buckets. It names their replica count, the
+	// one the kills below need (a replica on every engine server, so the
+	// lead can move off n3): its automatic one would bind the buckets as
+	// they are (TestAutomaticReplicasKeepBucket), an explicit one is
+	// applied.
 	n4 := startNode(t, Config{Node: "n4", NATS: px.URL(), NATSListedOnly: true, Replicas: engineServers})
 	waitFor(t, 30*time.Second, "n4 Member, everyone seeing everyone", func() bool {
 		return n4.State() == fsm.Member && len(n1.alivePeers()) == 3 && len(n2.alivePeers()) == 3

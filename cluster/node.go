@@ -179,7 +179,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 // start brings the engine up.
 func (n *Node) start(ctx context.Context) (*engine, error) {
-	e := &engine{}
+	e := &engine{log: n.log}
 	if n.cfg.NATS == "" {
 		s, tmp, err := startServer(n.cfg, n.log)
 		if err != nil {

@@ -85,20 +85,7 @@ func TestClusterCheckers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := invariant.New(clusterCfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range tc.recs {
-				s.Observe(&tc.recs[i])
-			}
-			s.Finish(tc.end)
-			var got []string
-			for _, v := range s.Violations() {
-				if v.Invariant >= invariant.NodeDeclaredDead && v.Invariant <= invariant.DirectoryMatches {
-					got = append(got, v.String())
-				}
-			}
+			got := clusterViolations(t, clusterCfg, tc.recs, tc.end)
 			switch {
 			case tc.want == "" && len(got) > 0:
 				t.Fatalf("unexpected: %v", got)
@@ -107,6 +94,20 @@ func TestClusterCheckers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clusterViolations runs recs through a Suite for c, finishing at end,
+// and returns its violations of (h) to (k).
+func clusterViolations(t *testing.T, c invariant.Config, recs []trace.Record, end time.Duration) []string {
+	t.Helper()
+	s := judged(t, c, recs, end)
+	var got []string
+	for _, v := range s.Violations() {
+		if v.Invariant >= invariant.NodeDeclaredDead && v.Invariant <= invariant.DirectoryMatches {
+			got = append(got, v.String())
+		}
+	}
+	return got
 }
 
 // Without cluster records the cluster verdicts are not reported.

@@ -1,6 +1,7 @@
 package invariant_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,59 @@ func TestBackoffChangesAtOneInstant(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Config.Only accepts the last invariant and nothing past it.
+func TestOnlyLastInvariant(t *testing.T) {
+	if err := (invariant.Config{Only: []invariant.Invariant{invariant.ReconnectFloor}}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (invariant.Config{Only: []invariant.Invariant{invariant.ReconnectFloor + 1}}).Validate(); err == nil {
+		t.Fatal("Only holding the invariant past the last accepted")
+	}
+}
+
+// (g)'s oracle is asked about the outage the restart really had (down at
+// 1s, up at 2s); its limit replaces the fraction's only when lower.
+func TestHerdOracleOutage(t *testing.T) {
+	c := cfg
+	c.Backoff.Jitter = fsm.JitterSymmetric // ±50 %: the oracle's share depends on the outage
+	const n = 10
+	p, ok := c.Backoff.HerdShare(time.Second, 100*ms)
+	if q, _ := c.Backoff.HerdShare(3*time.Second, 100*ms); !ok || p == q {
+		t.Fatalf("the oracle cannot tell a 1s outage from a 3s one (%v, %v)", p, q)
+	}
+	l := fsm.HerdLimit(n, p)
+	if l >= n {
+		t.Fatalf("oracle limit %d of %d leaves no herd to catch", l, n)
+	}
+	judge := func(fraction float64, want string) {
+		t.Helper()
+		c.HerdMaxFraction, c.HerdMinClients, c.HerdWindow = fraction, n, 100*ms
+		s, _ := invariant.New(c)
+		var recs []trace.Record
+		for i := uint32(0); i < n; i++ {
+			recs = append(recs, reg(0, i, i), up(0, i, i))
+		}
+		recs = append(recs, trace.Record{At: time.Second, Kind: trace.ServerDown}, trace.Record{At: 2 * time.Second, Kind: trace.ServerUp})
+		for i := uint32(0); i < n; i++ {
+			recs = append(recs, dial(2*time.Second, i, 2))
+		}
+		for i := range recs {
+			s.Observe(&recs[i])
+		}
+		s.Finish(time.Hour)
+		if h := s.Herds(); len(h) != 1 || h[0].OracleShare != p || h[0].Limit != l {
+			t.Fatalf("herds %+v, want the oracle's share %v of a 1s outage and limit %d", h, p, l)
+		}
+		want = "(g) herd_spread violated at 2s by world: after server 0's restart, 10 of 10 dropped clients reconnected within 100ms of 2s (" + want + ")"
+		if v := s.Violations(); len(v) == 0 || v[len(v)-1].String() != want {
+			t.Fatalf("violations %q\nwant last %q", v, want)
+		}
+	}
+	// The fraction's limit equals the oracle's: the fraction's stands.
+	f := (float64(l) + 0.5) / n
+	judge(f, fmt.Sprintf("limit %.0f%%", f*100))
+	// All may come at once by the fraction: the oracle's lower limit rules.
+	judge(1, fmt.Sprintf("limit %d, from the policy's herd oracle: share %.3f over a 1s outage", l, p))
 }

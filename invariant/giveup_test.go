@@ -33,3 +33,17 @@ func TestGiveUpAfter(t *testing.T) {
 }
 
 func start(at time.Duration) trace.Record { return trace.Record{At: at, Kind: trace.ClientStart} }
+
+// (b)'s offline clock starts at the drop of a stable link, not at 0: a
+// give-up 1.9s after a drop at 20s is too soon for GiveUpAfter 2s.
+func TestGiveUpAfterStableLink(t *testing.T) {
+	c := cfg
+	c.Backoff.MaxAttempts, c.Backoff.GiveUpAfter = 0, 2*time.Second
+	s := time.Second
+	recs := func(at time.Duration) []trace.Record {
+		return cat([]trace.Record{start(0)}, open(), []trace.Record{down(20*s, 0), dial(20*s, 0, 2), down(20*s, 0), dial(21*s, 0, 3),
+			down(at, 0), cli(at, 0, fsm.Connecting, fsm.GaveUp, fsm.DialFailed, 0)})
+	}
+	judgeTable(t, c, recs(22*s), 25*s, "")
+	judgeTable(t, c, recs(21900*ms), 25*s, "(b) bounded_retries violated at 21.9s by client 0: gave up after 3 consecutive failures; MaxAttempts=0, GiveUpAfter=2s (1.9s offline)")
+}

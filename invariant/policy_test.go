@@ -57,14 +57,7 @@ func TestPolicyV2Checks(t *testing.T) {
 // t unless the first violation contains want (none when want is empty).
 func judgeTable(t *testing.T, c invariant.Config, recs []trace.Record, end time.Duration, want string) {
 	t.Helper()
-	s, err := invariant.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range recs {
-		s.Observe(&recs[i])
-	}
-	s.Finish(end)
+	s := judged(t, c, recs, end)
 	vs := s.Violations()
 	switch {
 	case want == "" && len(vs) > 0:
@@ -73,5 +66,63 @@ func judgeTable(t *testing.T, c invariant.Config, recs []trace.Record, end time.
 		t.Fatalf("no violation; want %q", want)
 	case want != "" && !strings.Contains(vs[0].String(), want):
 		t.Fatalf("violation %q\nwant it to contain %q", vs[0], want)
+	}
+}
+
+// (l)'s latest takes the slack: a retry exactly at the slow schedule's
+// latest plus the slack is in time, 1ns later is not.
+func TestPermanentSlowLatestSlack(t *testing.T) {
+	c := cfg
+	c.Backoff.MaxAttempts = 0
+	c.Slack = 100 * ms
+	c.Failures = fsm.FailurePolicy{Schedule: fsm.Backoff{Initial: 10 * time.Second, Multiplier: 2, Jitter: fsm.JitterNone}}
+	recs := func(at time.Duration) []trace.Record {
+		return []trace.Record{start(0), dial(0, 0, 1), downCode(0, 0, 401), dial(at, 0, 2)}
+	}
+	judgeTable(t, c, recs(10100*ms), 11*time.Second, "")
+	judgeTable(t, c, recs(10100*ms+1), 11*time.Second,
+		"(b) bounded_retries violated at 10.100000001s by client 0: attempt 2 came 10.100000001s after permanent failure 1 at 0s; the slow schedule's latest is 10s")
+}
+
+// (m)'s gap is measured from the previous attempt, wherever it was.
+func TestReconnectFloorAfterLateAttempt(t *testing.T) {
+	c := cfg
+	c.Backoff.MaxAttempts = 0
+	c.Backoff.ReconnectFloor = 300 * ms
+	s := time.Second
+	recs := func(at time.Duration) []trace.Record {
+		return []trace.Record{start(0), dial(0, 0, 1), down(s, 0), dial(s, 0, 2), down(s, 0), rec(s+100*ms, trace.Nudge, 0), dial(at, 0, 3)}
+	}
+	judgeTable(t, c, recs(s+300*ms), 2*s, "")
+	judgeTable(t, c, recs(s+300*ms-1), 2*s,
+		"(m) reconnect_floor violated at 1.299999999s by client 0: attempt 3 started 299.999999ms after attempt 2, which a reconnect-now may not bring closer than the floor 300ms")
+}
+
+// (l) at the machine's own decision: the delay it draws after a permanent
+// failure is held to the slow schedule's earliest, exactly; a reconnect-now
+// or a reset moving a retry is judged at its dial, not against (a).
+func TestPolicyTransitions(t *testing.T) {
+	c := cfg
+	c.Backoff.MaxAttempts = 0
+	c.Failures = fsm.FailurePolicy{Schedule: fsm.Backoff{Initial: 10 * time.Second, Multiplier: 2, Jitter: fsm.JitterNone}}
+	rejected := func(delay time.Duration) []trace.Record {
+		return []trace.Record{start(0), dial(0, 0, 1), downCode(0, 0, 401), cli(0, 0, fsm.Connecting, fsm.Rejected, fsm.DialFailed, delay)}
+	}
+	moved := func(tr fsm.Trigger) []trace.Record {
+		return []trace.Record{start(0), dial(0, 0, 1), down(0, 0), dial(0, 0, 2), down(10*ms, 0), cli(10*ms, 0, fsm.Connecting, fsm.BackingOff, tr, 0)}
+	}
+	for _, tt := range []struct {
+		name string
+		recs []trace.Record
+		want string
+	}{
+		{"rejected, delay at the slow earliest", rejected(10 * time.Second), ""},
+		{"rejected, delay 1ns under it", rejected(10*time.Second - 1),
+			"(l) permanent_slow violated at 0s by client 0: slow-schedule delay 9.999999999s after permanent failure 1 is below its earliest 10s"},
+		{"moved by a reconnect-now", moved(fsm.ReconnectNow), ""},
+		{"moved by a reset", moved(fsm.ResetBackoff), ""},
+		{"the machine's own zero delay", moved(fsm.DialFailed), "(a) no_early_retry violated at 10ms by client 0: backoff delay 0s after failure 2 is below the policy's earliest 1s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { judgeTable(t, c, tt.recs, time.Second, tt.want) })
 	}
 }

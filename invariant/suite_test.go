@@ -151,6 +151,20 @@ func TestSuite(t *testing.T) {
 	}
 }
 
+// judged runs recs through a Suite for c and finishes it at end.
+func judged(t *testing.T, c invariant.Config, recs []trace.Record, end time.Duration) *invariant.Suite {
+	t.Helper()
+	s, err := invariant.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		s.Observe(&recs[i])
+	}
+	s.Finish(end)
+	return s
+}
+
 // expect runs recs through a Suite configured as cfg adjusted by adjust
 // (if not nil), finishing at end, and fails t unless the first violation
 // contains want ("" means none) and Failed agrees.
@@ -160,14 +174,7 @@ func expect(t *testing.T, adjust func(*invariant.Config), recs []trace.Record, e
 	if adjust != nil {
 		adjust(&c)
 	}
-	s, err := invariant.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range recs {
-		s.Observe(&recs[i])
-	}
-	s.Finish(end)
+	s := judged(t, c, recs, end)
 	vs := s.Violations()
 	switch {
 	case want == "" && len(vs) > 0:

@@ -65,14 +65,19 @@ const (
 )
 
 // live is the server's liveness policy: a dead peer is reaped within
-// 1.5 s even when no RST comes.
-var live = fsm.Liveness{PingInterval: time.Second, PongTimeout: 500 * time.Millisecond}
+// 3.5 s even when no RST comes. The pong timeout is 1.5 s, not shorter:
+// the soak counts every reap, and under -race on two cores, with another
+// test package beside it, a restart's thousand handshakes kept live
+// client processes from answering a ping within 500 ms (7 of 1 000
+// reaped for silence, seen in CI-shaped runs).
+var live = fsm.Liveness{PingInterval: 2 * time.Second, PongTimeout: 1500 * time.Millisecond}
 
 // clientLive is the clients' policy: slower than the server's, so that a
-// live client never pings on its own before the server's deadline. Its
-// sessions stay alive only because the server pings them: a server that
-// never pings fails the soak.
-var clientLive = fsm.Liveness{PingInterval: 2 * time.Second, PongTimeout: time.Second}
+// live client never pings on its own before the server's deadline (it
+// pings after 4.75 s of silence, the server reaps at 3.5 s). Its sessions
+// stay alive only because the server pings them: a server that never
+// pings fails the soak.
+var clientLive = fsm.Liveness{PingInterval: 4 * time.Second, PongTimeout: 3 * time.Second}
 
 // backoff is the fleet's reconnect policy: quick, so that a restart
 // settles within seconds, and jittered, so that it does not come back in
@@ -758,7 +763,9 @@ func TestChurnSoakCatchesServerThatNeverPings(t *testing.T) {
 		t.Fatal(err)
 	}
 	sk := &soak{t: t, pingless: true, self: self,
-		p: plan{duration: 6 * time.Second, killEvery: 2 * time.Second, restartEvery: 4 * time.Second, silenceEvery: 4 * time.Second,
+		// The first event comes after live's reap deadline (3.5 s), so its
+		// account is the first to see the live clients reaped for silence.
+		p: plan{duration: 12 * time.Second, killEvery: 5 * time.Second, restartEvery: 10 * time.Second, silenceEvery: 10 * time.Second,
 			procs: 3, proxied: 1}}
 	defer sk.close()
 	if err := sk.start(); err != nil {
