@@ -88,6 +88,8 @@ func TestLivenessValidateEdges(t *testing.T) {
 		ok   bool
 	}{
 		{"pong timeout above the default interval", Liveness{PongTimeout: 40 * time.Second}, false},
+		{"pong timeout equal to the default interval", Liveness{PongTimeout: 30 * time.Second}, false},
+		{"pong timeout just under the default interval", Liveness{PongTimeout: 30*time.Second - 1}, true},
 		{"pong timeout just under the interval", Liveness{PingInterval: time.Second, PongTimeout: time.Second - 1}, true},
 		{"pong timeout equal to the interval", Liveness{PingInterval: time.Second, PongTimeout: time.Second}, false},
 	} {

@@ -38,6 +38,11 @@ func TestClassify(t *testing.T) {
 		{custom, Failure{Status: 403}, Transient}, // non-nil Rules replace the defaults
 		{custom, Failure{Code: 4001}, Permanent},
 		{custom, Failure{Code: 4002}, Transient},
+		// The app-code range is 4000-4999, both ends in.
+		{apps, Failure{Code: 3999}, Transient},
+		{apps, Failure{Code: 4000}, Permanent},
+		{apps, Failure{Code: 4999}, Permanent},
+		{apps, Failure{Code: 5000}, Transient},
 	} {
 		if got := c.p.Classify(c.f); got != c.want {
 			t.Errorf("%+v: Classify(%s) = %s, want %s", c.p, c.f, got, c.want)
@@ -56,6 +61,13 @@ func TestFailurePolicyValidate(t *testing.T) {
 		{FailurePolicy{Rules: []FailureRule{{Code: 1000}}}, "Rules[0].Code"},
 		{FailurePolicy{Rules: []FailureRule{{Code: 1008, Class: 9}}}, "Rules[0].Class"},
 		{FailurePolicy{AppCodes: 7}, "AppCodes"},
+		// One past Fatal, the last class, is the first bad one.
+		{FailurePolicy{Rules: []FailureRule{{Status: 500, Class: Fatal + 1}}}, "Rules[0].Class"},
+		{FailurePolicy{AppCodes: Fatal + 1}, "AppCodes"},
+		{FailurePolicy{Rules: []FailureRule{{Status: 99}}}, "Rules[0].Status"},
+		{FailurePolicy{Rules: []FailureRule{{Status: 600}}}, "Rules[0].Status"},
+		{FailurePolicy{Rules: []FailureRule{{Code: 999}}}, "Rules[0].Code"},
+		{FailurePolicy{Rules: []FailureRule{{Code: 5000}}}, "Rules[0].Code"},
 		{FailurePolicy{Schedule: Backoff{Multiplier: 0.5}}, "Multiplier"},
 	} {
 		err := c.p.Validate()
@@ -66,6 +78,50 @@ func TestFailurePolicyValidate(t *testing.T) {
 	}
 	if err := (FailurePolicy{}).Validate(); err != nil {
 		t.Errorf("zero policy: %v", err)
+	}
+	edges := FailurePolicy{AppCodes: Fatal, Rules: []FailureRule{{Status: 100, Class: Fatal}, {Status: 599}, {Code: 1001}, {Code: 4999}}}
+	if err := edges.Validate(); err != nil {
+		t.Errorf("the edges of every range: %v", err)
+	}
+}
+
+// The zero policy's slow schedule is 30 s ×2 up to 10 min, with the
+// client's jitter; a set Schedule is kept.
+func TestFailurePolicyDefaults(t *testing.T) {
+	b := Backoff{Jitter: JitterFull, JitterFraction: 0.25}
+	got := FailurePolicy{}.WithDefaults(b).Schedule
+	want := Backoff{Initial: 30 * time.Second, Multiplier: 2, Max: 10 * time.Minute, Jitter: JitterFull, JitterFraction: 0.25}.WithDefaults()
+	if got != want || got.Initial != 30*time.Second || got.Max != 10*time.Minute {
+		t.Errorf("zero policy's schedule = %+v, want %+v", got, want)
+	}
+	if d := DefaultSchedule(); d.Initial != 30*time.Second || d.Multiplier != 2 || d.Max != 10*time.Minute || d.Jitter != DefaultBackoff().Jitter {
+		t.Errorf("DefaultSchedule() = %+v", d)
+	}
+	set := Backoff{Initial: time.Second, Multiplier: 3, Max: time.Minute, Jitter: JitterNone}
+	if got := (FailurePolicy{Schedule: set}).WithDefaults(b).Schedule; got != set.WithDefaults() {
+		t.Errorf("a set schedule = %+v, want %+v", got, set.WithDefaults())
+	}
+}
+
+func TestFailureNames(t *testing.T) {
+	for f, want := range map[Failure]string{{}: "network", {Status: 401}: "http 401", {Code: 1008}: "close 1008", {Status: 503, Code: 1011}: "http 503"} {
+		if got := f.String(); got != want {
+			t.Errorf("%+v.String() = %q, want %q", f, got, want)
+		}
+	}
+	for c, want := range map[FailureClass]string{Transient: "transient", Permanent: "permanent", Fatal: "fatal", 3: "FailureClass(3)"} {
+		if got := c.String(); got != want {
+			t.Errorf("FailureClass %d = %q, want %q", c, got, want)
+		}
+		p, err := ParseFailureClass(want)
+		if ok := c <= Fatal; ok != (err == nil) || ok && p != c {
+			t.Errorf("ParseFailureClass(%q) = %v, %v", want, p, err)
+		}
+	}
+	for g, want := range map[GiveUpCause]string{GiveUpNone: "", GiveUpAttempts: "max_attempts", GiveUpOffline: "give_up_after", GiveUpFatal: "fatal_failure", 4: "GiveUpCause(4)"} {
+		if got := g.String(); got != want {
+			t.Errorf("GiveUpCause %d = %q, want %q", g, got, want)
+		}
 	}
 }
 
@@ -95,6 +151,13 @@ func TestPermanentFailures(t *testing.T) {
 		}
 		if at, ok := c.RetryAt(); !ok || !at.Equal(now.Add(want)) {
 			t.Fatalf("rejection %d: retry at %v %v", k+1, at, ok)
+		}
+		// A rejection counts as a failure too: the retry is attempt k+2.
+		acts := out.Actions
+		if c.Failures() != k+1 || c.Rejections() != k+1 || out.Transition.Attempt != k+2 ||
+			len(acts) == 0 || acts[len(acts)-1].Kind != ActScheduleRetry || acts[len(acts)-1].Attempt != k+2 {
+			t.Fatalf("rejection %d: failures %d, rejections %d, transition attempt %d, actions %+v; want %d, %d, %d",
+				k+1, c.Failures(), c.Rejections(), out.Transition.Attempt, acts, k+1, k+1, k+2)
 		}
 		if _, err := c.Step(now, EvReconnectNow); err != nil || c.State() != Rejected {
 			t.Fatalf("reconnect-now cut a rejection short: %v %s", err, c.State())

@@ -104,7 +104,7 @@ func (b Backoff) spread(k int, alive, out, prefix []float64) {
 		if a >= z {
 			continue
 		}
-		out[j] += (prefix[min(z, len(prefix)-1)] - prefix[min(a, len(prefix)-1)]) / width
+		out[j] += (prefix[z] - prefix[a]) / width // 0 ≤ a < z ≤ len(out) − lo: both in prefix
 	}
 	if hiRaw > maxBin { // the clamped tail lands on Max
 		piled := float64(hiRaw-maxBin) / width

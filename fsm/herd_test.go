@@ -88,6 +88,25 @@ func TestHerdShareEdges(t *testing.T) {
 			t.Errorf("%s: HerdShare = %v, %v; want %v, %v", c.name, got, ok, c.want, c.ok)
 		}
 	}
+	// A delay of exactly Max after an outage under one bin lands in the
+	// last bin the oracle's table holds: a table a bin short loses it.
+	for _, b := range []Backoff{
+		{Initial: time.Second, Multiplier: 1, Max: time.Second, Jitter: JitterNone},
+		{Initial: time.Second, Multiplier: 2, Max: time.Second, Jitter: JitterSymmetric, JitterFraction: 0.5},
+	} {
+		if got, ok := b.HerdShare(0, time.Millisecond); !ok || got < 0.5-1e-9 {
+			t.Errorf("%+v at Max after no outage: HerdShare = %v, %v; want at least the half piled on Max", b, got, ok)
+		}
+	}
+	// The oracle follows a run for 10 000 attempts: a schedule whose
+	// 10 000th delay is the first to reach a whole bin reconnects then.
+	slow := Backoff{Initial: 367935 * time.Nanosecond, Multiplier: 1.0001, Max: 2 * time.Millisecond, Jitter: JitterNone}
+	if slow.Base(9999) >= time.Millisecond || slow.Base(10000) < time.Millisecond {
+		t.Fatalf("the slow schedule's delays 9 999 and 10 000 are %s and %s, want them either side of 1ms", slow.Base(9999), slow.Base(10000))
+	}
+	if got, ok := slow.HerdShare(time.Millisecond, time.Millisecond); !ok || got != 1 {
+		t.Errorf("reconnect at attempt 10 000: HerdShare = %v, %v; want 1, true", got, ok)
+	}
 	if l := HerdLimit(500, 0.1); l != 92 {
 		t.Errorf("HerdLimit(500, 0.1) = %d, want 92 (⌈50 + 6×6.7 + 1⌉)", l)
 	}

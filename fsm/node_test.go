@@ -264,6 +264,14 @@ func TestPeerEveryRow(t *testing.T) {
 				out.Actions[0].Incarnation == old && out.Actions[0].Reason == ReasonNodeDead; got != dead {
 				t.Fatalf("actions %+v, declare dead of %d expected: %v", out.Actions, old, dead)
 			}
+			// Only a rejoin learns the new incarnation; going or leaving keeps the last one known.
+			want := old
+			if r.Trigger == PeerRejoined {
+				want = old + 1
+			}
+			if p.Incarnation() != want || tr.Incarnation != want {
+				t.Fatalf("incarnation %d (transition %d), want %d", p.Incarnation(), tr.Incarnation, want)
+			}
 		})
 	}
 }
@@ -390,6 +398,32 @@ func TestLeaseValidate(t *testing.T) {
 				t.Error("NewPeer accepted it")
 			}
 		})
+	}
+}
+
+// Below a 9 s TTL the default heartbeat is TTL/3, not 3 s, and the
+// default fence follows it; the rules' messages carry the computed bound.
+func TestLeaseDefaults(t *testing.T) {
+	got := Lease{TTL: 6 * time.Second}.WithDefaults()
+	want := Lease{TTL: 6 * time.Second, Heartbeat: 2 * time.Second, Fence: 4 * time.Second, Failover: 10 * time.Second, Slack: time.Second}
+	if got != want {
+		t.Fatalf("WithDefaults = %+v, want %+v", got, want)
+	}
+	if d := DefaultLease(); d != (Lease{TTL: 10 * time.Second, Heartbeat: 3 * time.Second, Fence: 7 * time.Second, Failover: 10 * time.Second, Slack: time.Second}) {
+		t.Fatalf("DefaultLease = %+v", d)
+	}
+	for _, c := range []struct {
+		l     Lease
+		field string
+		rule  string
+	}{
+		{Lease{TTL: 3 * time.Second, Heartbeat: 1500 * time.Millisecond}, "Heartbeat", "must be at most TTL/3 (1s), so a lease survives two failed renewals"},
+		{Lease{Fence: 5999 * time.Millisecond}, "Fence", "must be at least 2×Heartbeat (6s): the renewal sent a heartbeat after the last proof needs a heartbeat to come back"},
+	} {
+		var fe *FieldError
+		if err := c.l.Validate(); !errors.As(err, &fe) || fe.Field != c.field || fe.Rule != c.rule {
+			t.Errorf("%+v: Validate = %v, want %s: %s", c.l, err, c.field, c.rule)
+		}
 	}
 }
 

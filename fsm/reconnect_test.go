@@ -94,6 +94,10 @@ func TestResetBackoff(t *testing.T) {
 	if at, _ := c.RetryAt(); c.Failures() != 1 || !at.Equal(now.Add(-100*time.Millisecond).Add(time.Second)) || out.Transition.Trigger != ResetBackoff {
 		t.Fatalf("after reset: failures %d, retry at +%s, %+v", c.Failures(), at.Sub(t0), out.Transition)
 	}
+	// The redrawn retry is the second attempt of the new run.
+	if a := out.Actions; out.Transition.Attempt != 2 || len(a) != 1 || a[0].Kind != ActScheduleRetry || a[0].Attempt != 2 || a[0].Delay != time.Second {
+		t.Fatalf("after reset: transition attempt %d, actions %+v; want attempt 2 retried after 1s", out.Transition.Attempt, a)
+	}
 	now, _ = c.RetryAt()
 	must(EvTick)
 	must(EvDialOK)
