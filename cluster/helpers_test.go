@@ -19,6 +19,7 @@ import (
 
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/poll"
 )
 
 // testLease is the short lease the tests run with: TTL 3s, heartbeat 1s,
@@ -156,15 +157,12 @@ func startCluster(t testing.TB, k int) []*node {
 	return nodes
 }
 
-// waitFor polls cond every 10 ms until it holds or timeout passes.
+// waitFor polls cond until it holds or timeout passes, and fails t if it
+// never does.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Until(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/conn/metrics"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/poll"
 	"github.com/lifeline-go/lifeline/internal/syncio"
 )
 
@@ -53,7 +54,7 @@ func TestSessionCountAnomaly(t *testing.T) {
 				}
 				defer ws.Close()
 			}
-			if !waitUntil(func() bool { return srv.Stats().Reaped["pong_timeout"] == peers }) {
+			if !poll.Until(5*time.Second, func() bool { return srv.Stats().Reaped["pong_timeout"] == peers }) {
 				t.Fatalf("silent peers not reaped: %+v", srv.Stats())
 			}
 			// Past every bound (the liveness window, a close, a late tick)
@@ -64,7 +65,7 @@ func TestSessionCountAnomaly(t *testing.T) {
 			if leaky {
 				want = peers
 			}
-			if !waitUntil(func() bool { return srv.Unproven() == want }) {
+			if !poll.Until(5*time.Second, func() bool { return srv.Unproven() == want }) {
 				t.Fatalf("Unproven = %d, want %d (stats %+v)", srv.Unproven(), want, srv.Stats())
 			}
 			v := a.Judge(srv.Stats().Registered, srv.Unproven())
@@ -76,7 +77,7 @@ func TestSessionCountAnomaly(t *testing.T) {
 			}
 			warn := func() int { return strings.Count(logs.String(), `"msg":"session count anomaly"`) }
 			if leaky {
-				if !waitUntil(func() bool { return warn() == 1 }) {
+				if !poll.Until(5*time.Second, func() bool { return warn() == 1 }) {
 					t.Fatalf("no anomaly line logged: %s", logs.String())
 				}
 				if !strings.Contains(logs.String(), `"registered":3,"unproven":`) || strings.Contains(logs.String(), `"unproven":0`) {
@@ -91,16 +92,4 @@ func TestSessionCountAnomaly(t *testing.T) {
 			}
 		})
 	}
-}
-
-// waitUntil polls cond for up to 5s.
-func waitUntil(cond func() bool) bool {
-	end := time.Now().Add(5 * time.Second)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
 }

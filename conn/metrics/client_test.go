@@ -11,6 +11,7 @@ import (
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/conn/metrics"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/poll"
 )
 
 // TestClientMetricsMatchStats runs a real client through a link that
@@ -43,7 +44,7 @@ func TestClientMetricsMatchStats(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(context.Background()) }()
-	if !waitFor(func() bool { return c.State() == fsm.Connected }) {
+	if !poll.Until(5*time.Second, func() bool { return c.State() == fsm.Connected }) {
 		t.Fatal("client never connected")
 	}
 	if got := rd.collect(t)[pt("lifeline.client.state", "Connected")]; got != 1 {
@@ -124,7 +125,7 @@ func TestClientReconnectDuration(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	if !waitFor(func() bool { return c.State() == fsm.Connected }) {
+	if !poll.Until(5*time.Second, func() bool { return c.State() == fsm.Connected }) {
 		t.Fatal("client never connected")
 	}
 	// The server restarts on the same port: the link drops, the client
@@ -132,7 +133,7 @@ func TestClientReconnectDuration(t *testing.T) {
 	_ = srv.Close()
 	hs.Close()
 	serveAt(t, addr)
-	if !waitFor(func() bool { return c.Stats().Connects >= 2 }) {
+	if !poll.Until(5*time.Second, func() bool { return c.Stats().Connects >= 2 }) {
 		t.Fatal("client never reconnected")
 	}
 	if got := rd.collect(t)[pt("lifeline.client.reconnect.duration", "")]; got != 1 {
@@ -186,7 +187,7 @@ func TestClientPermanentFailureClass(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	var got map[point]float64
-	if !waitFor(func() bool {
+	if !poll.Until(5*time.Second, func() bool {
 		got = rd.collect(t)
 		return got[pt("lifeline.client.failures", "permanent,go_away")] >= 2
 	}) {

@@ -14,6 +14,7 @@ import (
 	"github.com/lifeline-go/lifeline/conn"
 	"github.com/lifeline-go/lifeline/conn/metrics"
 	"github.com/lifeline-go/lifeline/fsm"
+	"github.com/lifeline-go/lifeline/internal/poll"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -45,19 +46,6 @@ func startServer(t *testing.T, rd *reader, cfg conn.ServerConfig) (*conn.Server,
 		_ = sm.Close()
 	})
 	return srv, sm, "ws" + strings.TrimPrefix(hs.URL, "http") + "/"
-}
-
-// waitFor polls cond for up to 5s: a bounded wait for an observable
-// condition, reporting whether it held.
-func waitFor(cond func() bool) bool {
-	end := time.Now().Add(5 * time.Second)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
 }
 
 // TestServerMetricsMatchStats runs real peers through a live session, a
@@ -99,14 +87,14 @@ func TestServerMetricsMatchStats(t *testing.T) {
 	}
 	_ = reset.NetConn().(interface{ SetLinger(int) error }).SetLinger(0)
 	_ = reset.Close()
-	if !waitFor(func() bool {
+	if !poll.Until(5*time.Second, func() bool {
 		st := srv.Stats()
 		return st.Reaped["pong_timeout"] == 1 && st.Reaped["read_error"] == 1
 	}) {
 		t.Fatalf("silent and reset peers not reaped: %+v", srv.Stats())
 	}
 	got := rd.collect(t)
-	if !waitFor(func() bool { got = rd.collect(t); return got[pt("lifeline.server.ping.rtt", "")] >= 1 }) {
+	if !poll.Until(5*time.Second, func() bool { got = rd.collect(t); return got[pt("lifeline.server.ping.rtt", "")] >= 1 }) {
 		t.Fatalf("no ping round trip measured from the live peer: %v", got)
 	}
 	st := srv.Stats()
