@@ -1,23 +1,36 @@
 // Command wslibmem measures the memory an idle WebSocket connection costs a
-// server with each candidate library (gorilla/websocket, coder/websocket,
-// gobwas/ws), in two shapes:
+// server built on each candidate library, in the shapes each allows:
 //
-//   - naive: the library's plain echo server, the read loop inside the
-//     net/http handler, library defaults, no heartbeat;
+//   - naive: the library's plain echo server (gorilla/websocket,
+//     coder/websocket, gobwas/ws), the read loop inside the net/http
+//     handler, library defaults, no heartbeat;
 //   - lean: small buffers, the read loop on a fresh goroutine once the
 //     handler has returned, and a WebSocket ping to every connection each
-//     -ping interval (heartbeats on), answered by the clients.
+//     -ping interval (heartbeats on), answered by the clients; gws/lean is
+//     lxzan/gws's own "Best Practice" server, which has this shape;
+//   - epoll: no goroutine per connection; lesismal/nbio's engine with its
+//     upgrader (nbio/epoll), and gobwas/ws on an epoll set of our own
+//     (gobwas/epoll, the "million WebSockets" shape); heartbeats on.
 //
 // Each measurement runs a fresh server process and a separate client
-// process (file-descriptor limits allow ~20 000 per process), waits until
-// all -n connections are up and at least two ping rounds have passed, then
-// reports (HeapInuse + StackInuse after two GCs − the same before any
-// connection) ÷ n. It lives in its own module so lifeline's go.mod does not
-// carry the two libraries it did not choose (docs/decisions.md).
+// process (one process may hold 20 000 descriptors), waits until all -n
+// connections are up and at least two ping rounds have passed, then
+// reports two figures per connection:
+//
+//   - heap+stack: (HeapInuse + StackInuse after two GCs − the same
+//     before any connection) ÷ n, read by the server itself;
+//   - RSS: (VmRSS of the server process after those GCs − its VmRSS
+//     once it listens, before any client) ÷ n, read by this orchestrator
+//     from /proc/<pid>/status: what the machine pays, the GC's headroom
+//     and the runtime's free-but-kept pages included.
+//
+// It lives in its own module so lifeline's go.mod does not carry the
+// libraries it did not choose (docs/decisions.md). `lifeline bench -only
+// rss` builds it and runs one of its servers (-role server) as the peer.
 //
 // Usage (from this directory):
 //
-//	flock /work/bench.lock go run . -n 10000
+//	flock /work/bench.lock go run . -n 5000,19900
 package main
 
 import (
@@ -27,21 +40,21 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
+// result is what a server process reports on its "result " line.
 type result struct {
-	Lib        string  `json:"lib"`
-	Mode       string  `json:"mode"`
+	Server     string  `json:"server"`
 	Conns      int64   `json:"conns"`
 	PerConn    float64 `json:"per_conn_bytes"`
 	HeapPer    float64 `json:"heap_per_conn_bytes"`
@@ -52,92 +65,143 @@ type result struct {
 
 func main() {
 	role := flag.String("role", "orchestrate", "orchestrate, server or client (the last two are started by the first)")
-	lib := flag.String("lib", "gorilla", "server role: gorilla, coder or gobwas")
-	mode := flag.String("mode", "lean", "server role: naive or lean")
-	libs := flag.String("libs", "gorilla,coder,gobwas", "libraries to measure")
-	modes := flag.String("modes", "naive,lean", "shapes to measure")
-	n := flag.Int("n", 10000, "connections per measurement")
-	ping := flag.Duration("ping", 3*time.Second, "lean mode: ping interval")
+	server := flag.String("server", "gorilla/lean", "server role: the server to run, lib/mode")
+	list := flag.String("servers", strings.Join(servers, ","), "servers to measure, lib/mode")
+	ns := flag.String("n", "10000", "connections per measurement; a comma-separated list measures each size")
+	ping := flag.Duration("ping", 3*time.Second, "heartbeat interval of the servers that ping")
 	addr := flag.String("addr", "", "client role: server address")
 	flag.Parse()
 	log.SetFlags(0)
 	switch *role {
 	case "server":
-		serve(*lib, *mode, *n, *ping)
+		n, err := strconv.Atoi(*ns)
+		if err != nil {
+			log.Fatalf("-n: %v", err)
+		}
+		serve(*server, n, *ping)
 	case "client":
-		clients(*addr, *n)
+		n, err := strconv.Atoi(*ns)
+		if err != nil {
+			log.Fatalf("-n: %v", err)
+		}
+		clients(*addr, n)
 	default:
-		orchestrate(strings.Split(*libs, ","), strings.Split(*modes, ","), *n, *ping)
+		var sizes []int
+		for _, s := range strings.Split(*ns, ",") {
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				log.Fatalf("-n: %q is not a connection count", s)
+			}
+			sizes = append(sizes, n)
+		}
+		orchestrate(strings.Split(*list, ","), sizes, *ping)
 	}
 }
 
-func orchestrate(libs, modes []string, n int, ping time.Duration) {
+func orchestrate(list []string, sizes []int, ping time.Duration) {
 	self, err := os.Executable()
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("wslibmem: %d connections per measurement, lean ping every %s, %s, GOMAXPROCS=%d\n",
-		n, ping, runtime.Version(), runtime.GOMAXPROCS(0))
-	fmt.Printf("%-8s %-6s %8s %12s %10s %10s %10s %8s\n", "lib", "mode", "conns", "bytes/conn", "heap/conn", "stack/conn", "goroutines", "pongs")
-	for _, mode := range modes {
-		for _, lib := range libs {
-			r, err := measure(self, lib, mode, n, ping)
+	fmt.Printf("wslibmem: %v connections per measurement, ping every %s, %s, GOMAXPROCS=%d\n",
+		sizes, ping, runtime.Version(), runtime.GOMAXPROCS(0))
+	fmt.Printf("%-14s %6s %10s %10s %10s %10s %10s %8s\n", "server", "conns", "rss/conn", "heap+stack", "heap/conn", "stack/conn", "goroutines", "pongs")
+	for _, n := range sizes {
+		for _, name := range list {
+			r, rss, err := measure(self, name, n, ping)
 			if err != nil {
-				log.Fatalf("%s %s: %v", lib, mode, err)
+				log.Fatalf("%s at %d: %v", name, n, err)
 			}
-			fmt.Printf("%-8s %-6s %8d %12.0f %10.0f %10.0f %10d %8d\n",
-				r.Lib, r.Mode, r.Conns, r.PerConn, r.HeapPer, r.StackPer, r.Goroutines, r.Pongs)
+			fmt.Printf("%-14s %6d %10.0f %10.0f %10.0f %10.0f %10d %8d\n",
+				r.Server, r.Conns, rss, r.PerConn, r.HeapPer, r.StackPer, r.Goroutines, r.Pongs)
 		}
 	}
 }
 
 // measure runs one server process and one client process and returns what
-// the server reported.
-func measure(self, lib, mode string, n int, ping time.Duration) (result, error) {
-	srv := exec.Command(self, "-role", "server", "-lib", lib, "-mode", mode, "-n", fmt.Sprint(n), "-ping", ping.String())
+// the server reported and its RSS growth per connection, read from outside.
+func measure(self, name string, n int, ping time.Duration) (result, float64, error) {
+	srv := exec.Command(self, "-role", "server", "-server", name, "-n", fmt.Sprint(n), "-ping", ping.String())
 	srv.Stderr = os.Stderr
 	out, err := srv.StdoutPipe()
 	if err != nil {
-		return result{}, err
+		return result{}, 0, err
 	}
 	if err := srv.Start(); err != nil {
-		return result{}, err
+		return result{}, 0, err
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		return result{}, fmt.Errorf("server printed no address")
+	addr, err := line(sc, "addr ")
+	if err != nil {
+		return result{}, 0, err
 	}
-	addr := strings.TrimPrefix(sc.Text(), "addr ")
+	rss0, err := rss(srv.Process.Pid)
+	if err != nil {
+		return result{}, 0, err
+	}
 	cl := exec.Command(self, "-role", "client", "-addr", addr, "-n", fmt.Sprint(n))
 	cl.Stderr = os.Stderr
 	if err := cl.Start(); err != nil {
-		return result{}, err
+		return result{}, 0, err
 	}
 	defer func() { _ = cl.Process.Kill(); _ = cl.Wait() }()
-	if !sc.Scan() {
-		return result{}, fmt.Errorf("server exited without a result")
+	l, err := line(sc, "result ")
+	if err != nil {
+		return result{}, 0, err
+	}
+	rss1, err := rss(srv.Process.Pid)
+	if err != nil {
+		return result{}, 0, err
 	}
 	var r result
-	return r, json.Unmarshal(sc.Bytes(), &r)
+	if err := json.Unmarshal([]byte(l), &r); err != nil {
+		return result{}, 0, err
+	}
+	return r, float64(rss1-rss0) / float64(r.Conns), nil
+}
+
+// line returns the next line that starts with prefix, prefix cut off.
+func line(sc *bufio.Scanner, prefix string) (string, error) {
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			return rest, nil
+		}
+	}
+	return "", fmt.Errorf("server exited before printing %q", prefix)
+}
+
+// rss reads a process's resident set size, in bytes, from
+// /proc/<pid>/status (the VmRSS line, in kB).
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 // accepted counts connections whose upgrade completed; pongs counts pongs
-// heard by lean servers (proof that the heartbeat ran).
+// heard by servers that ping (proof that the heartbeat ran).
 var accepted, pongs atomic.Int64
 
-func serve(lib, mode string, n int, ping time.Duration) {
-	h, err := handler(lib, mode, ping)
-	if err != nil {
-		log.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
+// serve runs the server name until killed. It prints "addr <host:port>"
+// once it listens, and once n connections are up and two and a half ping
+// rounds have passed, two GCs later, "result <json>": the orchestrator
+// reads the process's RSS at both lines.
+func serve(name string, n int, ping time.Duration) {
 	before := heapStack()
-	go func() { _ = http.Serve(ln, h) }()
-	fmt.Println("addr", ln.Addr())
+	addr, err := start(name, ping)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("addr", addr)
 	deadline := time.Now().Add(2 * time.Minute)
 	for accepted.Load() < int64(n) {
 		if time.Now().After(deadline) {
@@ -150,14 +214,15 @@ func serve(lib, mode string, n int, ping time.Duration) {
 	time.Sleep(2*ping + ping/2)
 	after := heapStack()
 	conns := accepted.Load()
-	_ = json.NewEncoder(os.Stdout).Encode(result{
-		Lib: lib, Mode: mode, Conns: conns,
+	b, _ := json.Marshal(result{
+		Server: name, Conns: conns,
 		PerConn:    float64(after.total()-before.total()) / float64(conns),
 		HeapPer:    float64(after.heap-before.heap) / float64(conns),
 		StackPer:   float64(after.stack-before.stack) / float64(conns),
 		Goroutines: runtime.NumGoroutine(),
 		Pongs:      pongs.Load(),
 	})
+	fmt.Printf("result %s\n", b)
 	select {} // the orchestrator kills us
 }
 
@@ -173,23 +238,36 @@ func heapStack() mem {
 	return mem{int64(ms.HeapInuse), int64(ms.StackInuse)}
 }
 
-// clients dials n connections and keeps them open, answering pings (the
-// library's default ping handler does), until killed.
+// clients dials n connections, eight at a time, and keeps them open,
+// answering pings (the library's default ping handler does), until killed.
 func clients(addr string, n int) {
-	d := websocket.Dialer{ReadBufferSize: 256, WriteBufferSize: 256}
-	for i := 0; i < n; i++ {
-		c, _, err := d.Dial("ws://"+addr+"/", nil)
-		if err != nil {
-			log.Fatalf("client %d: %v", i, err)
-		}
+	d := websocket.Dialer{ReadBufferSize: 256, WriteBufferSize: 256, HandshakeTimeout: 30 * time.Second}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
 		go func() {
-			for {
-				if _, _, err := c.ReadMessage(); err != nil {
-					return
+			defer wg.Done()
+			for i := range work {
+				c, _, err := d.Dial("ws://"+addr+"/", nil)
+				if err != nil {
+					log.Fatalf("client %d: %v", i, err)
 				}
+				go func() {
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							return
+						}
+					}
+				}()
 			}
 		}()
 	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 	_, _ = io.Copy(io.Discard, os.Stdin) // block until killed
 	select {}
 }

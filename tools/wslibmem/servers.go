@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,21 +16,42 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-func handler(lib, mode string, ping time.Duration) (http.Handler, error) {
-	type key struct{ lib, mode string }
-	hs := map[key]http.HandlerFunc{
-		{"gorilla", "naive"}: gorillaNaive,
-		{"gorilla", "lean"}:  gorillaLean(ping),
-		{"coder", "naive"}:   coderNaive,
-		{"coder", "lean"}:    coderLean(ping),
-		{"gobwas", "naive"}:  gobwasNaive,
-		{"gobwas", "lean"}:   gobwasLean(ping),
+// servers lists every server the tool can run, as lib/mode, in the order
+// the orchestrator measures them by default.
+var servers = []string{
+	"gorilla/naive", "coder/naive", "gobwas/naive",
+	"gorilla/lean", "coder/lean", "gobwas/lean",
+	"gws/lean", "nbio/epoll", "gobwas/epoll",
+}
+
+// start serves the server named lib/mode on a loopback port and returns
+// its address.
+func start(name string, ping time.Duration) (string, error) {
+	switch name {
+	case "nbio/epoll":
+		return nbioServe(ping)
+	case "gobwas/epoll":
+		return gobwasEpollServe(ping)
 	}
-	h, ok := hs[key{lib, mode}]
+	hs := map[string]http.HandlerFunc{
+		"gorilla/naive": gorillaNaive,
+		"gorilla/lean":  gorillaLean(ping),
+		"coder/naive":   coderNaive,
+		"coder/lean":    coderLean(ping),
+		"gobwas/naive":  gobwasNaive,
+		"gobwas/lean":   gobwasLean(ping),
+		"gws/lean":      gwsLean(ping),
+	}
+	h, ok := hs[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown lib %q or mode %q", lib, mode)
+		return "", fmt.Errorf("unknown server %q (want one of %s)", name, strings.Join(servers, ", "))
 	}
-	return h, nil
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() { _ = http.Serve(ln, h) }()
+	return ln.Addr().String(), nil
 }
 
 // heartbeat sends a ping every interval until ping fails. It uses one
