@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +29,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.ReapVictims, "reap-victims", 20, "client processes killed, and as many stopped, in the reap measurement")
 	fs.DurationVar(&cfg.RefusedWindow, "refused-window", 60*time.Second, "how long a client runs against a refused port")
 	fs.IntVar(&cfg.HerdClients, "herd-clients", 500, "clients in the restart-herd measurement")
+	rssSessions := fs.String("rss-sessions", "5000,19900", "comma-separated session counts of the RSS measurement")
+	fs.DurationVar(&cfg.RSSPing, "rss-ping", 3*time.Second, "ping interval of every server in the RSS measurement (weighed after 2.5 intervals)")
+	fs.StringVar(&cfg.Peer, "peer", bench.DefaultPeer, "tools/wslibmem server measured beside lifeline in the RSS measurement (lib/mode)")
+	fs.StringVar(&cfg.PeerDir, "peer-dir", filepath.Join("tools", "wslibmem"), "directory of the tools/wslibmem module, built for the RSS measurement's peer")
+	fs.IntVar(&cfg.EchoSessions, "echo-sessions", 19900, "idle heartbeating sessions in the echo-latency measurement")
+	fs.DurationVar(&cfg.EchoPing, "echo-ping", 30*time.Second, "ping interval of the idle sessions in the echo-latency measurement")
+	fs.IntVar(&cfg.EchoCount, "echo-count", 3000, "echoes timed in the echo-latency measurement (one every 10ms)")
 	var ro bench.RoleOptions
 	role := fs.String("role", "", "internal: run as one of a measurement's helper processes")
 	fs.StringVar(&ro.Mode, "mode", "", "internal (helper)")
@@ -48,6 +58,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rctx, cancel := bench.RoleContext()
 		defer cancel()
 		return bench.RunRole(rctx, *role, ro)
+	}
+	for _, f := range strings.Split(*rssSessions, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return usageError{fmt.Errorf("-rss-sessions: %q is not a session count", f)}
+		}
+		cfg.RSSSessions = append(cfg.RSSSessions, n)
 	}
 	if *only != "" {
 		cfg.Only = strings.Split(*only, ",")

@@ -60,23 +60,10 @@ func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window t
 	if err != nil {
 		return CPUResult{}, 0, err
 	}
-	var fleets []*proc.Child
-	defer func() {
-		for _, f := range fleets {
-			f.Kill()
-		}
-	}()
-	for left := n; left > 0; left -= fleetMax {
-		f, err := self.Start(os.Stderr, "-role", "fleet", "-addr", addr, "-n", fmt.Sprint(min(left, fleetMax)), "-parallel", "8")
-		if err != nil {
-			return CPUResult{}, 0, err
-		}
-		fleets = append(fleets, f)
-	}
-	for _, f := range fleets {
-		if _, err := f.Line("ready", 5*time.Minute); err != nil {
-			return CPUResult{}, 0, err
-		}
+	fleets, err := startFleets(self, addr, n)
+	defer killAll(fleets)
+	if err != nil {
+		return CPUResult{}, 0, err
 	}
 	if _, err := srv.Line("window start", 5*time.Minute+warmup); err != nil {
 		return CPUResult{}, 0, err
@@ -95,6 +82,33 @@ func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window t
 	}
 	r, err := decode[CPUResult](line)
 	return r, p1 - p0, err
+}
+
+// startFleets connects n idle clients to addr, spread over as many fleet
+// processes as the descriptor limit needs, and returns once all are
+// connected. The fleets it started are returned even on error, for the
+// caller to kill.
+func startFleets(self proc.Self, addr string, n int) ([]*proc.Child, error) {
+	var fleets []*proc.Child
+	for left := n; left > 0; left -= fleetMax {
+		f, err := self.Start(os.Stderr, "-role", "fleet", "-addr", addr, "-n", fmt.Sprint(min(left, fleetMax)), "-parallel", "8")
+		if err != nil {
+			return fleets, err
+		}
+		fleets = append(fleets, f)
+	}
+	for _, f := range fleets {
+		if _, err := f.Line("ready", 5*time.Minute); err != nil {
+			return fleets, err
+		}
+	}
+	return fleets, nil
+}
+
+func killAll(cs []*proc.Child) {
+	for _, c := range cs {
+		c.Kill()
+	}
 }
 
 // fleetPings asks every fleet how many pings it has answered.

@@ -104,14 +104,23 @@ func buildServer(o RoleOptions) (http.Handler, func() int64, func() uint64, erro
 	case "naive-heartbeat":
 		return naiveEcho(&n, o.Ping), n.Load, none, nil
 	case "lifeline":
-		srv, err := conn.NewServer(conn.ServerConfig{Liveness: fsm.Liveness{PingInterval: o.Ping, PongTimeout: o.Pong},
-			OnMessage: echo, Logger: discardLogger()})
+		srv, err := lifelineServer(o)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		return srv, func() int64 { return srv.Count(fsm.Alive) }, func() uint64 { return srv.Stats().ReapedTotal }, nil
 	}
 	return nil, nil, nil, fmt.Errorf("unknown server mode %q", o.Mode)
+}
+
+// lifelineServer is the one place the bench builds the server it
+// measures as "lifeline": conn.Server echoing every message, liveness
+// o.Ping/o.Pong, everything else at its defaults. A server option under
+// test (a read engine, say) goes here, so that every measurement (mem,
+// cpu, rss, echo) gets it at once.
+func lifelineServer(o RoleOptions) (*conn.Server, error) {
+	return conn.NewServer(conn.ServerConfig{Liveness: fsm.Liveness{PingInterval: o.Ping, PongTimeout: o.Pong},
+		OnMessage: echo, Logger: discardLogger()})
 }
 
 // naiveEcho is the baseline: gorilla/websocket's plain echo server, the
