@@ -45,12 +45,18 @@ func TestBenchRSSAndEcho(t *testing.T) {
 	if !strings.Contains(got, "summary: 40 sessions: lifeline ") || !strings.Contains(got, "; peer gobwas/epoll ") {
 		t.Errorf("no rss summary naming the peer:\n%s", got)
 	}
-	m := regexp.MustCompile(`echo server=lifeline idle_sessions=40 echoes=150 p50_ms=\S+ p90_ms=\S+ p99_ms=\S+ max_ms=\S+ pings_answered_during=(\d+)`).FindStringSubmatch(got)
-	if m == nil {
-		t.Fatalf("no echo row with 150 echoes:\n%s", got)
+	for _, server := range []string{"naive-heartbeat", "lifeline"} {
+		m := regexp.MustCompile(`echo server=` + server + ` idle_sessions=40 echoes=150 p50_ms=\S+ p90_ms=\S+ p99_ms=\S+ max_ms=\S+ pings_answered_during=(\d+)`).FindStringSubmatch(got)
+		if m == nil {
+			t.Errorf("no echo row of %s with 150 echoes:\n%s", server, got)
+			continue
+		}
+		if p, _ := strconv.Atoi(m[1]); p == 0 {
+			t.Errorf("%s: no ping answered while 1.5s of echoes ran with a 1s ping:\n%s", server, got)
+		}
 	}
-	if p, _ := strconv.Atoi(m[1]); p == 0 {
-		t.Errorf("no ping answered while 1.5s of echoes ran with a 1s ping:\n%s", got)
+	if !strings.Contains(got, "summary: echo p99 with 40 idle sessions heartbeating: lifeline ") {
+		t.Errorf("no echo summary:\n%s", got)
 	}
 }
 

@@ -56,11 +56,7 @@ func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window t
 		return CPUResult{}, 0, err
 	}
 	defer srv.Kill()
-	addr, err := srv.Line("addr ", 30*time.Second)
-	if err != nil {
-		return CPUResult{}, 0, err
-	}
-	fleets, err := startFleets(self, addr, n)
+	_, fleets, err := loadServer(self, srv, n, nil)
 	defer killAll(fleets)
 	if err != nil {
 		return CPUResult{}, 0, err
@@ -82,6 +78,25 @@ func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window t
 	}
 	r, err := decode[CPUResult](line)
 	return r, p1 - p0, err
+}
+
+// loadServer waits for the server process srv to print its address,
+// calls listening (if not nil) while no client is connected yet, then
+// connects n idle clients with startFleets. The fleets are returned even
+// on error, for the caller to kill.
+func loadServer(self proc.Self, srv *proc.Child, n int, listening func() error) (string, []*proc.Child, error) {
+	addr, err := srv.Line("addr ", 30*time.Second)
+	if err != nil {
+		return "", nil, err
+	}
+	addr = strings.TrimSpace(addr)
+	if listening != nil {
+		if err := listening(); err != nil {
+			return "", nil, err
+		}
+	}
+	fleets, err := startFleets(self, addr, n)
+	return addr, fleets, err
 }
 
 // startFleets connects n idle clients to addr, spread over as many fleet

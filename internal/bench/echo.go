@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -45,23 +43,30 @@ func (r EchoResult) Quantile(q float64) time.Duration {
 }
 
 // runEcho times the echoes of one active client while cfg.EchoSessions
-// idle sessions on the same conn.Server heartbeat every cfg.EchoPing.
-// The idle clients run in fleet processes; the active one in this
-// process, one echo every echoGap.
+// idle sessions on the same server heartbeat every cfg.EchoPing: gorilla's
+// echo server with a ping timer per connection (the baseline, so that a
+// run on a loaded machine gives a ratio), then conn.Server. The idle
+// clients run in fleet processes; the active one in this process, one
+// echo every echoGap.
 func runEcho(self proc.Self, cfg Config, w io.Writer) error {
 	ping := cfg.EchoPing
 	pong := min(10*time.Second, ping/2)
 	fmt.Fprintf(w, "echo latency of one active client, %d-byte text messages, one every %s, %d echoes, while %d idle sessions on the same server heartbeat (ping every %s, pong timeout %s)\n",
 		echoSize, echoGap, cfg.EchoCount, cfg.EchoSessions, ping, pong)
-	r, err := measureEcho(self, "lifeline", cfg.EchoSessions, ping, pong, cfg.EchoCount)
-	if err != nil {
-		return fmt.Errorf("lifeline: %w", err)
-	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	fmt.Fprintf(w, "echo server=%s idle_sessions=%d echoes=%d p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f pings_answered_during=%d\n",
-		r.Server, r.Idle, len(r.Latencies), ms(r.Quantile(0.5)), ms(r.Quantile(0.9)), ms(r.Quantile(0.99)), ms(r.Quantile(1)), r.Pings)
-	fmt.Fprintf(w, "summary: lifeline echo p99 %.3f ms with %d idle sessions heartbeating (goal: no worse than the goroutine-per-session path measured the same way)\n",
-		ms(r.Quantile(0.99)), r.Idle)
+	res := map[string]EchoResult{}
+	for _, mode := range []string{"naive-heartbeat", "lifeline"} {
+		r, err := measureEcho(self, mode, cfg.EchoSessions, ping, pong, cfg.EchoCount)
+		if err != nil {
+			return fmt.Errorf("%s: %w", mode, err)
+		}
+		res[mode] = r
+		fmt.Fprintf(w, "echo server=%s idle_sessions=%d echoes=%d p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f pings_answered_during=%d\n",
+			r.Server, r.Idle, len(r.Latencies), ms(r.Quantile(0.5)), ms(r.Quantile(0.9)), ms(r.Quantile(0.99)), ms(r.Quantile(1)), r.Pings)
+	}
+	l, n := res["lifeline"].Quantile(0.99), res["naive-heartbeat"].Quantile(0.99)
+	fmt.Fprintf(w, "summary: echo p99 with %d idle sessions heartbeating: lifeline %.3f ms vs gorilla's echo server %.3f ms in the same run (%.2fx); goal: no worse than today's goroutine-per-session lifeline, compared by this ratio across runs\n",
+		cfg.EchoSessions, ms(l), ms(n), float64(l)/float64(n))
 	return nil
 }
 
@@ -69,18 +74,12 @@ func runEcho(self proc.Self, cfg Config, w io.Writer) error {
 // its sessions once counted), connects idle fleets, then times count
 // echoes from one more client.
 func measureEcho(self proc.Self, mode string, idle int, ping, pong time.Duration, count int) (EchoResult, error) {
-	srv, err := self.Start(os.Stderr, "-role", "mem-server", "-mode", mode, "-n", fmt.Sprint(idle),
-		"-ping", ping.String(), "-pong", pong.String(), "-settle", "0s")
+	srv, err := startMemServer(self, mode, idle, ping, pong, 0)
 	if err != nil {
 		return EchoResult{}, err
 	}
 	defer srv.Kill()
-	addr, err := srv.Line("addr ", 30*time.Second)
-	if err != nil {
-		return EchoResult{}, err
-	}
-	addr = strings.TrimSpace(addr)
-	fleets, err := startFleets(self, addr, idle)
+	addr, fleets, err := loadServer(self, srv, idle, nil)
 	defer killAll(fleets)
 	if err != nil {
 		return EchoResult{}, err

@@ -43,22 +43,26 @@ func runMem(self proc.Self, cfg Config, w io.Writer) error {
 	return nil
 }
 
+// startMemServer starts a server process of mode (roles.go's memServer):
+// it serves n sessions with liveness ping/pong, lets them heartbeat for
+// settle, weighs itself, prints "mem <MemResult>" and holds its sessions
+// until killed.
+func startMemServer(self proc.Self, mode string, n int, ping, pong, settle time.Duration) (*proc.Child, error) {
+	return self.Start(os.Stderr, "-role", "mem-server", "-mode", mode, "-n", fmt.Sprint(n),
+		"-ping", ping.String(), "-pong", pong.String(), "-settle", settle.String())
+}
+
 func measureMem(self proc.Self, mode string, n int) (MemResult, error) {
-	srv, err := self.Start(os.Stderr, "-role", "mem-server", "-mode", mode, "-n", fmt.Sprint(n),
-		"-ping", memPing.String(), "-pong", memPong.String(), "-settle", memSettle.String())
+	srv, err := startMemServer(self, mode, n, memPing, memPong, memSettle)
 	if err != nil {
 		return MemResult{}, err
 	}
 	defer srv.Kill()
-	addr, err := srv.Line("addr ", 30*time.Second)
+	_, fleets, err := loadServer(self, srv, n, nil)
+	defer killAll(fleets)
 	if err != nil {
 		return MemResult{}, err
 	}
-	fl, err := self.Start(os.Stderr, "-role", "fleet", "-addr", addr, "-n", fmt.Sprint(n), "-parallel", "8")
-	if err != nil {
-		return MemResult{}, err
-	}
-	defer fl.Kill()
 	line, err := srv.Line("mem ", 5*time.Minute)
 	if err != nil {
 		return MemResult{}, err

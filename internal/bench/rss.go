@@ -62,8 +62,7 @@ func roleRSS(self proc.Self, name, mode string, ping time.Duration) rssServer {
 	return rssServer{
 		name: name,
 		start: func(n int) (*proc.Child, error) {
-			return self.Start(os.Stderr, "-role", "mem-server", "-mode", mode, "-n", fmt.Sprint(n),
-				"-ping", ping.String(), "-pong", rssPong(ping).String(), "-settle", rssSettle(ping).String())
+			return startMemServer(self, mode, n, ping, rssPong(ping), rssSettle(ping))
 		},
 		done: "mem ",
 		decode: func(line string) (float64, int, error) {
@@ -178,16 +177,11 @@ func measureRSS(self proc.Self, s rssServer, n int) (RSSResult, error) {
 		return RSSResult{}, err
 	}
 	defer srv.Kill()
-	addr, err := srv.Line("addr ", 30*time.Second)
-	if err != nil {
-		return RSSResult{}, err
-	}
-	addr = strings.TrimSpace(addr)
-	rss0, err := processRSS(srv.Pid())
-	if err != nil {
-		return RSSResult{}, err
-	}
-	fleets, err := startFleets(self, addr, n)
+	var rss0 int64
+	_, fleets, err := loadServer(self, srv, n, func() (err error) {
+		rss0, err = processRSS(srv.Pid())
+		return err
+	})
 	defer killAll(fleets)
 	if err != nil {
 		return RSSResult{}, err

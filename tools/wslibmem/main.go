@@ -72,28 +72,20 @@ func main() {
 	addr := flag.String("addr", "", "client role: server address")
 	flag.Parse()
 	log.SetFlags(0)
+	var sizes []int
+	for _, s := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			log.Fatalf("-n: %q is not a connection count", s)
+		}
+		sizes = append(sizes, n)
+	}
 	switch *role {
 	case "server":
-		n, err := strconv.Atoi(*ns)
-		if err != nil {
-			log.Fatalf("-n: %v", err)
-		}
-		serve(*server, n, *ping)
+		serve(*server, sizes[0], *ping)
 	case "client":
-		n, err := strconv.Atoi(*ns)
-		if err != nil {
-			log.Fatalf("-n: %v", err)
-		}
-		clients(*addr, n)
+		clients(*addr, sizes[0])
 	default:
-		var sizes []int
-		for _, s := range strings.Split(*ns, ",") {
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
-				log.Fatalf("-n: %q is not a connection count", s)
-			}
-			sizes = append(sizes, n)
-		}
 		orchestrate(strings.Split(*list, ","), sizes, *ping)
 	}
 }
