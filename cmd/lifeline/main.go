@@ -35,7 +35,7 @@ func commands() []command {
 		{"demo", "watch a fleet survive kill -9, SIGSTOP and a server restart on 127.0.0.1 (under a minute)", runDemo},
 		{"serve", "run a session-reaping WebSocket echo server with JSON stats at /stats", runServe},
 		{"connect", "stay connected to a WebSocket server, reconnecting by a backoff policy", runConnect},
-		{"bench", "measure conn on real sockets: memory, CPU, reap latency, retries, restart herd", runBench},
+		{"bench", "measure conn on real sockets: memory, CPU, reap latency, retries, restart herd, RSS per session, echo latency", runBench},
 		{"sim", "simulate a fleet through faults in virtual time and check the invariants", runSim},
 		{"audit", "judge JSON transition logs of real runs by the invariants (early retries, late or unjust reaps)", runAudit},
 		{"onebot", "OneBot v11: `onebot serve` (forward server) or `onebot connect` (reverse client)", runOneBot},
