@@ -266,6 +266,7 @@ func (r *runner) dial(n int) {
 			de := &DialError{Attempt: n, URL: u, Err: err}
 			if resp != nil {
 				de.Status = resp.StatusCode
+				de.RetryAfter, de.badRetryAfter = retryAfterOf(resp, c.clk.Now())
 			}
 			err = de
 		}
