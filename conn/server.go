@@ -190,7 +190,7 @@ type Server struct {
 
 	admitMu sync.Mutex
 	admit   *fsm.Admission // HandshakeRate's bucket
-	dropped atomic.Uint64     // queued messages discarded when a session closed
+	dropped atomic.Uint64  // queued messages discarded when a session closed
 }
 
 // NewServer returns a Server for cfg, or cfg's validation error.
