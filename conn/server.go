@@ -187,10 +187,10 @@ type Server struct {
 	inHand  atomic.Int64      // requests inside ServeHTTP's handshake part
 	over    atomic.Uint64     // requests refused by MaxHandshakes
 	limited atomic.Uint64     // requests refused by HandshakeRate
+	dropped atomic.Uint64     // queued messages discarded when a session closed
 
 	admitMu sync.Mutex
 	admit   *fsm.Admission // HandshakeRate's bucket
-	dropped atomic.Uint64  // queued messages discarded when a session closed
 }
 
 // NewServer returns a Server for cfg, or cfg's validation error.
