@@ -195,3 +195,65 @@ func TestAdmission(t *testing.T) {
 		}
 	}
 }
+
+// The Retry-After spread rule, measured: 500 clients refused at one
+// instant by a 100/s bucket, each coming back at its Retry-After, with
+// the one-second spread (RetryAfterWait) and without it (the floor
+// exactly). HTTP's whole seconds put every client told "1" at the same
+// instant: without the spread the bucket meets them with its burst and
+// refuses the rest again, second after second. The figures are in
+// docs/decisions.md ("Retry-After: floor plus one second").
+func TestRetryAfterSpreadMeasured(t *testing.T) {
+	type result struct {
+		refusals int
+		peak     int // admissions in the busiest 100 ms
+		last     time.Duration
+	}
+	run := func(spread bool) result {
+		b := DefaultBackoff()
+		r := rand.New(rand.NewPCG(7, 8))
+		a, _ := NewAdmission(HandshakeRate{PerSecond: 100}, t0)
+		due := make([]time.Duration, 500) // each client's next arrival; all at 0
+		var admitted []time.Duration
+		var res result
+		for len(due) > 0 {
+			i := 0
+			for j := range due {
+				if due[j] < due[i] {
+					i = j
+				}
+			}
+			now := due[i]
+			ok, ra := a.Admit(t0.Add(now))
+			if ok {
+				admitted = append(admitted, now)
+				due[i] = due[len(due)-1]
+				due = due[:len(due)-1]
+				continue
+			}
+			res.refusals++
+			if spread {
+				due[i] = now + b.RetryAfterWait(0, ra, r)
+			} else {
+				due[i] = now + b.RetryAfterFloor(ra)
+			}
+		}
+		res.last = admitted[len(admitted)-1]
+		for lo, hi := 0, 0; hi < len(admitted); hi++ {
+			for admitted[hi]-admitted[lo] >= 100*time.Millisecond {
+				lo++
+			}
+			res.peak = max(res.peak, hi-lo+1)
+		}
+		return res
+	}
+	with, without := run(true), run(false)
+	t.Logf("spread 1s: %d refusals, busiest 100ms %d admissions, all in after %s", with.refusals, with.peak, with.last)
+	t.Logf("no spread: %d refusals, busiest 100ms %d admissions, all in after %s", without.refusals, without.peak, without.last)
+	if with.refusals*2 > without.refusals {
+		t.Errorf("the spread saves too little: %d refusals with it, %d without", with.refusals, without.refusals)
+	}
+	if with.last > 8*time.Second { // 5 s at the rate, plus the 0–2 s between a slot and its rounded-up, spread return
+		t.Errorf("with the spread the 500 took %s at 100/s", with.last)
+	}
+}
