@@ -56,7 +56,7 @@ type herdResult struct {
 	name    string
 	b       fsm.Backoff
 	server  herdServerMode
-	rate    float64 // the restarted server's handshake rate (0: none)
+	rate    float64         // the restarted server's handshake rate (0: none)
 	back    []time.Duration // each client's reconnect, from the new server's start; sorted
 	outage  time.Duration   // kill to the new server's listener
 	peak    int             // most reconnects in one herdWindow
