@@ -72,7 +72,9 @@ func ParseJitter(s string) (JitterKind, error) {
 //	base(n) = min(Max, Initial × Multiplier^(n−1))
 //
 // or, with FirstImmediate, 0 for n = 1 and min(Max, Initial × Multiplier^(n−2))
-// after. Max caps every delay, jitter included.
+// after. Max caps every delay, jitter included. A failure that carried a
+// server's Retry-After waits at least that long, up to RetryAfterMax
+// (RetryAfterWait).
 type Backoff struct {
 	// Initial is the first non-zero base delay. Zero means 1s.
 	Initial time.Duration

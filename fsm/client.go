@@ -182,7 +182,10 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 // StepFailure is Step for a failure the driver can say more about: for
 // EvDialFailed and EvDropped, f (the HTTP status or close code seen) is
 // classed by the failure table, and a permanent or fatal failure fires
-// GoAway instead of DialFailed or Dropped. For other events f is ignored.
+// GoAway instead of DialFailed or Dropped; f.RetryAfter, the server's
+// Retry-After, is the floor of the wait that follows
+// (Backoff.RetryAfterWait), which no reconnect-now, reset or policy change
+// moves earlier. For other events f is ignored.
 func (c *Client) StepFailure(now time.Time, ev Event, f Failure) (Output, error) {
 	c.acts = c.acts[:0]
 	c.now = now
