@@ -193,3 +193,27 @@ func TestClientIgnoresGarbageRetryAfter(t *testing.T) {
 		t.Errorf("a lone 503 with a garbage Retry-After waited %s; want the immediate first retry", o.Transition.Delay)
 	}
 }
+
+// A 429 whose Retry-After is an HTTP-date two seconds ahead: the client
+// reads the date and waits at least until it (whole seconds: at least 1 s
+// from now), and says so in its error.
+func TestClientHonoursRetryAfterDateOn429(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", time.Now().Add(2*time.Second).UTC().Format(http.TimeFormat))
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	}))
+	defer ts.Close()
+	c, rec, _ := newTestClient(t, ClientConfig{URL: "ws" + strings.TrimPrefix(ts.URL, "http") + "/"})
+	stop := runClient(t, c)
+	obs := rec.wait(t, 5*time.Second, "first failure", countTo(fsm.BackingOff, 1))
+	_ = stop()
+	o := transitions(obs, fsm.BackingOff)[0]
+	ra := audit.LoggedRetryAfter(o.Err.Error())
+	if !strings.Contains(o.Err.Error(), "answered HTTP 429") || ra < time.Second || ra > 2*time.Second {
+		t.Fatalf("error %q: want a 429 with a Retry-After of 1-2 s", o.Err)
+	}
+	// The logged delay is whole milliseconds; the wait is floor + up to 1 s.
+	if d := o.Transition.Delay; d < ra-time.Millisecond || d > ra+time.Second {
+		t.Errorf("waited %s after Retry-After %s, want within [%s, %s]", d, ra, ra, ra+time.Second)
+	}
+}
