@@ -176,16 +176,7 @@ func TestClientDeafToRetryAfterIsCaught(t *testing.T) {
 // A garbage Retry-After is ignored, and the error (so the one log line of
 // the transition) says why.
 func TestClientIgnoresGarbageRetryAfter(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Retry-After", "soon")
-		http.Error(w, "busy", http.StatusServiceUnavailable)
-	}))
-	defer ts.Close()
-	c, rec, _ := newTestClient(t, ClientConfig{URL: "ws" + strings.TrimPrefix(ts.URL, "http") + "/"})
-	stop := runClient(t, c)
-	obs := rec.wait(t, 5*time.Second, "first failure", countTo(fsm.BackingOff, 1))
-	_ = stop()
-	o := transitions(obs, fsm.BackingOff)[0]
+	o := firstRefusal(t, http.StatusServiceUnavailable, func() string { return "soon" })
 	if !strings.Contains(o.Err.Error(), `Retry-After ignored: fsm: bad Retry-After: "soon"`) {
 		t.Errorf("error %q does not say the Retry-After was ignored and why", o.Err)
 	}
@@ -198,16 +189,9 @@ func TestClientIgnoresGarbageRetryAfter(t *testing.T) {
 // reads the date and waits at least until it (whole seconds: at least 1 s
 // from now), and says so in its error.
 func TestClientHonoursRetryAfterDateOn429(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Retry-After", time.Now().Add(2*time.Second).UTC().Format(http.TimeFormat))
-		http.Error(w, "slow down", http.StatusTooManyRequests)
-	}))
-	defer ts.Close()
-	c, rec, _ := newTestClient(t, ClientConfig{URL: "ws" + strings.TrimPrefix(ts.URL, "http") + "/"})
-	stop := runClient(t, c)
-	obs := rec.wait(t, 5*time.Second, "first failure", countTo(fsm.BackingOff, 1))
-	_ = stop()
-	o := transitions(obs, fsm.BackingOff)[0]
+	o := firstRefusal(t, http.StatusTooManyRequests, func() string {
+		return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat)
+	})
 	ra := audit.LoggedRetryAfter(o.Err.Error())
 	if !strings.Contains(o.Err.Error(), "answered HTTP 429") || ra < time.Second || ra > 2*time.Second {
 		t.Fatalf("error %q: want a 429 with a Retry-After of 1-2 s", o.Err)
@@ -216,4 +200,23 @@ func TestClientHonoursRetryAfterDateOn429(t *testing.T) {
 	if d := o.Transition.Delay; d < ra-time.Millisecond || d > ra+time.Second {
 		t.Errorf("waited %s after Retry-After %s, want within [%s, %s]", d, ra, ra, ra+time.Second)
 	}
+}
+
+// firstRefusal runs a default client against a server that answers every
+// handshake with status and the Retry-After value retryAfter returns, and
+// returns the client's first move into BackingOff.
+func firstRefusal(t *testing.T, status int, retryAfter func() string) Observation {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", retryAfter())
+		http.Error(w, http.StatusText(status), status)
+	}))
+	defer ts.Close()
+	c, rec, _ := newTestClient(t, ClientConfig{URL: "ws" + strings.TrimPrefix(ts.URL, "http") + "/"})
+	stop := runClient(t, c)
+	obs := rec.wait(t, 5*time.Second, "first failure", countTo(fsm.BackingOff, 1))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	return transitions(obs, fsm.BackingOff)[0]
 }
