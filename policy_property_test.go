@@ -48,22 +48,49 @@ func genPolicyV2(t *rapid.T, sc *sim.Scenario, kinds []sim.FaultKind) {
 		sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Nudge, Start: start, End: end},
 			sim.Fault{Kind: sim.Restart, Start: start, End: end})
 	}
+	// A server that rate-limits handshakes in a third of the worlds, with
+	// a crowd of clients per server that dial it together at the start
+	// (and after any restart), so that (n) meets refusals with a
+	// Retry-After; a client cap below the answers in half of those.
+	// (Raising Clients keeps every fault's client range valid.)
+	if rapid.IntRange(0, 2).Draw(t, "rate_limited") == 0 {
+		sc.HandshakeRate = fsm.HandshakeRate{PerSecond: rapid.Float64Range(0.05, 5).Draw(t, "handshake_rate"),
+			Burst: rapid.IntRange(1, 2).Draw(t, "handshake_burst")}
+		sc.Clients = max(sc.Clients, 3*max(sc.Servers, 1))
+		if rapid.Bool().Draw(t, "retry_after_capped") {
+			sc.Backoff.RetryAfterMax = dur(t, time.Millisecond, 10*time.Second, "retry_after_max")
+		}
+	}
+}
+
+// rateLimited makes sure a world meets Retry-After refusals: a server
+// admitting one handshake every five seconds, several clients dialing it
+// at the start, and an immediate first retry, which a driver that drops
+// the Retry-After takes at once.
+func rateLimited(_ *rapid.T, sc *sim.Scenario) {
+	sc.HandshakeRate = fsm.HandshakeRate{PerSecond: 0.2, Burst: 1}
+	sc.Clients = max(sc.Clients, 3*max(sc.Servers, 1))
+	sc.Backoff.FirstImmediate = true
+	sc.Backoff.RetryAfterMax = 0
 }
 
 // The v2 rules bite: a driver that hands its machine a plain failure for
-// a 401 is caught by (l); one that dials on every reconnect-now by (m).
+// a 401 is caught by (l); one that dials on every reconnect-now by (m);
+// one that drops a 503's Retry-After by (n).
 func TestPolicyV2BrokenVariantsAreCaught(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		bug   sim.Bug
 		kinds []sim.FaultKind
+		tweak func(*rapid.T, *sim.Scenario)
 		inv   invariant.Invariant
 	}{
-		{"go-away handed over as a plain failure", sim.BugIgnoreGoAway, []sim.FaultKind{sim.Auth}, invariant.PermanentSlow},
-		{"reconnect-now dials behind the machine", sim.BugNudgeDials, []sim.FaultKind{sim.Refused, sim.Nudge}, invariant.ReconnectFloor},
+		{"go-away handed over as a plain failure", sim.BugIgnoreGoAway, []sim.FaultKind{sim.Auth}, nil, invariant.PermanentSlow},
+		{"reconnect-now dials behind the machine", sim.BugNudgeDials, []sim.FaultKind{sim.Refused, sim.Nudge}, nil, invariant.ReconnectFloor},
+		{"Retry-After dropped on the way to the machine", sim.BugIgnoreRetryAfter, []sim.FaultKind{sim.Restart}, rateLimited, invariant.RetryAfterFloor},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			bites(t, "("+string(c.inv.Letter())+") "+c.inv.String(), withBug(c.bug, c.kinds, nil, c.inv))
+			bites(t, "("+string(c.inv.Letter())+") "+c.inv.String(), withBug(c.bug, c.kinds, c.tweak, c.inv))
 		})
 	}
 }

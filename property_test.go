@@ -238,6 +238,15 @@ func TestInvariantsHold(t *testing.T) {
 			back := sc.Faults[0].End
 			sc.Faults = append(sc.Faults, sim.Fault{Kind: sim.Kill, Start: back + 30*time.Second, Clients: sim.Range{From: 0, To: 50}})
 			sc.EventInterval = dur(t, 10*time.Second, time.Minute, "herd_event_interval") // and (e) has sends to judge
+			if rapid.IntRange(0, 2).Draw(t, "herd_rate_limited") > 0 {
+				// The restarted server admits the herd at a rate: refusals
+				// with a Retry-After for (n), while (g) still judges the
+				// first attempts, which come before any refusal. At
+				// 250/s or more the whole fleet (at most 1 000) is in
+				// well before the restart at 10 s, so (g)'s herd is the
+				// dropped fleet alone.
+				sc.HandshakeRate = fsm.HandshakeRate{PerSecond: rapid.Float64Range(250, 1000).Draw(t, "herd_handshake_rate")}
+			}
 			res = check(t, sc, herdOptions())
 		} else {
 			sc := genScenario(t, allFaults)

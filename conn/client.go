@@ -161,7 +161,9 @@ func (c ClientConfig) endpoints() []string {
 // Client is a reconnecting WebSocket client. Run dials, watches the link
 // (pinging a server gone quiet), and on every failure path (refused, DNS, TLS, connect
 // or handshake timeout, a non-101 answer, a drop, a silent server) waits
-// exactly as long as its Backoff policy says before the next attempt.
+// exactly as long as its Backoff policy says before the next attempt, and
+// never less than a refusing server's Retry-After (up to
+// Backoff.RetryAfterMax).
 //
 // Its lifecycle is an fsm.Client owned by Run's goroutine; the other
 // methods are safe for concurrent use with Run and with each other.

@@ -179,6 +179,9 @@ func (r *runner) step(now time.Time, ev fsm.Event, cause error, onOK func()) {
 	c := r.c
 	c.mu.Lock()
 	f := failureOf(cause)
+	if c.hooks.dropRetryAfter() {
+		f.RetryAfter = 0 // the bug under test
+	}
 	out, err := c.fc.StepFailure(now, ev, f)
 	if err != nil {
 		c.mu.Unlock()
@@ -266,6 +269,7 @@ func (r *runner) dial(n int) {
 			de := &DialError{Attempt: n, URL: u, Err: err}
 			if resp != nil {
 				de.Status = resp.StatusCode
+				de.RetryAfter, de.badRetryAfter = retryAfterOf(resp, c.clk.Now())
 			}
 			err = de
 		}

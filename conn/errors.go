@@ -82,17 +82,31 @@ func (e *SessionClosedError) Is(target error) bool { return target == ErrSession
 // DialError is why one connection attempt failed. Status is the HTTP status
 // of a refused handshake (401, 403, 503, ...), zero when the failure came
 // before or without an HTTP answer (refused port, DNS, TLS, timeout).
+// RetryAfter is the wait the answer's Retry-After header asked for (zero
+// for none, or for one that could not be read: the message then says
+// why it was ignored); the client waits at least that long, up to
+// Backoff.RetryAfterMax.
 type DialError struct {
-	Attempt int
-	URL     string
-	Status  int
-	Err     error
+	Attempt    int
+	URL        string
+	Status     int
+	RetryAfter time.Duration
+	Err        error
+
+	badRetryAfter error // why a Retry-After header was ignored
 }
 
 func (e *DialError) Error() string {
 	if e.Status != 0 {
-		return fmt.Sprintf("attempt %d: %s answered HTTP %d %s instead of switching protocols",
+		msg := fmt.Sprintf("attempt %d: %s answered HTTP %d %s instead of switching protocols",
 			e.Attempt, e.URL, e.Status, http.StatusText(e.Status))
+		switch {
+		case e.RetryAfter > 0:
+			msg += fmt.Sprintf(" (Retry-After %s)", e.RetryAfter)
+		case e.badRetryAfter != nil:
+			msg += fmt.Sprintf(" (Retry-After ignored: %v)", e.badRetryAfter)
+		}
+		return msg
 	}
 	return fmt.Sprintf("attempt %d: %v", e.Attempt, e.Err)
 }

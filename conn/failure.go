@@ -2,6 +2,8 @@ package conn
 
 import (
 	"errors"
+	"net/http"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/lifeline-go/lifeline/fsm"
@@ -15,7 +17,7 @@ import (
 func failureOf(err error) fsm.Failure {
 	var de *DialError
 	if errors.As(err, &de) && de.Status != 0 {
-		return fsm.Failure{Status: de.Status}
+		return fsm.Failure{Status: de.Status, RetryAfter: de.RetryAfter}
 	}
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != websocket.CloseNoStatusReceived {
@@ -47,4 +49,19 @@ func (c *Client) request(ev fsm.Event) {
 	case c.reqs <- ev:
 	default: // Run has two unread requests: this one adds nothing a floor would not cut
 	}
+}
+
+// retryAfterOf reads a refused handshake's Retry-After header as a wait
+// from now (fsm.ParseRetryAfter), or says why it ignores it: a value it
+// cannot read, or none at all (nil error, zero wait).
+func retryAfterOf(resp *http.Response, now time.Time) (time.Duration, error) {
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0, nil
+	}
+	ra, err := fsm.ParseRetryAfter(v, now)
+	if err != nil {
+		return 0, err
+	}
+	return ra, nil
 }

@@ -40,6 +40,7 @@ func TestFailureOf(t *testing.T) {
 		{errors.New("connection refused"), fsm.Failure{}},
 		{&DialError{Status: 403, Err: errors.New("bad handshake")}, fsm.Failure{Status: 403}},
 		{&DialError{Err: errors.New("refused")}, fsm.Failure{}},
+		{&DialError{Status: 503, RetryAfter: 3 * time.Second}, fsm.Failure{Status: 503, RetryAfter: 3 * time.Second}},
 		{errors.Join(errors.New("link dropped"), &websocket.CloseError{Code: 1008}), fsm.Failure{Code: 1008}},
 		{&websocket.CloseError{Code: websocket.CloseAbnormalClosure}, fsm.Failure{}},
 		{&websocket.CloseError{Code: websocket.CloseNoStatusReceived}, fsm.Failure{}},

@@ -51,6 +51,11 @@ type testHooks struct {
 	// noPoke does not wake Run when SetPolicy moved the pending retry, so
 	// the retry keeps the old schedule's timer.
 	noPoke bool
+	// deafToRetryAfter hands the machine a refused handshake's status but
+	// not its Retry-After: the client that retries a rate-limited server
+	// on its own schedule, as if the server had said nothing. Caught by
+	// invariant (n), retry_after_floor.
+	deafToRetryAfter bool
 	// leaky never releases a reaped session from the registry: the field
 	// report's server whose sessions accumulated (Server.Unproven and the
 	// metrics package's anomaly catch it).
@@ -68,6 +73,7 @@ func (h *testHooks) skipRedial() bool     { return h != nil && h.noRedial }
 func (h *testHooks) resetOnDial() bool    { return h != nil && h.resetAtConnect }
 func (h *testHooks) skipPoke() bool       { return h != nil && h.noPoke }
 func (h *testHooks) keepReaped() bool     { return h != nil && h.leaky }
+func (h *testHooks) dropRetryAfter() bool { return h != nil && h.deafToRetryAfter }
 
 // defaultRand returns the jitter source a client gets when its config
 // names none: seeded at random per client, or, under the lockstep bug,

@@ -70,6 +70,14 @@ type ServerConfig struct {
 	// with http.Server.ReadHeaderTimeout, as `lifeline serve` does.)
 	MaxHandshakes int
 
+	// HandshakeRate admits handshakes through a token bucket (PerSecond
+	// on average, Burst at once) checked before anything else, Authorize
+	// included. A request over it is answered 503 with a Retry-After the
+	// bucket computes from its backlog (fsm.Admission.Admit), so that
+	// refused clients come back spread at the rate instead of all at +1 s,
+	// and counted in ServerStats.RateLimited. The zero value is off.
+	HandshakeRate fsm.HandshakeRate
+
 	// CheckOrigin vets the Origin header of browser clients. Nil means
 	// gorilla/websocket's default: no Origin header, or one matching Host.
 	CheckOrigin func(r *http.Request) bool
@@ -130,6 +138,9 @@ func (c ServerConfig) Validate() error {
 		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "MaxHandshakes",
 			Rule: "must not be negative (0 means no cap)", Value: c.MaxHandshakes})
 	}
+	if err := c.HandshakeRate.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.TimerGranularity < 0 {
 		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "TimerGranularity",
 			Rule: "must not be negative (0 means 20ms)", Value: c.TimerGranularity})
@@ -175,7 +186,11 @@ type Server struct {
 	refused atomic.Uint64     // requests refused before the upgrade
 	inHand  atomic.Int64      // requests inside ServeHTTP's handshake part
 	over    atomic.Uint64     // requests refused by MaxHandshakes
+	limited atomic.Uint64     // requests refused by HandshakeRate
 	dropped atomic.Uint64     // queued messages discarded when a session closed
+
+	admitMu sync.Mutex
+	admit   *fsm.Admission // HandshakeRate's bucket
 }
 
 // NewServer returns a Server for cfg, or cfg's validation error.
@@ -204,6 +219,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		srv.readLimit = defaultReadLimit
 	}
 	srv.epoch = srv.clk.Now()
+	srv.admit, _ = fsm.NewAdmission(cfg.HandshakeRate, srv.epoch) // validated above
 	srv.up = websocket.Upgrader{
 		HandshakeTimeout: srv.live.HandshakeTimeout,
 		ReadBufferSize:   serverReadBuffer,
@@ -224,10 +240,17 @@ func (srv *Server) Liveness() fsm.Liveness { return srv.live }
 
 // ServeHTTP authenticates the request, upgrades it and starts the session.
 // A refused request gets 401 or 403 and creates no session; during
-// Shutdown, and over MaxHandshakes, every request gets 503.
+// Shutdown, over HandshakeRate (with its Retry-After) and over
+// MaxHandshakes, every request gets 503.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.isClosing() {
 		http.Error(w, "lifeline: server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if ok, ra := srv.admitted(); !ok {
+		srv.limited.Add(1)
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(ra/time.Second), 10))
+		http.Error(w, "lifeline: handshake rate exceeded", http.StatusServiceUnavailable)
 		return
 	}
 	if err := srv.hookAdmit(r); err != nil {
@@ -293,6 +316,17 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// has a grown stack and buffers that would live as long as the session
 	// (docs/decisions.md: 4 KB instead of 16 KB per idle session).
 	go s.readLoop()
+}
+
+// admitted asks HandshakeRate's bucket about a request arriving now, and
+// returns the Retry-After (whole seconds) for a refusal.
+func (srv *Server) admitted() (bool, time.Duration) {
+	if !srv.cfg.HandshakeRate.On() {
+		return true, 0
+	}
+	srv.admitMu.Lock()
+	defer srv.admitMu.Unlock()
+	return srv.admit.Admit(srv.clk.Now())
 }
 
 // newSession registers a Handshaking session, or reports why it cannot.
@@ -427,6 +461,9 @@ type ServerStats struct {
 	// Overloaded counts requests answered 503 because MaxHandshakes
 	// handshakes were already in progress.
 	Overloaded uint64 `json:"overloaded"`
+	// RateLimited counts requests answered 503 with a Retry-After because
+	// they came faster than HandshakeRate.
+	RateLimited uint64 `json:"rate_limited"`
 	// DroppedMessages counts queued messages discarded because their
 	// session closed before they were written.
 	DroppedMessages uint64 `json:"dropped_messages"`
@@ -451,6 +488,7 @@ func (srv *Server) Stats() ServerStats {
 	}
 	st.Refused = srv.refused.Load()
 	st.Overloaded = srv.over.Load()
+	st.RateLimited = srv.limited.Load()
 	st.DroppedMessages = srv.dropped.Load()
 	srv.mu.Lock()
 	st.Registered = len(srv.sessions)

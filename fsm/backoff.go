@@ -72,7 +72,9 @@ func ParseJitter(s string) (JitterKind, error) {
 //	base(n) = min(Max, Initial × Multiplier^(n−1))
 //
 // or, with FirstImmediate, 0 for n = 1 and min(Max, Initial × Multiplier^(n−2))
-// after. Max caps every delay, jitter included.
+// after. Max caps every delay, jitter included. A failure that carried a
+// server's Retry-After waits at least that long, up to RetryAfterMax
+// (RetryAfterWait).
 type Backoff struct {
 	// Initial is the first non-zero base delay. Zero means 1s.
 	Initial time.Duration
@@ -101,6 +103,13 @@ type Backoff struct {
 	// (GiveUpOffline). It is judged at each failure, so the client gives
 	// up at the first failure at or past it. Zero means never.
 	GiveUpAfter time.Duration
+	// RetryAfterMax caps the Retry-After a server's refusal (a 503 or 429)
+	// can impose: the wait after such a failure is at least the server's
+	// Retry-After, up to this, plus a spread (RetryAfterWait), so that a
+	// hostile or broken "Retry-After: 999999999" cannot park the client
+	// for years. Zero means Max (120 s by default): a server's answer
+	// never holds a client longer than its own longest backoff does.
+	RetryAfterMax time.Duration
 	// FirstImmediate retries at once after the first failure of a run, for
 	// the transient glitch; backoff starts from the second. Off in the zero
 	// value, on in DefaultBackoff.
@@ -150,6 +159,9 @@ func (b Backoff) WithDefaults() Backoff {
 	if b.ReconnectFloor == 0 {
 		b.ReconnectFloor = b.Initial
 	}
+	if b.RetryAfterMax == 0 {
+		b.RetryAfterMax = b.Max
+	}
 	return b
 }
 
@@ -164,7 +176,7 @@ func (b Backoff) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}, {"GiveUpAfter", b.GiveUpAfter}, {"ReconnectFloor", b.ReconnectFloor}} {
+	}{{"Initial", b.Initial}, {"Max", b.Max}, {"ConnectTimeout", b.ConnectTimeout}, {"StableAfter", b.StableAfter}, {"GiveUpAfter", b.GiveUpAfter}, {"ReconnectFloor", b.ReconnectFloor}, {"RetryAfterMax", b.RetryAfterMax}} {
 		if d.v < 0 {
 			bad(d.name, "must not be negative", d.v)
 		}

@@ -75,6 +75,7 @@ type Client struct {
 	rejections    int           // consecutive permanent failures; a link that comes up ends them
 	slowDelay     time.Duration // the slow schedule's delay after the latest rejection
 	lastAttemptAt time.Time     // when the latest attempt started: the reconnect-now floor counts from it
+	raUntil       time.Time     // the failure's Retry-After floor (capped): nothing moves the retry before it
 
 	now          time.Time   // of the Step in progress, for the guards
 	offlineSince time.Time   // see OfflineSince
@@ -181,7 +182,10 @@ func (c *Client) Step(now time.Time, ev Event) (Output, error) {
 // StepFailure is Step for a failure the driver can say more about: for
 // EvDialFailed and EvDropped, f (the HTTP status or close code seen) is
 // classed by the failure table, and a permanent or fatal failure fires
-// GoAway instead of DialFailed or Dropped. For other events f is ignored.
+// GoAway instead of DialFailed or Dropped; f.RetryAfter, the server's
+// Retry-After, is the floor of the wait that follows
+// (Backoff.RetryAfterWait), which no reconnect-now, reset or policy change
+// moves earlier. For other events f is ignored.
 func (c *Client) StepFailure(now time.Time, ev Event, f Failure) (Output, error) {
 	c.acts = c.acts[:0]
 	c.now = now
@@ -316,10 +320,12 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		c.rejections, c.slowDelay = 0, 0
 	case BackingOff:
 		c.failures++
-		c.prevDelay, c.delay = c.delay, c.b.Delay(c.failures, c.delay, c.rng)
+		ra := c.failure.RetryAfter
+		c.prevDelay, c.delay = c.delay, c.b.RetryAfterWait(c.b.Delay(c.failures, c.delay, c.rng), ra, c.rng)
 		c.failedAt = now
 		c.retryAt = now.Add(c.delay)
-		c.floor = now.Add(c.b.Earliest(c.failures))
+		c.raUntil = now.Add(c.b.RetryAfterFloor(ra))
+		c.floor = later(now.Add(c.b.Earliest(c.failures)), c.raUntil)
 		c.trans.Attempt, c.trans.Delay = c.failures+1, c.delay
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.delay})
 	case Rejected:
@@ -327,8 +333,12 @@ func (c *Client) enter(now time.Time, from State, tr Trigger) {
 		c.rejections++
 		// The slow schedule keeps its own last delay: the transient
 		// backoff's (decorrelated jitter grows from it) is untouched.
-		c.slowDelay = c.fp.Schedule.Delay(c.rejections, c.slowDelay, c.rng)
+		// A server's Retry-After is a floor here too (a 503 configured as
+		// permanent, say), under the client's own cap.
+		ra := c.failure.RetryAfter
+		c.slowDelay = c.b.RetryAfterWait(c.fp.Schedule.Delay(c.rejections, c.slowDelay, c.rng), ra, c.rng)
 		c.failedAt = now
+		c.raUntil = now.Add(c.b.RetryAfterFloor(ra))
 		c.retryAt = now.Add(c.slowDelay)
 		c.trans.Attempt, c.trans.Delay = c.failures+1, c.slowDelay
 		c.acts = append(c.acts, Action{Kind: ActScheduleRetry, At: c.retryAt, Attempt: c.failures + 1, Delay: c.slowDelay})
@@ -392,9 +402,13 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// reconnectFloorAt is the earliest a reconnect-now may start an attempt:
-// Backoff.ReconnectFloor after the latest attempt started.
-func (c *Client) reconnectFloorAt() time.Time { return c.lastAttemptAt.Add(c.b.ReconnectFloor) }
+// reconnectFloorAt is the earliest a reconnect-now (or a reset) may start
+// an attempt: Backoff.ReconnectFloor after the latest attempt started, and
+// never before the failure's Retry-After floor: the owner's request does
+// not overrule the server's.
+func (c *Client) reconnectFloorAt() time.Time {
+	return later(c.lastAttemptAt.Add(c.b.ReconnectFloor), c.raUntil)
+}
 
 // reschedule moves the pending retry of a BackingOff client: to the floor
 // for a reconnect-now that came before it (only ever earlier), or, for a

@@ -30,7 +30,8 @@ const (
 const (
 	// EvReconnectNow: retry now (the network came back). A BackingOff
 	// client dials at once if Backoff.ReconnectFloor has passed since its
-	// latest attempt started, else its retry moves to that instant.
+	// latest attempt started (and the failure's Retry-After floor, if it
+	// had one), else its retry moves to that instant.
 	EvReconnectNow Event = iota + 10
 	// EvResetBackoff: forget the run of failures. A Connected client's next
 	// drop starts a fresh run; a BackingOff client's pending retry is

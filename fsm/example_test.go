@@ -180,3 +180,25 @@ func ExampleNode() {
 	// 7s fence fenced
 	// 7s Degraded -> Fenced
 }
+
+// A server refusing handshakes faster than 2 a second tells each refused
+// one when to come back, spreading them at its rate; a client takes the
+// answer as the floor of its wait, capped by RetryAfterMax.
+func ExampleAdmission() {
+	now := time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC)
+	a, _ := fsm.NewAdmission(fsm.HandshakeRate{PerSecond: 2, Burst: 1}, now)
+	for i := range 5 {
+		ok, ra := a.Admit(now)
+		fmt.Printf("handshake %d: admitted %v, Retry-After %v\n", i+1, ok, ra)
+	}
+	ra, _ := fsm.ParseRetryAfter("2", now)
+	b := fsm.DefaultBackoff()
+	fmt.Printf("the client's next wait after Retry-After %v: within [%v, %v]\n", ra, b.RetryAfterFloor(ra), b.RetryAfterLatest(ra))
+	// Output:
+	// handshake 1: admitted true, Retry-After 0s
+	// handshake 2: admitted false, Retry-After 1s
+	// handshake 3: admitted false, Retry-After 1s
+	// handshake 4: admitted false, Retry-After 2s
+	// handshake 5: admitted false, Retry-After 2s
+	// the client's next wait after Retry-After 2s: within [2s, 3s]
+}

@@ -19,6 +19,11 @@ type Failure struct {
 	// Code is the WebSocket close code the server sent (RFC 6455 §7.4);
 	// zero when the link ended without a close frame (1006).
 	Code int
+	// RetryAfter is the wait the server asked for with a refused
+	// handshake's Retry-After header (ParseRetryAfter reads it); zero when
+	// it sent none. Whatever the failure's class, no retry comes sooner
+	// than Backoff.RetryAfterFloor of it (see Backoff.RetryAfterWait).
+	RetryAfter time.Duration
 }
 
 // String names the failure the way logs and Stats show it: "http 401",

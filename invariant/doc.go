@@ -42,6 +42,10 @@
 //	                     by Config.Failures) comes sooner than the slow schedule allows
 //	(m) ReconnectFloor   no attempt a reconnect-now brought forward starts closer than
 //	                     Backoff.ReconnectFloor to the attempt before it
+//	(n) RetryAfterFloor  no attempt after a refusal that carried a server's Retry-After (the
+//	                     Down record's Delay) comes sooner than it, capped at
+//	                     Backoff.RetryAfterMax; such a retry may come up to
+//	                     fsm.Backoff.RetryAfterLatest after the failure without breaking (b)
 //
 // (g) holds a restart to the lower of HerdMaxFraction and the policy's own
 // herd oracle (fsm.Backoff.HerdShare, fsm.HerdLimit).

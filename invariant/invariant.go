@@ -33,21 +33,25 @@ const (
 	// ReconnectFloor (i): no attempt a reconnect-now brought forward starts
 	// closer than Backoff.ReconnectFloor to the attempt before it.
 	ReconnectFloor
+	// RetryAfterFloor: no attempt after a failure that carried a server's
+	// Retry-After (a Down record's Delay) comes sooner than that wait,
+	// capped at Backoff.RetryAfterMax (fsm.Backoff.RetryAfterFloor).
+	RetryAfterFloor
 )
 
 // All lists the invariants in letter order.
 var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
-	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor}
+	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor, RetryAfterFloor}
 
 // numInvariants sizes the per-invariant tables.
-const numInvariants = int(ReconnectFloor) + 1
+const numInvariants = int(RetryAfterFloor) + 1
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
 	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
 	HerdSpread: "herd_spread", NodeDeclaredDead: "node_declared_dead", FencedFirst: "fenced_first",
 	DeliveredLive: "delivered_live", DirectoryMatches: "directory_matches",
-	PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor",
+	PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor", RetryAfterFloor: "retry_after_floor",
 }
 
 // String returns the invariant's name, e.g. "no_early_retry".
@@ -58,7 +62,8 @@ func (i Invariant) String() string {
 	return "Invariant(" + strconv.Itoa(int(i)) + ")"
 }
 
-// Letter returns the invariant's letter, 'a' to 'm', as the issues name them.
+// Letter returns the invariant's letter, 'a' onward in the order of All,
+// as the issues name them.
 func (i Invariant) Letter() byte { return 'a' + byte(i) - 1 }
 
 // Config sets the oracles and the tolerances. The zero value of each field

@@ -53,7 +53,7 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 				"attempt %d came %s after permanent failure %d (code %d) at %s; the slow schedule's earliest is %s",
 				r.Attempt, since, c.rejections, c.failCode, c.lastFail, lo)
 		}
-		if hi := sched.Latest(int(c.rejections)); since > hi+s.o.slack {
+		if hi := max(sched.Latest(int(c.rejections)), c.raTop); since > hi+s.o.slack {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 				"attempt %d came %s after permanent failure %d at %s; the slow schedule's latest is %s",
 				r.Attempt, since, c.rejections, c.lastFail, hi)

@@ -29,6 +29,7 @@ func (rt *retries) down(s *Suite, r *trace.Record) {
 	c.up, c.link, c.downLink = false, trace.NoID, c.link
 	c.n++
 	c.lastFail = r.At
+	c.raFloor, c.raTop = s.o.b.RetryAfterFloor(r.Delay), s.o.b.RetryAfterLatest(r.Delay)
 	s.classify(c, r)
 	c.exhausted = c.fatal || s.o.b.GivesUpAfter(int(c.n)) ||
 		(s.o.b.GiveUpAfter > 0 && r.At-c.offlineSince >= s.o.b.GiveUpAfter)
@@ -55,6 +56,16 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 		// without asking it, whatever the delay.
 		s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt numbered %d after %d consecutive failures: the driver retried without its machine's decision", r.Attempt, c.n)
+	}
+	if c.pending && c.raFloor > 0 {
+		// (n), whatever else judges this attempt: the server's word
+		// holds over the schedule, a nudge and a policy change alike.
+		s.check(RetryAfterFloor)
+		if since := r.At - c.lastFail; since < c.raFloor {
+			s.fail(RetryAfterFloor, r.At, fsm.MachineClient, r.ID, idx,
+				"attempt %d came %s after failure %d at %s, whose Retry-After floor is %s (RetryAfterMax %s)",
+				r.Attempt, since, c.n, c.lastFail, c.raFloor, s.o.b.RetryAfterMax)
+		}
 	}
 	// policyDial judges an attempt after a permanent failure (l) or a
 	// nudge (m); the others are (a)'s.
@@ -92,7 +103,7 @@ func (rt *retries) transition(s *Suite, r *trace.Record, idx int) {
 			s.fail(NoEarlyRetry, r.At, fsm.MachineClient, r.ID, idx,
 				"backoff delay %s after failure %d is below the policy's earliest %s", r.Delay, c.n, lo)
 		}
-		if hi := s.o.b.LatestAfter(int(c.n), c.prevDelay); r.Delay > hi {
+		if hi := max(s.o.b.LatestAfter(int(c.n), c.prevDelay), c.raTop); r.Delay > hi {
 			s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 				"backoff delay %s after failure %d (the one before: %s) is above the policy's latest %s", r.Delay, c.n, c.prevDelay, hi)
 		}
@@ -150,14 +161,20 @@ func (rt *retries) finish(s *Suite, end time.Duration) {
 // window returns how long after its failure c's pending retry may come:
 // the policy's bounds for its failure count, or the bounds a policy
 // change moved it to.
+//
+// A Retry-After raises only the latest (to the spread past its floor):
+// its floor is (n)'s to judge, so a retry before it is reported once,
+// under its own name.
 func (rt *retries) window(s *Suite, c *clientFacts) (lo, hi time.Duration) {
-	if c.permanent { // the slow schedule, counted in rejections (policy.go)
-		return s.o.fp.Schedule.Earliest(int(c.rejections)), s.o.fp.Schedule.Latest(int(c.rejections))
+	switch {
+	case c.permanent: // the slow schedule, counted in rejections (policy.go)
+		lo, hi = s.o.fp.Schedule.Earliest(int(c.rejections)), s.o.fp.Schedule.Latest(int(c.rejections))
+	case c.moved:
+		lo, hi = c.movedLo, c.movedHi
+	default:
+		lo, hi = s.o.earliest(c.n), s.o.latest(c.n)
 	}
-	if c.moved {
-		return c.movedLo, c.movedHi
-	}
-	return s.o.earliest(c.n), s.o.latest(c.n)
+	return lo, max(hi, c.raTop)
 }
 
 // applyChanges puts the policy changes due by t into force. A retry

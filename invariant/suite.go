@@ -88,6 +88,10 @@ type clientFacts struct {
 	rejections       int32
 	nudged           bool
 	lastDial         time.Duration
+	// The last failure's Retry-After (n): the floor the policy honours
+	// and the latest its spread allows, both from the failure; zero for
+	// none.
+	raFloor, raTop time.Duration
 }
 
 // sessionFacts is what the checkers know of one session.

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"time"
+
 	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/lifeline-go/lifeline/trace"
 )
@@ -202,9 +204,10 @@ func (w *world) atClient(e event) {
 		case fRefused, fNotWS, fDNSFail:
 			w.clientFailed(c, fsm.EvDialFailed, true)
 		case fHTTPError, fFIN, fRST:
-			// l.code is the status of a refused handshake (Auth), whose
-			// FIN may overtake the answer it follows; zero otherwise.
-			w.clientFailedWith(c, fsm.EvDialFailed, false, l.code)
+			// l.code is the status of a refused handshake (Auth, a rate
+			// limit), whose FIN may overtake the answer it follows; zero
+			// otherwise.
+			w.clientFailedWith(c, fsm.EvDialFailed, false, l.code, time.Duration(l.retryAfter)*time.Second)
 		}
 		return
 	}
@@ -225,7 +228,7 @@ func (w *world) atClient(e event) {
 		}
 	case fClose:
 		w.transmit(e.id, true, fCloseAck, w.now)
-		w.clientFailedWith(c, fsm.EvDropped, false, l.code)
+		w.clientFailedWith(c, fsm.EvDropped, false, l.code, 0)
 	case fFIN, fRST:
 		if e.arg == fRST {
 			l.clientUp = false // nothing more to write on it
@@ -246,13 +249,14 @@ func (w *world) clientStep(c *client, ev fsm.Event) {
 // exception path of the field report (refused, DNS), where
 // BugNoWaitOnError dials again without asking the machine.
 func (w *world) clientFailed(c *client, ev fsm.Event, exception bool) {
-	w.clientFailedWith(c, ev, exception, 0)
+	w.clientFailedWith(c, ev, exception, 0, 0)
 }
 
 // clientFailedWith is clientFailed for a failure that carried an HTTP
-// status or a close code, which the machine's failure table classes.
-func (w *world) clientFailedWith(c *client, ev fsm.Event, exception bool, code uint16) {
-	w.emit(trace.Record{Kind: trace.Down, ID: c.id, Code: code})
+// status or a close code, which the machine's failure table classes, and
+// maybe a Retry-After ra, the floor of the next wait.
+func (w *world) clientFailedWith(c *client, ev fsm.Event, exception bool, code uint16, ra time.Duration) {
+	w.emit(trace.Record{Kind: trace.Down, ID: c.id, Code: code, Delay: ra})
 	w.failOver(c)
 	if exception && w.bugs[BugNoWaitOnError] {
 		c.link, c.up = noLink, false
@@ -270,7 +274,10 @@ func (w *world) clientFailedWith(c *client, ev fsm.Event, exception bool, code u
 	}
 	f := fsm.Failure{Code: int(code)}
 	if code < 1000 {
-		f = fsm.Failure{Status: int(code)}
+		f = fsm.Failure{Status: int(code), RetryAfter: ra}
+	}
+	if w.bugs[BugIgnoreRetryAfter] {
+		f.RetryAfter = 0
 	}
 	out, err := c.fsm.StepFailure(at(w.now), ev, f)
 	if err == nil {

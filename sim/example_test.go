@@ -40,6 +40,7 @@ func ExampleRun() {
 	// (g) herd_spread held=true
 	// (l) permanent_slow held=true
 	// (m) reconnect_floor held=true
+	// (n) retry_after_floor held=true
 }
 
 // A deliberately broken driver, the server that never pings, leaves the

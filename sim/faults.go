@@ -60,6 +60,7 @@ func (w *world) faultEndEvent(i int) {
 		for s := range w.servers {
 			if f.hasServer(s) && w.servers[s].down && (w.cl == nil || w.cl.nodes[s].alive) {
 				w.servers[s].down = false
+				w.startAdmission(s)
 				w.emit(trace.Record{Kind: trace.ServerUp, Server: uint32(s)})
 			}
 		}

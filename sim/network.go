@@ -51,7 +51,8 @@ type link struct {
 	reset         bool
 	peerDead      bool
 	sendsAfterEnd uint8  // BugSendAfterClose: writes made after the session closed
-	code          uint16 // the HTTP status (Auth) or close code the server answered with
+	code          uint16 // the HTTP status (Auth, a rate limit) or close code the server answered with
+	retryAfter    uint16 // the Retry-After of a rate-limited handshake's 503, whole seconds
 }
 
 // linkTable stores links in fixed-size chunks: adding one never copies

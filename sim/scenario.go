@@ -58,6 +58,12 @@ type Scenario struct {
 	// Bugs switch on deliberately broken driver behaviour, to show that the
 	// invariants catch the historical bugs. Empty for a correct driver.
 	Bugs []Bug
+	// HandshakeRate makes every server admit handshakes through a token
+	// bucket, as conn.ServerConfig.HandshakeRate does: a handshake over it
+	// is answered 503 with the bucket's Retry-After (fsm.Admission, the
+	// same code) and creates no session. A restarted server starts with a
+	// full bucket. The zero value is off.
+	HandshakeRate fsm.HandshakeRate `json:",omitzero"`
 	// Cluster, when set, makes the servers the nodes of one cluster: a
 	// lease store and a bus join them (see Cluster). Nil: independent
 	// servers, as before.
@@ -347,6 +353,11 @@ const (
 	// not its directory entries, and its re-checks refresh the entries of
 	// live peers only: a dead node's sessions stay listed. Breaks (k).
 	BugKeepDeadEntries
+	// BugIgnoreRetryAfter: the driver hands its machine a refused
+	// handshake's status but not its Retry-After: a rate-limited server
+	// is retried on the client's own schedule, as if it had said nothing.
+	// Breaks (n).
+	BugIgnoreRetryAfter
 )
 
 var bugNames = [...]string{
@@ -359,6 +370,7 @@ var bugNames = [...]string{
 	BugIgnoreGoAway: "ignore_go_away", BugNudgeDials: "nudge_dials",
 	BugNoRecheck: "no_recheck", BugNoFence: "no_fence", BugShortLeaseTTL: "short_lease_ttl",
 	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
+	BugIgnoreRetryAfter: "ignore_retry_after",
 }
 
 // Bugs lists every Bug.
@@ -460,6 +472,7 @@ func (s Scenario) Validate() error {
 	}{
 		{"Backoff", d.Backoff.Validate()}, {"Failures", d.Failures.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
 		{"ServerLiveness", d.ServerLiveness.Validate()}, {"Latency", d.Latency.validate("Latency")},
+		{"HandshakeRate", d.HandshakeRate.Validate()},
 	} {
 		if e.err != nil {
 			bad("%s: %w", e.field, e.err)

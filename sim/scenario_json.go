@@ -43,6 +43,13 @@ type backoffJSON struct {
 	StableAfter    duration `json:"stable_after,omitempty"`
 	ReconnectFloor duration `json:"reconnect_floor,omitempty"`
 	GiveUpAfter    duration `json:"give_up_after,omitempty"`
+	RetryAfterMax  duration `json:"retry_after_max,omitempty"`
+}
+
+// handshakeRateJSON is fsm.HandshakeRate.
+type handshakeRateJSON struct {
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst,omitempty"`
 }
 
 // failuresJSON is fsm.FailurePolicy: the slow schedule and the rules.
@@ -91,21 +98,22 @@ type faultJSON struct {
 }
 
 type scenarioJSON struct {
-	Seed           uint64        `json:"seed"`
-	Clients        int           `json:"clients"`
-	Servers        int           `json:"servers,omitempty"`
-	Duration       duration      `json:"duration,omitempty"`
-	Backoff        *backoffJSON  `json:"backoff,omitempty"`
-	Failures       *failuresJSON `json:"failures,omitempty"`
-	BackoffChanges []changeJSON  `json:"backoff_changes,omitempty"`
-	ClientLiveness *livenessJSON `json:"client_liveness,omitempty"`
-	ServerLiveness *livenessJSON `json:"server_liveness,omitempty"`
-	Latency        *latencyJSON  `json:"latency,omitempty"`
-	EventInterval  duration      `json:"event_interval,omitempty"`
-	ClientEvents   duration      `json:"client_event_interval,omitempty"`
-	Faults         []faultJSON   `json:"faults,omitempty"`
-	Bugs           []string      `json:"bugs,omitempty"`
-	Cluster        *clusterJSON  `json:"cluster,omitempty"`
+	Seed           uint64             `json:"seed"`
+	Clients        int                `json:"clients"`
+	Servers        int                `json:"servers,omitempty"`
+	Duration       duration           `json:"duration,omitempty"`
+	Backoff        *backoffJSON       `json:"backoff,omitempty"`
+	Failures       *failuresJSON      `json:"failures,omitempty"`
+	BackoffChanges []changeJSON       `json:"backoff_changes,omitempty"`
+	ClientLiveness *livenessJSON      `json:"client_liveness,omitempty"`
+	ServerLiveness *livenessJSON      `json:"server_liveness,omitempty"`
+	Latency        *latencyJSON       `json:"latency,omitempty"`
+	EventInterval  duration           `json:"event_interval,omitempty"`
+	ClientEvents   duration           `json:"client_event_interval,omitempty"`
+	Faults         []faultJSON        `json:"faults,omitempty"`
+	Bugs           []string           `json:"bugs,omitempty"`
+	Cluster        *clusterJSON       `json:"cluster,omitempty"`
+	HandshakeRate  *handshakeRateJSON `json:"handshake_rate,omitempty"`
 }
 
 // MarshalJSON writes s in the scenario file format.
@@ -133,6 +141,9 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 		j.Bugs = append(j.Bugs, b.String())
 	}
 	j.Cluster = clusterToJSON(s.Cluster)
+	if s.HandshakeRate != (fsm.HandshakeRate{}) {
+		j.HandshakeRate = &handshakeRateJSON{s.HandshakeRate.PerSecond, s.HandshakeRate.Burst}
+	}
 	return json.Marshal(j)
 }
 
@@ -209,6 +220,9 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 		}
 		out.Bugs = append(out.Bugs, b)
 	}
+	if h := j.HandshakeRate; h != nil {
+		out.HandshakeRate = fsm.HandshakeRate{PerSecond: h.PerSecond, Burst: h.Burst}
+	}
 	if out.Cluster, err = clusterFromJSON(j.Cluster); err != nil {
 		return err
 	}
@@ -271,7 +285,7 @@ func backoffToJSON(b fsm.Backoff) *backoffJSON {
 	}
 	return &backoffJSON{duration(b.Initial), b.Multiplier, duration(b.Max), b.Jitter.String(), b.JitterFraction,
 		b.MaxAttempts, b.FirstImmediate, duration(b.ConnectTimeout), duration(b.StableAfter),
-		duration(b.ReconnectFloor), duration(b.GiveUpAfter)}
+		duration(b.ReconnectFloor), duration(b.GiveUpAfter), duration(b.RetryAfterMax)}
 }
 
 func backoffFromJSON(b *backoffJSON, where string) (fsm.Backoff, error) {
@@ -281,7 +295,8 @@ func backoffFromJSON(b *backoffJSON, where string) (fsm.Backoff, error) {
 	out := fsm.Backoff{Initial: time.Duration(b.Initial), Multiplier: b.Multiplier, Max: time.Duration(b.Max),
 		JitterFraction: b.JitterFraction, MaxAttempts: b.MaxAttempts, FirstImmediate: b.FirstImmediate,
 		ConnectTimeout: time.Duration(b.ConnectTimeout), StableAfter: time.Duration(b.StableAfter),
-		ReconnectFloor: time.Duration(b.ReconnectFloor), GiveUpAfter: time.Duration(b.GiveUpAfter)}
+		ReconnectFloor: time.Duration(b.ReconnectFloor), GiveUpAfter: time.Duration(b.GiveUpAfter),
+		RetryAfterMax: time.Duration(b.RetryAfterMax)}
 	if b.Jitter != "" {
 		k, err := fsm.ParseJitter(b.Jitter)
 		if err != nil {

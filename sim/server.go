@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"time"
+
 	"github.com/lifeline-go/lifeline/fsm"
 	"github.com/lifeline-go/lifeline/trace"
 )
@@ -8,7 +10,21 @@ import (
 // server is one server process: its listener and its registry, which is
 // the set of links with registered set.
 type server struct {
-	down bool // restarting: the listener refuses
+	down  bool           // restarting: the listener refuses
+	admit *fsm.Admission // Scenario.HandshakeRate's bucket, nil when off
+}
+
+// startAdmission gives server s a full handshake bucket (at the start and
+// at each restart), if the scenario has a rate.
+func (w *world) startAdmission(s int) {
+	if !w.sc.HandshakeRate.On() {
+		return
+	}
+	a, err := fsm.NewAdmission(w.sc.HandshakeRate, at(w.now))
+	if err != nil {
+		panic(err) // the scenario was validated
+	}
+	w.servers[s].admit = a
 }
 
 // atServer handles a frame arriving at a server.
@@ -84,6 +100,14 @@ func (w *world) accept(li uint32) {
 	if answer == fRefused || answer == fNotWS || answer == fAcceptClose {
 		w.transmit(li, false, answer, w.now)
 		return
+	}
+	if a := w.servers[s].admit; a != nil && answer == 0 {
+		if ok, ra := a.Admit(at(w.now)); !ok { // before anything else: no session
+			w.stats.RateLimited++
+			l.code, l.retryAfter = 503, uint16(ra/time.Second)
+			w.transmit(li, false, fHTTPError, w.now)
+			return
+		}
 	}
 	sess, err := fsm.NewSession(at(w.now), w.sc.ServerLiveness)
 	if err != nil {

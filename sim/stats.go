@@ -23,6 +23,8 @@ type Stats struct {
 	GaveUp   int `json:"gave_up"`
 	// Sends counts application messages written.
 	Sends int `json:"sends"`
+	// RateLimited counts handshakes a server's HandshakeRate answered 503.
+	RateLimited int `json:"rate_limited,omitempty"`
 	// PeakSessions is the most sessions registered at once; FinalSessions
 	// the number registered when the run ended.
 	PeakSessions  int `json:"peak_sessions"`

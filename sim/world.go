@@ -197,6 +197,9 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 			w.locks[i] = -1
 		}
 	}
+	for s := range w.servers {
+		w.startAdmission(s)
+	}
 	if sc.Cluster != nil {
 		w.cl = newCluster(w)
 	}

@@ -26,6 +26,8 @@ const (
 	// Down: client ID saw its attempt or its link fail (dial refused,
 	// timed out, link dropped or declared dead), before handing it to its
 	// lifecycle. The invariants count consecutive failures from these.
+	// Code is the status or close code it carried, Delay the wait a
+	// refused handshake's Retry-After asked for (zero: none).
 	Down
 	// ClientStart: a client process started a fresh run.
 	ClientStart
@@ -143,7 +145,7 @@ const NoID = ^uint32(0)
 // the run's epoch.
 type Record struct {
 	At       time.Duration
-	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen; Degraded: the frame's transit time
+	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen; Degraded: the frame's transit time; Down: the server's Retry-After
 	LastSign time.Duration // PeerDead: when the peer's last frame reaches the server
 	ID       uint32
 	Peer     uint32

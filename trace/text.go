@@ -59,6 +59,10 @@ func (r *Record) AppendText(b []byte) []byte {
 		if r.Code != 0 {
 			b = appendInt(b, " code=", int64(r.Code))
 		}
+		if r.Delay != 0 {
+			b = append(b, " retry_after="...)
+			b = appendDur(b, r.Delay)
+		}
 	case Dial:
 		b = appendInt(b, " attempt=", int64(r.Attempt))
 		b = appendInt(b, " server=", int64(r.Server))

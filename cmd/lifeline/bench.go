@@ -47,6 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&ro.Window, "window", 0, "internal (helper)")
 	fs.DurationVar(&ro.Warmup, "warmup", 0, "internal (helper)")
 	fs.IntVar(&ro.Parallel, "parallel", 0, "internal (helper)")
+	fs.Float64Var(&ro.Rate, "rate", 0, "internal (helper)")
 	// Measurement names may also come as arguments: `lifeline bench herd`.
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

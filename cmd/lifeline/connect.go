@@ -86,6 +86,7 @@ func backoffFlags(fs *flag.FlagSet, d fsm.Backoff) func() (fsm.Backoff, error) {
 	fs.IntVar(&b.MaxAttempts, "max-attempts", 0, "give up after this many consecutive failed attempts (0: never)")
 	fs.DurationVar(&b.GiveUpAfter, "give-up-after", 0, "give up after this long without a proven link, e.g. 10m (0: never)")
 	fs.DurationVar(&b.ReconnectFloor, "reconnect-floor", 0, "least time between two attempts when the owner asks to reconnect now (0: --initial)")
+	fs.DurationVar(&b.RetryAfterMax, "retry-after-max", 0, "cap on the Retry-After a refusing server (503, 429) may impose before the next attempt (0: --max)")
 	fs.BoolVar(&b.FirstImmediate, "first-immediate", true, "retry at once after the first failure of a run")
 	fs.DurationVar(&b.ConnectTimeout, "connect-timeout", d.ConnectTimeout, "bound on one attempt, dial and handshake")
 	return func() (fsm.Backoff, error) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifeline-go/lifeline/conn"
+	"github.com/lifeline-go/lifeline/fsm"
 )
 
 // limits are the bounds on bad input that serve and onebot serve share:
@@ -19,6 +20,7 @@ type limits struct {
 	handshake     time.Duration
 	readLimit     byteSize
 	maxHandshakes int
+	handshakeRate rateFlag
 }
 
 func limitFlags(fs *flag.FlagSet) *limits {
@@ -27,6 +29,8 @@ func limitFlags(fs *flag.FlagSet) *limits {
 		"bound on a handshake, request headers included: a peer that opens TCP and stalls is cut off")
 	fs.Var(&l.readLimit, "read-limit", "largest message accepted, e.g. 512, 64KiB, 1MiB; a bigger one closes the session with 1009")
 	fs.IntVar(&l.maxHandshakes, "max-handshakes", 1024, "handshakes served at once; more are answered 503 before auth (0: no cap)")
+	fs.Var(&l.handshakeRate, "handshake-rate",
+		"admit handshakes at `R[/s][,BURST]` (e.g. 200/s or 200,20; burst default ceil(R/10)); more are answered 503 with a Retry-After that spreads them at the rate (default: off)")
 	return l
 }
 
@@ -35,6 +39,7 @@ func (l *limits) apply(cfg *conn.ServerConfig) {
 	cfg.Liveness.HandshakeTimeout = l.handshake
 	cfg.ReadLimit = int64(l.readLimit)
 	cfg.MaxHandshakes = l.maxHandshakes
+	cfg.HandshakeRate = fsm.HandshakeRate(l.handshakeRate)
 }
 
 // check rejects limits the flag package cannot: a handshake timeout must
@@ -88,5 +93,43 @@ func (b *byteSize) Set(s string) error {
 		return errSize
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// rateFlag is --handshake-rate: "R", "R/s", "R,BURST" or "R/s,BURST",
+// R a positive number of handshakes per second, BURST a positive count.
+type rateFlag fsm.HandshakeRate
+
+func (r *rateFlag) String() string {
+	if r == nil || r.PerSecond == 0 {
+		return ""
+	}
+	s := strconv.FormatFloat(r.PerSecond, 'g', -1, 64) + "/s"
+	if r.Burst != 0 {
+		s += "," + strconv.Itoa(r.Burst)
+	}
+	return s
+}
+
+var errRate = errors.New("want R[/s][,BURST]: a positive rate per second, e.g. 200/s, and optionally a positive burst, e.g. 200/s,20")
+
+// Set parses s; the flag package names the flag and the value in its
+// error, and this says what was expected.
+func (r *rateFlag) Set(s string) error {
+	rate, burst, hasBurst := strings.Cut(strings.TrimSpace(s), ",")
+	rate = strings.TrimSuffix(strings.TrimSpace(rate), "/s")
+	v, err := strconv.ParseFloat(strings.TrimSpace(rate), 64)
+	if err != nil || !(v > 0) || math.IsInf(v, 0) {
+		return errRate
+	}
+	h := fsm.HandshakeRate{PerSecond: v}
+	if hasBurst {
+		n, err := strconv.Atoi(strings.TrimSpace(burst))
+		if err != nil || n <= 0 {
+			return errRate
+		}
+		h.Burst = n
+	}
+	*r = rateFlag(h)
 	return nil
 }

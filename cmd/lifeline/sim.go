@@ -25,12 +25,14 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	servers := fs.Int("servers", 1, "number of servers (client i dials server i mod servers)")
 	duration := fs.Duration("duration", 10*time.Minute, "virtual time to run faults and retries for (settling comes after)")
 	faults := fs.String("faults", sim.DefaultMix, `fault mix: comma-separated kind[:value] ("none" for none); value is a client fraction for kill, crash, blackhole, rst, a rate for loss, a count for the others`)
-	policy := fs.String("policy", "", "policy overrides, comma-separated key=value: initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after (backoff); permanent_initial, permanent_multiplier, permanent_max (the slow schedule after a 401/403/close 1008); ping, pong, idle, close (liveness, both ends)")
+	policy := fs.String("policy", "", "policy overrides, comma-separated key=value: initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, retry_after_max (backoff); permanent_initial, permanent_multiplier, permanent_max (the slow schedule after a 401/403/close 1008); ping, pong, idle, close (liveness, both ends)")
 	events := fs.Duration("events", 0, "interval of server application messages per session (0: heartbeats only)")
 	bugs := fs.String("bugs", "", "comma-separated deliberately broken driver behaviours to switch on: "+bugNames())
 	scenarioFile := fs.String("scenario", "", "run the scenario in this JSON file instead of building one from the flags above")
 	traceFile := fs.String("trace", "", "write the full trace, one record per line, to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	var rate rateFlag
+	fs.Var(&rate, "handshake-rate", "servers admit handshakes at `R[/s][,BURST]`, answering the rest 503 with a Retry-After (default: off)")
 	herd := fs.Float64("herd-bound", 0.10, "invariant (g): the largest share of a restart's dropped clients one 100ms window may hold (0: measure only); judged when at least 100 were dropped")
 	var co clusterOpts
 	fs.IntVar(&co.nodes, "nodes", 0, fmt.Sprintf("run a cluster of this many nodes (1-%d; they replace --servers) with a lease store, a directory and cross-node sends; 0: no cluster. Its default fault mix adds node_crash, node_cutoff, engine_failover, watch_loss, watch_delay", sim.MaxNodes))
@@ -78,6 +80,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if sc, err = scenarioFromFlags(*seed, *clients, *servers, *duration, *faults, *policy, *events, *bugs, co); err != nil {
 			return usageError{err}
 		}
+		sc.HandshakeRate = fsm.HandshakeRate(rate)
 	}
 	if *herd < 0 || *herd > 1 {
 		return usageError{fmt.Errorf("--herd-bound must be within [0, 1] (got %v)", *herd)}
@@ -196,6 +199,8 @@ func applyPolicy(sc *sim.Scenario, spec string) error {
 			dur(&b.ReconnectFloor)
 		case "give_up_after":
 			dur(&b.GiveUpAfter)
+		case "retry_after_max":
+			dur(&b.RetryAfterMax)
 		case "permanent_initial":
 			dur(&slow.Initial)
 		case "permanent_max":
@@ -224,7 +229,7 @@ func applyPolicy(sc *sim.Scenario, spec string) error {
 		case "close":
 			dur(&cl.CloseTimeout, &sl.CloseTimeout)
 		default:
-			return fmt.Errorf("--policy: unknown key %q (want initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, permanent_initial, permanent_multiplier, permanent_max, ping, pong, idle, close)", key)
+			return fmt.Errorf("--policy: unknown key %q (want initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, retry_after_max, permanent_initial, permanent_multiplier, permanent_max, ping, pong, idle, close)", key)
 		}
 		if err != nil {
 			return fmt.Errorf("--policy: %s: %w", key, err)
@@ -307,10 +312,16 @@ func (r *simReport) writeText(w io.Writer) {
 		fmt.Fprintf(w, "        cluster of %d nodes: lease TTL %s heartbeat %s fence %s (failover allowance %s, slack %s), a cross-node send every %s\n",
 			sc.Servers, ls.TTL, ls.Heartbeat, ls.Fence, ls.Failover, ls.Slack, c.SendInterval)
 	}
+	if h := sc.HandshakeRate.WithDefaults(); h.On() {
+		fmt.Fprintf(w, "        servers admit %g handshakes/s (burst %d); clients honour Retry-After up to %s\n", h.PerSecond, h.Burst, b.RetryAfterMax)
+	}
 	if len(sc.Bugs) > 0 {
 		fmt.Fprintf(w, "BROKEN DRIVER: %v\n", sc.Bugs)
 	}
 	fmt.Fprintf(w, "\nattempts      %d (%d came up, %d failures, %d clients gave up)\n", st.Attempts, st.Connects, st.Failures, st.GaveUp)
+	if st.RateLimited > 0 {
+		fmt.Fprintf(w, "rate limited  %d handshakes answered 503 with a Retry-After\n", st.RateLimited)
+	}
 	fmt.Fprintf(w, "sessions      peak %d, registered at the end %d, messages sent %d\n", st.PeakSessions, st.FinalSessions, st.Sends)
 	fmt.Fprintf(w, "reaps        ")
 	for _, reason := range fsm.Reasons() {

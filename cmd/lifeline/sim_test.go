@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -106,6 +107,26 @@ func TestSimReportsViolations(t *testing.T) {
 	}
 }
 
+// A rate-limited server and a driver that drops its Retry-After: the
+// command names (n); the correct driver keeps it, with the cap from
+// --policy.
+func TestSimHandshakeRate(t *testing.T) {
+	args := []string{"sim", "--clients", "50", "--duration", "2m", "--faults", "restart:1", "--handshake-rate", "10/s,1", "--policy", "retry_after_max=20s"}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "servers admit 10 handshakes/s (burst 1); clients honour Retry-After up to 20s") ||
+		!regexp.MustCompile(`rate limited  \d+ handshakes answered 503`).MatchString(stdout.String()) ||
+		!regexp.MustCompile(`\(n\) retry_after_floor +held +[1-9]`).MatchString(stdout.String()) {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), append(args, "--bugs", "ignore_retry_after"), &stdout, &stderr); code != 1 ||
+		!strings.Contains(stdout.String(), "retry_after_floor violated at") {
+		t.Fatalf("broken driver: exit %d\nstdout:\n%s", code, stdout.String())
+	}
+}
+
 func TestSimScenarioFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.json")
 	sc := `{"seed": 5, "clients": 4, "duration": "2m", "faults": [{"kind": "restart", "start": "30s", "end": "40s"}]}`
@@ -136,6 +157,8 @@ func TestSimBadInput(t *testing.T) {
 		{[]string{"--policy", "colour=blue"}, 2, `unknown key "colour"`},
 		{[]string{"--bugs", "gremlins"}, 2, `unknown bug "gremlins"`},
 		{[]string{"--herd-bound", "2"}, 2, "--herd-bound must be within"},
+		{[]string{"--handshake-rate", "0"}, 2, "want R[/s][,BURST]"},
+		{[]string{"--policy", "retry_after_max=-1s"}, 2, "RetryAfterMax must not be negative"},
 		{[]string{"--scenario", bad}, 1, `unknown fault kind "meteor"`},
 		{[]string{"--scenario", bad, "--clients", "3"}, 2, "drop --clients"},
 		{[]string{"--scenario", filepath.Join(t.TempDir(), "missing.json")}, 1, "read scenario"},

@@ -100,8 +100,8 @@ func (m *Server) transition(o conn.Observation) {
 }
 
 // Watch registers the instruments read from srv when metrics are
-// collected: sessions by state, reaps by reason, refused and overloaded
-// handshakes, dropped messages, and the anomaly (see Anomaly). Call it
+// collected: sessions by state, reaps by reason, refused, overloaded and
+// rate-limited handshakes, dropped messages, and the anomaly (see Anomaly). Call it
 // once; Close unregisters them.
 func (m *Server) Watch(srv *conn.Server) error {
 	if m.reg != nil {
@@ -122,7 +122,9 @@ func (m *Server) Watch(srv *conn.Server) error {
 		metric.WithDescription("Registered sessions whose peer has not been heard from for longer than any bound the server keeps."))
 	anomalous, err7 := in.Int64ObservableGauge("lifeline.server.sessions.anomaly", metric.WithUnit("1"),
 		metric.WithDescription("1 while registered sessions exceed the expected peers or the peers proven alive (a leak), else 0."))
-	if err := joinErrs(err1, err2, err3, err4, err5, err6, err7); err != nil {
+	limited, err8 := in.Int64ObservableCounter("lifeline.server.handshakes.rate_limited", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests answered 503 with a Retry-After because they came faster than HandshakeRate."))
+	if err := joinErrs(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	m.anomaly = &Anomaly{Expected: m.cfg.ExpectedPeers}
@@ -145,11 +147,12 @@ func (m *Server) Watch(srv *conn.Server) error {
 		o.ObserveInt64(dropped, int64(st.DroppedMessages))
 		o.ObserveInt64(refused, int64(st.Refused))
 		o.ObserveInt64(over, int64(st.Overloaded))
+		o.ObserveInt64(limited, int64(st.RateLimited))
 		v := m.anomaly.Judge(st.Registered, srv.Unproven())
 		o.ObserveInt64(unproven, int64(v.Unproven))
 		o.ObserveInt64(anomalous, boolInt(v.Anomalous()))
 		return nil
-	}, sessions, reaps, dropped, refused, over, unproven, anomalous)
+	}, sessions, reaps, dropped, refused, over, limited, unproven, anomalous)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

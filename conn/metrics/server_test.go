@@ -101,6 +101,7 @@ func TestServerMetricsMatchStats(t *testing.T) {
 	want := map[point]float64{
 		pt("lifeline.server.handshakes.refused", ""):           1,
 		pt("lifeline.server.handshakes.overloaded", ""):        0,
+		pt("lifeline.server.handshakes.rate_limited", ""):      0,
 		pt("lifeline.server.send_queue.dropped", ""):           0,
 		pt("lifeline.server.sessions", "Alive"):                float64(st.Sessions["Alive"]),
 		pt("lifeline.server.sessions", "Handshaking"):          0,

@@ -47,7 +47,7 @@ func (c Config) suite() invariant.Config {
 
 // Judged are the invariants a log can be judged by.
 var Judged = []invariant.Invariant{invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.DeadReaped,
-	invariant.LiveKept, invariant.NoSendAfterClose, invariant.PermanentSlow, invariant.ReconnectFloor}
+	invariant.LiveKept, invariant.NoSendAfterClose, invariant.PermanentSlow, invariant.ReconnectFloor, invariant.RetryAfterFloor}
 
 // Input is one log to read.
 type Input struct {

@@ -276,3 +276,34 @@ func TestLoggedDelay(t *testing.T) {
 		}
 	}
 }
+
+// A logged 503 with a Retry-After: a retry at the Retry-After is clean, one
+// before it is (n) retry_after_floor, placed on the retry's line.
+func TestRetryAfterFloor(t *testing.T) {
+	cfg := policy
+	cfg.Backoff.RetryAfterMax = 10 * time.Second // above Max (1s), which would cap the 2s
+	busy := `"error":"attempt 1: ws://127.0.0.1:1/ answered HTTP 503 Service Unavailable instead of switching protocols (Retry-After 2s)"`
+	log := func(delay, retryAt int) []string {
+		return []string{
+			line(0, "client", "c", "Idle", "Connecting", "start"),
+			line(1, "client", "c", "Connecting", "BackingOff", "dial_failed", `"attempt":2`, fmt.Sprintf(`"delay_ms":%d`, delay), busy),
+			line(retryAt, "client", "c", "BackingOff", "Connecting", "retry_due"),
+			line(retryAt+1, "client", "c", "Connecting", "Connected", "dial_ok"),
+		}
+	}
+	if rep := audit(t, cfg, log(2000, 2001)); !rep.Clean() {
+		t.Errorf("Retry-After kept: %+v", rep.Findings)
+	}
+	rep := audit(t, cfg, log(0, 1))
+	if rep.Clean() || rep.Findings[0].Invariant != "retry_after_floor" || rep.Findings[0].Where != "log0:3" {
+		t.Errorf("retry at once after Retry-After 2s: %+v, want retry_after_floor at log0:3", rep.Findings)
+	}
+	for in, want := range map[string]time.Duration{
+		busy: 2 * time.Second, `(Retry-After 1m30s)`: 90 * time.Second,
+		`(Retry-After ignored: fsm: bad Retry-After: "soon")`: 0, `connection refused`: 0,
+	} {
+		if got := LoggedRetryAfter(in); got != want {
+			t.Errorf("LoggedRetryAfter(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

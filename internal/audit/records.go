@@ -144,7 +144,7 @@ func (b *builder) client(l *Line) {
 		b.emit(l.At, trace.Record{Kind: trace.Up, ID: id, Peer: trace.NoID}, o)
 	case fsm.BackingOff, fsm.Rejected, fsm.GaveUp:
 		if l.From == fsm.Connecting || l.From == fsm.Connected {
-			b.emit(l.At, trace.Record{Kind: trace.Down, ID: id, Code: failureCode(l.Error)}, o)
+			b.emit(l.At, trace.Record{Kind: trace.Down, ID: id, Code: failureCode(l.Error), Delay: LoggedRetryAfter(l.Error)}, o)
 		}
 	}
 	r := trace.Record{Kind: trace.Transition, Machine: fsm.MachineClient, ID: id, From: l.From, To: l.To,
@@ -167,7 +167,21 @@ func (b *builder) client(l *Line) {
 var (
 	statusRE = regexp.MustCompile(`answered HTTP (\d{3}) `)
 	closeRE  = regexp.MustCompile(`websocket: close (\d{4})`)
+	// raRE finds the Retry-After a refused handshake's DialError names.
+	raRE = regexp.MustCompile(`\(Retry-After ([0-9hmsµn.]+)\)`)
 )
+
+// LoggedRetryAfter returns the Retry-After a logged error names (conn's
+// DialError writes "(Retry-After 3s)"), or zero: what a trace's Down
+// record carries for invariant (n).
+func LoggedRetryAfter(err string) time.Duration {
+	if m := raRE.FindStringSubmatch(err); m != nil {
+		if d, e := time.ParseDuration(m[1]); e == nil {
+			return d
+		}
+	}
+	return 0
+}
 
 // failureCode reads a Down's code from the error a line logged, as
 // trace.Record.Code holds it: an HTTP status below 1000, a close code

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,13 +36,31 @@ const (
 // run.
 var herdBefore = fsm.Backoff{FirstImmediate: true, Jitter: fsm.JitterSymmetric, JitterFraction: 0.2}
 
+// herdRates are the handshake rates of the rate-limited rows: a fifth of
+// the 500 per second, which the default policy's own spread (3.7 s)
+// nearly matches, and a twentieth, which makes the server's backlog, not
+// the client's schedule, decide when the refused come back. The default
+// burst (a tenth of a second's worth) keeps any 100 ms window to about
+// 2×rate/10 admissions: 20 (0.04 of the fleet) and 5.
+var herdRates = [...]float64{100, 25}
+
+// herdServerMode is how the restarted server admits the herd: "" a plain
+// gorilla server that admits all; "lifeline" conn.Server with
+// HandshakeRate herdRate (Retry-After from its backlog); "flat" the plain
+// server behind the same bucket answering every refusal Retry-After: 1,
+// as a rate limiter that does not spread its answers does.
+type herdServerMode string
+
 // herdResult is how one fleet came back.
 type herdResult struct {
-	name   string
-	b      fsm.Backoff
-	back   []time.Duration // each client's reconnect, from the new server's start; sorted
-	outage time.Duration   // kill to the new server's listener
-	peak   int             // most reconnects in one herdWindow
+	name    string
+	b       fsm.Backoff
+	server  herdServerMode
+	rate    float64         // the restarted server's handshake rate (0: none)
+	back    []time.Duration // each client's reconnect, from the new server's start; sorted
+	outage  time.Duration   // kill to the new server's listener
+	peak    int             // most reconnects in one herdWindow
+	refused int             // handshakes answered 503 after the restart
 }
 
 func (h herdResult) share() float64 { return float64(h.peak) / float64(len(h.back)) }
@@ -53,20 +72,32 @@ func runHerd(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "restart herd: %d conn.Clients in this process against a plain WebSocket server process, SIGKILLed, port closed %s, back on the same port; share of the reconnects in the busiest %s\n",
 		cfg.HerdClients, herdOutage, herdWindow)
 	var res []herdResult
-	for _, p := range []struct {
-		name string
-		b    fsm.Backoff
-	}{{"before", herdBefore}, {"default", fsm.Backoff{}}} {
-		r, err := herdOnce(self, cfg.HerdClients, p.name, p.b)
+	type row struct {
+		name   string
+		b      fsm.Backoff
+		server herdServerMode
+		rate   float64
+	}
+	rows := []row{{"before", herdBefore, "", 0}, {"default", fsm.Backoff{}, "", 0}}
+	for _, rate := range herdRates {
+		rows = append(rows, row{"default", fsm.Backoff{}, "lifeline", rate}, row{"default", fsm.Backoff{}, "flat", rate})
+	}
+	for _, p := range rows {
+		r, err := herdOnce(self, cfg.HerdClients, p.name, p.b, p.server, p.rate)
 		if err != nil {
-			return fmt.Errorf("policy %s: %w", p.name, err)
+			return fmt.Errorf("policy %s, server %q: %w", p.name, p.server, err)
 		}
 		res = append(res, r)
 		q := func(f float64) time.Duration { return r.back[int(f*float64(len(r.back)-1))].Round(time.Millisecond) }
-		oracle, _ := r.b.HerdShare(r.outage, herdWindow)
-		fmt.Fprintf(w, "herd policy=%s jitter=%s fraction=%.2f clients=%d outage=%s back_after_restart first=%s p50=%s last=%s busiest_%s=%d share=%.3f oracle_share=%.3f oracle_limit=%d\n",
-			r.name, r.b.Jitter, r.b.JitterFraction, len(r.back), r.outage.Round(time.Millisecond), q(0), q(0.5), q(1),
-			herdWindow, r.peak, r.share(), oracle, fsm.HerdLimit(len(r.back), oracle))
+		if p.server == "" {
+			oracle, _ := r.b.HerdShare(r.outage, herdWindow)
+			fmt.Fprintf(w, "herd policy=%s jitter=%s fraction=%.2f clients=%d outage=%s back_after_restart first=%s p50=%s last=%s busiest_%s=%d share=%.3f oracle_share=%.3f oracle_limit=%d\n",
+				r.name, r.b.Jitter, r.b.JitterFraction, len(r.back), r.outage.Round(time.Millisecond), q(0), q(0.5), q(1),
+				herdWindow, r.peak, r.share(), oracle, fsm.HerdLimit(len(r.back), oracle))
+			continue
+		}
+		fmt.Fprintf(w, "herd policy=%s server=%s handshake_rate=%g/s clients=%d outage=%s back_after_restart first=%s p50=%s last=%s busiest_%s=%d share=%.3f refused_503=%d\n",
+			r.name, r.server, r.rate, len(r.back), r.outage.Round(time.Millisecond), q(0), q(0.5), q(1), herdWindow, r.peak, r.share(), r.refused)
 	}
 	lone, err := loneRetry()
 	if err != nil {
@@ -75,6 +106,11 @@ func runHerd(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "lone failure (default policy, refused port): first retry %s after the failed dial\n", lone.Round(10*time.Microsecond))
 	fmt.Fprintf(w, "summary: the busiest %s holds %.3f of the reconnects before, %.3f with the default policy (goal ≤ 0.10); a lone failure retries after %s (goal ≤ 50ms)\n",
 		herdWindow, res[0].share(), res[1].share(), lone.Round(10*time.Microsecond))
+	last := func(r herdResult) time.Duration { return r.back[len(r.back)-1].Round(time.Millisecond) }
+	for i := 2; i+1 < len(res); i += 2 {
+		fmt.Fprintf(w, "summary: with a handshake rate of %g/s the busiest %s holds %.3f (%d refusals, all back after %s), against %.3f (all back after %s) without; with a flat Retry-After: 1, %.3f (%d refusals, all back after %s)\n",
+			res[i].rate, herdWindow, res[i].share(), res[i].refused, last(res[i]), res[1].share(), last(res[1]), res[i+1].share(), res[i+1].refused, last(res[i+1]))
+	}
 	return nil
 }
 
@@ -82,8 +118,8 @@ func runHerd(self proc.Self, cfg Config, w io.Writer) error {
 // (zero: conn's default) from this process, kills the server, restarts it
 // on the same port after herdOutage and records when each client's link
 // came back.
-func herdOnce(self proc.Self, n int, name string, b fsm.Backoff) (herdResult, error) {
-	r := herdResult{name: name}
+func herdOnce(self proc.Self, n int, name string, b fsm.Backoff, mode herdServerMode, rate float64) (herdResult, error) {
+	r := herdResult{name: name, server: mode, rate: rate}
 	srv, err := self.Start(os.Stderr, "-role", "herd-server", "-addr", "127.0.0.1:0")
 	if err != nil {
 		return r, err
@@ -107,7 +143,16 @@ func herdOnce(self proc.Self, n int, name string, b fsm.Backoff) (herdResult, er
 	for i := range n {
 		c, err := conn.NewClient(conn.ClientConfig{URL: "ws://" + addr + "/", ID: fmt.Sprint(i), Backoff: b,
 			Logger: discardLogger(), Observer: func(o conn.Observation) {
-				if o.Kind != conn.ObsTransition || o.Transition.To != fsm.Connected {
+				if o.Kind != conn.ObsTransition {
+					return
+				}
+				var de *conn.DialError
+				if o.Transition.From == fsm.Connecting && errors.As(o.Err, &de) && de.Status == http.StatusServiceUnavailable {
+					mu.Lock()
+					r.refused++
+					mu.Unlock()
+				}
+				if o.Transition.To != fsm.Connected {
 					return
 				}
 				mu.Lock()
@@ -145,7 +190,7 @@ func herdOnce(self proc.Self, n int, name string, b fsm.Backoff) (herdResult, er
 	}
 	srv.Kill()                                    // reaps it: the port is closed from here on
 	time.Sleep(herdOutage - time.Since(killedAt)) // the outage is the fault measured, not a synchronisation
-	srv2, err := self.Start(os.Stderr, "-role", "herd-server", "-addr", addr)
+	srv2, err := self.Start(os.Stderr, "-role", "herd-server", "-addr", addr, "-mode", string(mode), "-rate", fmt.Sprint(rate))
 	if err != nil {
 		return r, err
 	}
@@ -177,9 +222,13 @@ func herdOnce(self proc.Self, n int, name string, b fsm.Backoff) (herdResult, er
 	return r, nil
 }
 
-// herdServer is the plain WebSocket server the herd reconnects to: a
-// gorilla upgrader and a reader that discards, nothing of lifeline's. It
-// prints "addr <host:port>" once it listens.
+// herdServer is the WebSocket server the herd reconnects to. By default
+// (o.Mode "") it is plain: a gorilla upgrader and a reader that discards,
+// nothing of lifeline's. Mode "lifeline" is conn.Server admitting
+// o.Rate handshakes a second (its HandshakeRate); mode "flat" is the
+// plain server behind the same token bucket (fsm.Admission) answering
+// every refusal with Retry-After: 1. It prints "addr <host:port>" once
+// it listens.
 func herdServer(ctx context.Context, o RoleOptions) error {
 	var lc net.ListenConfig // Go sets SO_REUSEADDR: the killed server's port is taken again at once
 	ln, err := lc.Listen(ctx, "tcp", o.Addr)
@@ -187,7 +236,7 @@ func herdServer(ctx context.Context, o RoleOptions) error {
 		return err
 	}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -198,7 +247,39 @@ func herdServer(ctx context.Context, o RoleOptions) error {
 				return
 			}
 		}
-	})}
+	})
+	rate := fsm.HandshakeRate{PerSecond: o.Rate}
+	switch herdServerMode(o.Mode) {
+	case "":
+	case "lifeline":
+		srv, err := conn.NewServer(conn.ServerConfig{HandshakeRate: rate, Logger: discardLogger()})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = srv.Close() }()
+		h = srv
+	case "flat":
+		a, err := fsm.NewAdmission(rate, time.Now())
+		if err != nil {
+			return err
+		}
+		var mu sync.Mutex
+		plain := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			ok, _ := a.Admit(time.Now())
+			mu.Unlock()
+			if !ok {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			}
+			plain.ServeHTTP(w, r)
+		})
+	default:
+		return fmt.Errorf("unknown herd-server mode %q", o.Mode)
+	}
+	hs := &http.Server{Handler: h}
 	go func() { _ = hs.Serve(ln) }()
 	fmt.Println("addr", strings.TrimSpace(ln.Addr().String()))
 	<-ctx.Done()

@@ -52,6 +52,7 @@ type RoleOptions struct {
 	Window   time.Duration // cpu-server: measurement window
 	Warmup   time.Duration // cpu-server: wait before the window
 	Parallel int           // fleet: concurrent dials
+	Rate     float64       // herd-server: handshakes admitted per second (0: no limit)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
