@@ -259,10 +259,10 @@ func TestBackoffChangesAtOneInstant(t *testing.T) {
 
 // Config.Only accepts the last invariant and nothing past it.
 func TestOnlyLastInvariant(t *testing.T) {
-	if err := (invariant.Config{Only: []invariant.Invariant{invariant.ReconnectFloor}}).Validate(); err != nil {
+	if err := (invariant.Config{Only: []invariant.Invariant{invariant.OutboxFaithful}}).Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := (invariant.Config{Only: []invariant.Invariant{invariant.ReconnectFloor + 1}}).Validate(); err == nil {
+	if err := (invariant.Config{Only: []invariant.Invariant{invariant.OutboxFaithful + 1}}).Validate(); err == nil {
 		t.Fatal("Only holding the invariant past the last accepted")
 	}
 }

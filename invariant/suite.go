@@ -41,7 +41,7 @@ func New(cfg Config) (*Suite, error) {
 		cl = cfg.Liveness
 	}
 	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), fp: cfg.Failures.WithDefaults(cfg.Backoff),
-		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), lease: cfg.Lease.WithDefaults(), slack: cfg.Slack}}
+		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), lease: cfg.Lease.WithDefaults(), ob: outboxPolicy(cfg.Outbox), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -88,6 +88,8 @@ type clientFacts struct {
 	rejections       int32
 	nudged           bool
 	lastDial         time.Duration
+	// ob is (n)'s model of the client's outbox (outbox.go).
+	ob outboxModel
 }
 
 // sessionFacts is what the checkers know of one session.
@@ -137,6 +139,7 @@ func (s *Suite) Observe(r *trace.Record) {
 	case trace.ClientExit:
 		c := s.client(r.ID)
 		c.exited, c.up, c.pending, c.link = true, false, false, trace.NoID
+		c.ob = outboxModel{} // the outbox dies with the process
 	case trace.Register:
 		f := s.session(r.ID)
 		f.known, f.registered, f.created, f.client, f.server, f.state = true, true, r.At, r.Peer, r.Server, fsm.Handshaking
@@ -166,6 +169,8 @@ func (s *Suite) Observe(r *trace.Record) {
 		s.herd.down(s, r)
 	case trace.ServerUp:
 		s.herd.up(s, r)
+	case trace.OutboxQueued, trace.OutboxWritten, trace.OutboxDropped:
+		s.outbox(r, idx)
 	case trace.Quiesce:
 		s.retries.quiesced, s.retries.quiesceAt = true, r.At
 	case trace.Settled:
@@ -193,6 +198,7 @@ func (s *Suite) Finish(end time.Duration) {
 		}
 	}
 	s.herd.finish(s)
+	s.outboxFinish(end)
 	s.cluster.finish(s, end)
 }
 
