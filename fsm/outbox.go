@@ -240,6 +240,14 @@ func (q *OutboxQueue[T]) Counts() OutboxCounts {
 	return c
 }
 
+// Oldest returns the oldest message held, without taking it.
+func (q *OutboxQueue[T]) Oldest() (Queued[T], bool) {
+	if q.Len() == 0 {
+		return Queued[T]{}, false
+	}
+	return q.items[q.head], true
+}
+
 // NextSeq numbers a message that is not queued (written at once, the
 // outbox being empty and a link up), so that queued and direct messages
 // share one order.

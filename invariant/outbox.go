@@ -83,6 +83,7 @@ func outboxPolicy(o fsm.Outbox) fsm.Outbox {
 func (s *Suite) outbox(r *trace.Record, idx int) {
 	c := s.client(r.ID)
 	m, p := &c.ob, s.o.ob
+	s.outboxOn = true
 	s.check(OutboxFaithful)
 	fail := func(format string, args ...any) {
 		s.fail(OutboxFaithful, r.At, fsm.MachineClient, r.ID, idx, format, args...)

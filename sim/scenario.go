@@ -53,6 +53,12 @@ type Scenario struct {
 	// application message (a bot's API calls): activity the idle tier must
 	// count, and the messages a Garbage fault spoils. Zero means none.
 	ClientEventInterval time.Duration
+	// Outbox, when on, gives every client a bounded outbox (fsm.Outbox):
+	// its application sends every ClientEventInterval whether or not it has
+	// a link, what it sends while down is queued and drained in order when
+	// a link comes up, and invariant (n) judges every step. The zero value
+	// means off: application messages go only on an open link, as before.
+	Outbox fsm.Outbox `json:",omitzero"`
 	// Faults are the faults injected, each over its own time window.
 	Faults []Fault
 	// Bugs switch on deliberately broken driver behaviour, to show that the
@@ -347,6 +353,15 @@ const (
 	// not its directory entries, and its re-checks refresh the entries of
 	// live peers only: a dead node's sessions stay listed. Breaks (k).
 	BugKeepDeadEntries
+	// BugOutboxNoAgeCheck: the outbox drains without judging Age, so
+	// messages queued through a long outage go out late, in a burst: the
+	// stale heartbeats flushed after a reconnect (go-cqhttp #275). Breaks (n).
+	BugOutboxNoAgeCheck
+	// BugOutboxReorder: the outbox drains newest first (a stack). Breaks (n).
+	BugOutboxReorder
+	// BugOutboxSilentDrop: over a bound, or past its Age, a queued message
+	// is discarded without being counted. Breaks (n).
+	BugOutboxSilentDrop
 )
 
 var bugNames = [...]string{
@@ -359,6 +374,7 @@ var bugNames = [...]string{
 	BugIgnoreGoAway: "ignore_go_away", BugNudgeDials: "nudge_dials",
 	BugNoRecheck: "no_recheck", BugNoFence: "no_fence", BugShortLeaseTTL: "short_lease_ttl",
 	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
+	BugOutboxNoAgeCheck: "outbox_no_age_check", BugOutboxReorder: "outbox_reorder", BugOutboxSilentDrop: "outbox_silent_drop",
 }
 
 // Bugs lists every Bug.
@@ -460,6 +476,7 @@ func (s Scenario) Validate() error {
 	}{
 		{"Backoff", d.Backoff.Validate()}, {"Failures", d.Failures.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
 		{"ServerLiveness", d.ServerLiveness.Validate()}, {"Latency", d.Latency.validate("Latency")},
+		{"Outbox", d.Outbox.Validate()},
 	} {
 		if e.err != nil {
 			bad("%s: %w", e.field, e.err)

@@ -106,6 +106,13 @@ type scenarioJSON struct {
 	Faults         []faultJSON   `json:"faults,omitempty"`
 	Bugs           []string      `json:"bugs,omitempty"`
 	Cluster        *clusterJSON  `json:"cluster,omitempty"`
+	Outbox         *outboxJSON   `json:"outbox,omitempty"`
+}
+
+type outboxJSON struct {
+	Count int      `json:"count,omitempty"`
+	Bytes int      `json:"bytes,omitempty"`
+	Age   duration `json:"age,omitempty"`
 }
 
 // MarshalJSON writes s in the scenario file format.
@@ -133,6 +140,9 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 		j.Bugs = append(j.Bugs, b.String())
 	}
 	j.Cluster = clusterToJSON(s.Cluster)
+	if s.Outbox.On() {
+		j.Outbox = &outboxJSON{Count: s.Outbox.Count, Bytes: s.Outbox.Bytes, Age: duration(s.Outbox.Age)}
+	}
 	return json.Marshal(j)
 }
 
@@ -211,6 +221,9 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 	}
 	if out.Cluster, err = clusterFromJSON(j.Cluster); err != nil {
 		return err
+	}
+	if o := j.Outbox; o != nil {
+		out.Outbox = fsm.Outbox{Count: o.Count, Bytes: o.Bytes, Age: time.Duration(o.Age)}
 	}
 	*s = out
 	return nil
