@@ -13,8 +13,8 @@ type client struct {
 	link     int32 // current link (dialing or up), or noLink
 	server   uint16
 	alive    bool
-	up       bool // the current link is up
-	orphaned bool // BugNoReconnectAfterDrop: the driver stopped waking the machine
+	up       bool     // the current link is up
+	orphaned bool     // BugNoReconnectAfterDrop: the driver stopped waking the machine
 	ob       *obQueue // the outbox (Scenario.Outbox), nil when off
 	appGen   uint32   // the process's application sends; a dead process's are stale
 }
