@@ -101,6 +101,12 @@ func (l *link) send(ctx context.Context, t MessageType, data []byte) error {
 		return &NotConnectedError{State: l.c.State()}
 	default:
 	}
+	return l.write(t, data)
+}
+
+// write writes one message; the caller holds wmu. A failed write drops
+// the link.
+func (l *link) write(t MessageType, data []byte) error {
 	err := l.ws.SetWriteDeadline(time.Now().Add(l.writeTimeout()))
 	if err == nil {
 		err = l.ws.WriteMessage(int(t), data)
