@@ -82,7 +82,7 @@ type Observation struct {
 	At         time.Time   // by the configured clock
 	Transition fsm.Transition
 	Frame      Frame // ObsSend, ObsReceive, ObsRefused
-	Size       int   // payload bytes, ObsSend and ObsReceive
+	Size       int   // payload bytes: ObsSend, ObsReceive, ObsRefused, ObsOutboxQueued, ObsOutboxDropped
 	Err        error // ObsRefused: the error the caller got; ObsTransition: the cause, if any
 	// Seq numbers a client's application messages (1, 2, ... in the order
 	// sent) on the outbox observations; Drop says why one was dropped.

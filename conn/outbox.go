@@ -71,10 +71,11 @@ func (c *Client) SendEphemeral(ctx context.Context, t MessageType, data []byte) 
 }
 
 // sendQueuedLocked is Send with the outbox on, called with c.mu held
-// (it releases it): it queues the message, or hands it to the link when
-// nothing is queued or draining. ok is false when the message is to be
-// written on l directly, as without an outbox.
-func (c *Client) sendQueuedLocked(t MessageType, data []byte, l *link, st fsm.State) (ok bool, err error) {
+// (it releases it): it queues the message (or refuses it), and done is
+// true with Send's result; or, when a link is up and nothing is queued or
+// draining, done is false and the caller writes on l directly, as without
+// an outbox.
+func (c *Client) sendQueuedLocked(t MessageType, data []byte, l *link, st fsm.State) (done bool, err error) {
 	ob := c.ob
 	now := c.clk.Now()
 	if l != nil && ob.q.Len() == 0 && ob.drainer == nil || l != nil && c.hooks.overtakeOutbox() {

@@ -21,36 +21,40 @@ func outboxFlag(fs *flag.FlagSet) func() (fsm.Outbox, error) {
 		}
 		o, err := parseOutbox(*v)
 		if err != nil {
-			return o, usageError{fmt.Errorf("--outbox: %w", err)}
+			return o, usageError{err}
 		}
 		return o, nil
 	}
 }
 
-// parseOutbox reads "N,BYTES,AGE"; a 0 part means the outbox's default.
+// parseOutbox reads --outbox's "N,BYTES,AGE"; a 0 part means the
+// outbox's default. Its errors name the flag and the bad part.
 func parseOutbox(v string) (fsm.Outbox, error) {
 	parts := strings.Split(v, ",")
 	if len(parts) != 3 {
-		return fsm.Outbox{}, fmt.Errorf("want N,BYTES,AGE (e.g. 100,64KiB,30s), got %q", v)
+		return fsm.Outbox{}, fmt.Errorf("--outbox: want N,BYTES,AGE (e.g. 100,64KiB,30s), got %q", v)
 	}
 	var o fsm.Outbox
 	n, err := strconv.Atoi(strings.TrimSpace(parts[0]))
 	if err != nil || n < 0 {
-		return o, fmt.Errorf("N %q: want a message count such as 100", parts[0])
+		return o, fmt.Errorf("--outbox: N %q: want a message count such as 100", parts[0])
 	}
 	b, err := parseBytes(strings.TrimSpace(parts[1]))
 	if err != nil {
-		return o, fmt.Errorf("BYTES %q: %w", parts[1], err)
+		return o, fmt.Errorf("--outbox: BYTES %q: %w", parts[1], err)
 	}
 	age, err := time.ParseDuration(strings.TrimSpace(parts[2]))
 	if err != nil || age < 0 {
-		return o, fmt.Errorf("AGE %q: want a duration such as 30s", parts[2])
+		return o, fmt.Errorf("--outbox: AGE %q: want a duration such as 30s", parts[2])
 	}
 	o = fsm.Outbox{Count: n, Bytes: b, Age: age}
 	if !o.On() {
-		return o, fmt.Errorf("%q turns nothing on: leave --outbox out for no outbox", v)
+		return o, fmt.Errorf("--outbox: %q turns nothing on: leave --outbox out for no outbox", v)
 	}
-	return o, o.Validate()
+	if err := o.Validate(); err != nil {
+		return o, fmt.Errorf("--outbox: %w", err)
+	}
+	return o, nil
 }
 
 // byteUnits are the suffixes parseBytes takes, longest first.
