@@ -24,6 +24,8 @@ type link struct {
 	heard   atomic.Int64
 	stepped int64
 
+	greeted bool // OnConnect has returned: the outbox may drain (Client.mu)
+
 	wmu      chan struct{} // cap 1: one Send writes at a time, ctx-aware
 	done     chan struct{} // closed when the link is dropped
 	dropOnce sync.Once

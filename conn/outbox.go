@@ -99,6 +99,7 @@ func (c *Client) sendQueuedLocked(t MessageType, data []byte, l *link, st fsm.St
 		return true, err
 	}
 	c.observe(Observation{Kind: ObsOutboxQueued, At: now, Seq: seq, Frame: Frame(t), Size: len(data)})
+	c.drainLocked()
 	c.mu.Unlock()
 	c.onDrop(drops)
 	return true, nil
@@ -123,26 +124,34 @@ func (c *Client) onDrop(drops obDrops) {
 	}
 }
 
-// startDrain starts writing what the outbox holds on l, once OnConnect
-// has returned. Run's goroutine calls it.
+// startDrain marks l greeted (OnConnect has returned) and starts writing
+// what the outbox holds on it. Run's goroutine calls it.
 func (r *runner) startDrain(l *link) {
 	c := r.c
 	if c.ob == nil {
 		return
 	}
 	c.mu.Lock()
-	ob := c.ob
-	if c.link != l || ob.q.Len() == 0 {
-		c.mu.Unlock()
+	l.greeted = true
+	c.drainLocked()
+	c.mu.Unlock()
+}
+
+// drainLocked starts a drainer for the current link if the outbox holds
+// messages, none runs, and the link's OnConnect has returned. It is called
+// when OnConnect returns, when a drainer ends (the link it drained may be
+// gone while a newer one is up), and when a Send queues.
+func (c *Client) drainLocked() {
+	ob, l := c.ob, c.link
+	if ob.drainer != nil || l == nil || !l.greeted || ob.q.Len() == 0 {
 		return
 	}
 	prev := ob.done
 	done := make(chan struct{})
 	ob.drainer, ob.done = l, done
-	c.mu.Unlock()
-	r.wg.Add(1)
+	l.r.wg.Add(1) // Run's counter is not zero: its goroutine or this drainer's caller holds it
 	go func() {
-		defer r.wg.Done()
+		defer l.r.wg.Done()
 		defer close(done)
 		if prev != nil {
 			<-prev // the previous link's drainer ends its last write first
@@ -161,6 +170,7 @@ func (l *link) drain() {
 	stop := func() { // c.mu held
 		if ob.drainer == l {
 			ob.drainer = nil
+			c.drainLocked() // a newer link may be up, with messages queued meanwhile
 		}
 	}
 	for {

@@ -210,8 +210,7 @@ type outboxCase struct {
 
 func drawOutboxCase(t *rapid.T) outboxCase {
 	c := outboxCase{
-		p: fsm.Outbox{Count: rapid.IntRange(1, 20).Draw(t, "count"), Bytes: rapid.IntRange(256, 4096).Draw(t, "bytes"),
-			Age: drawDuration(t, 100*time.Millisecond, 30*time.Second, "age")},
+		p: fsm.Outbox{Count: rapid.IntRange(1, 20).Draw(t, "count"), Bytes: rapid.IntRange(256, 4096).Draw(t, "bytes")},
 		backoff: fsm.Backoff{Initial: drawDuration(t, 50*time.Millisecond, 2*time.Second, "initial"), Multiplier: 2,
 			Jitter: fsm.JitterFull, MaxAttempts: rapid.SampledFrom([]int{0, 0, 0, 5}).Draw(t, "max_attempts")},
 		every:   drawDuration(t, 10*time.Millisecond, 2*time.Second, "every"),
@@ -220,6 +219,10 @@ func drawOutboxCase(t *rapid.T) outboxCase {
 		racer:   rapid.Bool().Draw(t, "racer"),
 	}
 	c.backoff.Max = 4 * c.backoff.Initial
+	// Age against the send interval: shorter, and the outbox holds the
+	// latest message only and expires it as soon as the link is slow to
+	// come back; longer, and it holds a backlog to drain in order.
+	c.p.Age = time.Duration(float64(c.every) * rapid.Float64Range(0.2, 30).Draw(t, "age_per_interval"))
 	at := time.Duration(0)
 	for i := range rapid.IntRange(0, 4).Draw(t, "outages") {
 		from := at + drawDuration(t, 0, c.horizon/4, fmt.Sprintf("up%d", i))
