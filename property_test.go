@@ -149,6 +149,7 @@ func genScenarioIn(t *rapid.T, kinds []sim.FaultKind, tiers [][2]time.Duration) 
 		sc.Faults = append(sc.Faults, genFault(t, &sc, i, kinds))
 	}
 	genPolicyV2(t, &sc, kinds)
+	genOutbox(t, &sc)
 	// A correct client refused for the whole run makes about Duration /
 	// (mean delay) attempts; at Max 30 ms over an hour that is ~10^5 per
 	// client, more events than check's budget allows and nothing a
@@ -220,7 +221,7 @@ func failureReport(sc sim.Scenario, res *sim.Result, runErr error) string {
 func jsonNumber(n uint64) string { js, _ := json.Marshal(n); return string(js) }
 
 // TestInvariantsHold is the main property: under every fault, for any
-// valid policy, the correct driver keeps (a) to (g). A share of the cases
+// valid policy, the correct driver keeps (a) to (g), (l) to (o). A share of the cases
 // (two fifths) is a fleet of herdClients dropped by a server restart, the
 // only world (g) is judged in; the rest are small worlds under every fault.
 // It counts the cases that exercised each invariant (checked it at least

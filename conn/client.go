@@ -75,6 +75,23 @@ type ClientConfig struct {
 	// caller's to ignore, as the reconnect will call OnConnect again.
 	OnConnect func(c *Client)
 
+	// Outbox, when on, holds what Send is given while the client has no
+	// link (graceful degradation): at most Count messages and Bytes bytes,
+	// each for at most Age, written in order once a link is up again,
+	// after OnConnect returns. Over a bound the oldest is dropped; a
+	// message that waited past Age when its turn came is dropped, never
+	// sent late; SendEphemeral is never queued. Drops are counted in
+	// Stats().Outbox and handed to OnDrop. The zero value means off: Send
+	// fails at once without a link (docs/decisions.md, "the bounded
+	// outbox").
+	Outbox fsm.Outbox
+
+	// OnDrop, if set, is called for each message the outbox accepted and
+	// then dropped, with its reason and payload, on the goroutine that
+	// dropped it (a Send's caller, the drainer or Run's) with no lock held.
+	// It must not block for long.
+	OnDrop func(OutboxDrop)
+
 	// TLSConfig is used for wss:// URLs. Nil means the system roots.
 	TLSConfig *tls.Config
 
@@ -129,7 +146,7 @@ func (c ClientConfig) Validate() error {
 	if c.ReadLimit < 0 {
 		bad("ReadLimit", "must not be negative (0 means 16 MiB)", c.ReadLimit)
 	}
-	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate(), c.Failures.Validate())
+	errs = append(errs, c.Backoff.Validate(), c.Liveness.Validate(), c.Failures.Validate(), c.Outbox.Validate())
 	return errors.Join(errs...)
 }
 
@@ -187,6 +204,7 @@ type Client struct {
 	reqs   chan fsm.Event   // the owner's ReconnectNow and ResetBackoff, for Run
 
 	mu    sync.Mutex
+	ob    *outbox // nil unless ClientConfig.Outbox is on
 	fc    *fsm.Client
 	link  *link // the open link, nil unless Connected
 	stats ClientStats
@@ -227,6 +245,9 @@ func newClient(cfg ClientConfig, hooks *testHooks) (*Client, error) {
 		fc:     fc,
 		subs:   make(map[*subscriber]struct{}),
 		hooks:  hooks,
+	}
+	if c.ob, err = newOutbox(cfg.Outbox); err != nil {
+		return nil, err
 	}
 	c.urls = cfg.endpoints()
 	c.url.Store(&c.urls[0])
@@ -290,6 +311,9 @@ type ClientStats struct {
 	Rejections int
 	// GaveUp says why the client gave up; empty unless it did.
 	GaveUp fsm.GiveUpCause
+	// Outbox counts what the outbox (ClientConfig.Outbox) holds, wrote
+	// and dropped, by reason; zero when it is off.
+	Outbox fsm.OutboxCounts
 }
 
 // Stats returns a snapshot of the client's counters.
@@ -306,6 +330,9 @@ func (c *Client) Stats() ClientStats {
 	}
 	if t, ok := c.fc.RetryAt(); ok {
 		st.NextAttemptAt = t
+	}
+	if c.ob != nil {
+		st.Outbox = c.ob.q.Counts()
 	}
 	return st
 }
@@ -336,18 +363,35 @@ func (c *Client) SetPolicy(b fsm.Backoff) error {
 }
 
 // Send writes one message to the server and returns when it is written,
-// when the write fails, or when ctx ends. It never queues: if the client
+// when the write fails, or when ctx ends. A failed write also drops the
+// link, which Run then reconnects by the policy.
+//
+// Without an outbox (ClientConfig.Outbox) it never queues: if the client
 // is not Connected it returns a *NotConnectedError (errors.Is
-// ErrNotConnected) at once, so nothing is dropped silently. A failed write
-// also drops the link, which Run then reconnects by the policy.
+// ErrNotConnected) at once, so nothing is dropped silently. With one, a
+// Send made while the client has no link, or while the outbox still holds
+// or drains messages, is queued behind them and returns nil at once (the
+// outbox then owns it: it is written, or dropped and counted); it fails
+// only if the client gave up or stopped (*NotConnectedError) or the
+// message is larger than the outbox's Bytes (fsm.ErrOutboxTooLarge).
 func (c *Client) Send(ctx context.Context, t MessageType, data []byte) error {
+	return c.send(ctx, t, data, false)
+}
+
+func (c *Client) send(ctx context.Context, t MessageType, data []byte, ephemeral bool) error {
 	if t != TextMessage && t != BinaryMessage {
 		return fmt.Errorf("conn: client %s: Send takes TextMessage or BinaryMessage, not %d", c.id, t)
 	}
 	c.mu.Lock()
 	l := c.link
 	st := c.fc.State()
-	c.mu.Unlock()
+	if c.ob != nil && !ephemeral {
+		if done, err := c.sendQueuedLocked(t, data, l, st); done {
+			return err
+		}
+	} else {
+		c.mu.Unlock()
+	}
 	if l == nil {
 		err := &NotConnectedError{State: st}
 		c.observe(Observation{Kind: ObsRefused, At: c.clk.Now(), Frame: Frame(t), Size: len(data), Err: err})

@@ -24,6 +24,8 @@ type link struct {
 	heard   atomic.Int64
 	stepped int64
 
+	greeted bool // OnConnect has returned: the outbox may drain (Client.mu)
+
 	wmu      chan struct{} // cap 1: one Send writes at a time, ctx-aware
 	done     chan struct{} // closed when the link is dropped
 	dropOnce sync.Once
@@ -101,6 +103,12 @@ func (l *link) send(ctx context.Context, t MessageType, data []byte) error {
 		return &NotConnectedError{State: l.c.State()}
 	default:
 	}
+	return l.write(t, data)
+}
+
+// write writes one message; the caller holds wmu. A failed write drops
+// the link.
+func (l *link) write(t MessageType, data []byte) error {
 	err := l.ws.SetWriteDeadline(time.Now().Add(l.writeTimeout()))
 	if err == nil {
 		err = l.ws.WriteMessage(int(t), data)

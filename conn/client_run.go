@@ -159,6 +159,7 @@ func (r *runner) handle(ev clientEvent) {
 			if c.cfg.OnConnect != nil {
 				c.cfg.OnConnect(c)
 			}
+			r.startDrain(l) // what was queued while down, after OnConnect's messages
 		} else {
 			_ = ev.ws.Close()
 		}
@@ -351,6 +352,7 @@ func (r *runner) finish() {
 		l.drop()
 	}
 	r.wg.Wait()
+	r.clearOutbox()
 	for {
 		select {
 		case ev := <-c.events:

@@ -20,7 +20,7 @@
 //	})
 //	if err != nil { ... }                 // names the bad field
 //	go c.Run(ctx)                         // returns when ctx ends, or *GaveUpError
-//	err = c.Send(ctx, conn.TextMessage, b) // *NotConnectedError at once if down
+//	err = c.Send(ctx, conn.TextMessage, b) // *NotConnectedError at once if down (queued with ClientConfig.Outbox)
 //
 // Run is a raft-style driver loop: one goroutine owns the fsm.Client and
 // selects over its one timer (armed at Client.Deadline), the results of

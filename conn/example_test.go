@@ -129,3 +129,62 @@ func ExampleServer_Shutdown() {
 	// <nil>
 	// conn: server closed
 }
+
+// With an outbox, what is sent while the client has no link is held (at
+// most 100 messages, 64 KiB, 30 s each) and written in order once the
+// link is up, after OnConnect's greeting; a heartbeat sent with
+// SendEphemeral is never held.
+func ExampleClientConfig_outbox() {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	got := make(chan string, 10)
+	srv, err := conn.NewServer(conn.ServerConfig{
+		Logger: quiet,
+		OnMessage: func(_ *conn.Session, _ conn.MessageType, data []byte) error {
+			got <- string(data)
+			return nil
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Close()
+
+	c, err := conn.NewClient(conn.ClientConfig{
+		URL:    "ws" + strings.TrimPrefix(hs.URL, "http") + "/",
+		Logger: quiet,
+		Outbox: fsm.Outbox{Count: 100, Bytes: 64 << 10, Age: 30 * time.Second},
+		OnConnect: func(c *conn.Client) {
+			_ = c.SendEphemeral(context.Background(), conn.TextMessage, []byte("hello"))
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Not connected yet: these are queued, the heartbeat is refused.
+	fmt.Println(c.Send(ctx, conn.TextMessage, []byte("event 1")))
+	fmt.Println(c.Send(ctx, conn.TextMessage, []byte("event 2")))
+	fmt.Println(c.SendEphemeral(ctx, conn.TextMessage, []byte("heartbeat")))
+	fmt.Println("held:", c.Stats().Outbox.Held)
+
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	for range 3 {
+		fmt.Println("server got:", <-got)
+	}
+	cancel()
+	<-done
+	st := c.Stats().Outbox
+	fmt.Println("written:", st.Written, "dropped:", st.Dropped.Total())
+	// Output:
+	// <nil>
+	// <nil>
+	// conn: cannot send: client is Idle, not Connected
+	// held: 2
+	// server got: hello
+	// server got: event 1
+	// server got: event 2
+	// written: 2 dropped: 0
+}

@@ -60,6 +60,15 @@ type testHooks struct {
 	// report's server whose sessions accumulated (Server.Unproven and the
 	// metrics package's anomaly catch it).
 	leaky bool
+
+	// overtake lets a Send go straight to the link while the outbox still
+	// holds or drains messages: the new message overtakes the queued ones
+	// (the race between a Send and the drain).
+	overtake bool
+	// stale drains the outbox without judging Age: messages queued through
+	// a long outage go out late, in a burst (go-cqhttp #275's stale
+	// heartbeats).
+	stale bool
 }
 
 func (h *testHooks) unguardedSend() bool  { return h != nil && h.unguarded }
@@ -74,6 +83,8 @@ func (h *testHooks) resetOnDial() bool    { return h != nil && h.resetAtConnect 
 func (h *testHooks) skipPoke() bool       { return h != nil && h.noPoke }
 func (h *testHooks) keepReaped() bool     { return h != nil && h.leaky }
 func (h *testHooks) dropRetryAfter() bool { return h != nil && h.deafToRetryAfter }
+func (h *testHooks) overtakeOutbox() bool { return h != nil && h.overtake }
+func (h *testHooks) staleOutbox() bool    { return h != nil && h.stale }
 
 // defaultRand returns the jitter source a client gets when its config
 // names none: seeded at random per client, or, under the lockstep bug,

@@ -19,6 +19,11 @@ import (
 // reached it, when a peer died, which peers are slow) comes from the
 // world, not from the adapter's account of itself, so an adapter that
 // lies to its own machine is still caught.
+//
+// The outbox's (o) is judged the same way (outbox_test.go): its records
+// come from the client's outbox observations, and the server's own view
+// (the application's numbers read in order, each link's hello first)
+// is checked beside them.
 
 // timedRecord is a record with the time it happened. Records made from
 // observations come in the order observed, which under synctest is the

@@ -59,6 +59,16 @@ const (
 	ObsReceive
 	// ObsRefused: a send was refused (Err says why); nothing was written.
 	ObsRefused
+	// ObsOutboxQueued: a client's outbox (ClientConfig.Outbox) held
+	// message Seq, of Size bytes.
+	ObsOutboxQueued
+	// ObsOutboxWritten: message Seq was committed to the link, At being
+	// the moment its age was judged: taken from the outbox and written, or
+	// handed to the link at once because the outbox held nothing (then a
+	// failed write is the caller's error, as without an outbox).
+	ObsOutboxWritten
+	// ObsOutboxDropped: the outbox dropped message Seq, for Drop.
+	ObsOutboxDropped
 )
 
 // Observation is one fact about a running client or session, for property
@@ -72,8 +82,12 @@ type Observation struct {
 	At         time.Time   // by the configured clock
 	Transition fsm.Transition
 	Frame      Frame // ObsSend, ObsReceive, ObsRefused
-	Size       int   // payload bytes, ObsSend and ObsReceive
+	Size       int   // payload bytes: ObsSend, ObsReceive, ObsRefused, ObsOutboxQueued, ObsOutboxDropped
 	Err        error // ObsRefused: the error the caller got; ObsTransition: the cause, if any
+	// Seq numbers a client's application messages (1, 2, ... in the order
+	// sent) on the outbox observations; Drop says why one was dropped.
+	Seq  uint64
+	Drop fsm.DropReason
 }
 
 // Observer receives Observations. It is called synchronously on the

@@ -10,6 +10,10 @@
 // Liveness.ReapDeadline, Lease.FenceAt, Lease.EarliestDead,
 // Lease.LatestDead). Tables lists them all.
 //
+// A client's bounded outbox is data too: the Outbox policy and the pure
+// OutboxQueue, which decides, given the time, what is held, written and
+// dropped (DropReason), for conn and the simulator alike.
+//
 // The package does no I/O: no sockets, no goroutines, no sleeps, no wall
 // clock, no global randomness. A driver (the simulator in package sim, the
 // WebSocket adapter in package conn) owns a Client or Session, hands it

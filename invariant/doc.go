@@ -47,6 +47,14 @@
 //	                     Backoff.RetryAfterMax; such a retry may come up to
 //	                     fsm.Backoff.RetryAfterLatest after the failure without breaking (b)
 //
+// And the bounded outbox's (issue 13), from the client's OutboxQueued,
+// OutboxWritten and OutboxDropped records, against Config.Outbox:
+//
+//	(o) OutboxFaithful   no message is written from the outbox older than Age, none out of
+//	                     the order sent (a send never overtakes queued ones), and none is lost
+//	                     without a Dropped record (the bounds hold, drops take the oldest,
+//	                     nothing is left held at the end)
+//
 // (g) holds a restart to the lower of HerdMaxFraction and the policy's own
 // herd oracle (fsm.Backoff.HerdShare, fsm.HerdLimit).
 //

@@ -37,21 +37,24 @@ const (
 	// Retry-After (a Down record's Delay) comes sooner than that wait,
 	// capped at Backoff.RetryAfterMax (fsm.Backoff.RetryAfterFloor).
 	RetryAfterFloor
+	// OutboxFaithful (o): a client's outbox never writes a message older
+	// than its Age, never out of order, and loses nothing uncounted.
+	OutboxFaithful
 )
 
 // All lists the invariants in letter order.
 var All = []Invariant{NoEarlyRetry, BoundedRetries, DeadReaped, LiveKept, NoSendAfterClose, RegistryMatches, HerdSpread,
-	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor, RetryAfterFloor}
+	NodeDeclaredDead, FencedFirst, DeliveredLive, DirectoryMatches, PermanentSlow, ReconnectFloor, RetryAfterFloor, OutboxFaithful}
 
 // numInvariants sizes the per-invariant tables.
-const numInvariants = int(RetryAfterFloor) + 1
+const numInvariants = int(OutboxFaithful) + 1
 
 var invNames = [...]string{
 	NoEarlyRetry: "no_early_retry", BoundedRetries: "bounded_retries", DeadReaped: "dead_reaped",
 	LiveKept: "live_kept", NoSendAfterClose: "no_send_after_close", RegistryMatches: "registry_matches",
 	HerdSpread: "herd_spread", NodeDeclaredDead: "node_declared_dead", FencedFirst: "fenced_first",
 	DeliveredLive: "delivered_live", DirectoryMatches: "directory_matches",
-	PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor", RetryAfterFloor: "retry_after_floor",
+	PermanentSlow: "permanent_slow", ReconnectFloor: "reconnect_floor", RetryAfterFloor: "retry_after_floor", OutboxFaithful: "outbox_faithful",
 }
 
 // String returns the invariant's name, e.g. "no_early_retry".
@@ -88,6 +91,10 @@ type Config struct {
 	// pending then may move, but never before the old policy's earliest
 	// bound, and must come by the later of that bound and the new latest.
 	BackoffChanges []BackoffChange
+	// Outbox is the clients' outbox policy, the oracle of (n): its bounds
+	// and Age. The zero value means fsm's outbox defaults (100 messages,
+	// 1 MiB, 30s), used only when a run carries outbox records.
+	Outbox fsm.Outbox
 	// Lease is a cluster's lease policy, the oracle of (h); zero fields
 	// mean fsm's defaults. Unused without cluster records.
 	Lease fsm.Lease
@@ -138,6 +145,9 @@ func (c Config) Validate() error {
 		if i > 0 && ch.At < c.BackoffChanges[i-1].At {
 			errs = append(errs, fmt.Errorf("invariant: Config.BackoffChanges[%d].At %s is before the change before it", i, ch.At))
 		}
+	}
+	if err := c.Outbox.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("invariant: Config.Outbox: %w", err))
 	}
 	if err := c.Lease.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("invariant: Config.Lease: %w", err))
@@ -210,6 +220,7 @@ type oracle struct {
 	l     fsm.Liveness
 	cl    fsm.Liveness // the clients' (defaults applied)
 	lease fsm.Lease
+	ob    fsm.Outbox // defaults applied (outboxPolicy)
 	slack time.Duration
 }
 

@@ -28,6 +28,7 @@ type Suite struct {
 	registry registry
 	herd     herd
 	cluster  cluster
+	outboxOn bool // the run carried outbox records: (n) has something to judge
 	finished bool
 }
 
@@ -41,7 +42,7 @@ func New(cfg Config) (*Suite, error) {
 		cl = cfg.Liveness
 	}
 	s := &Suite{o: oracle{b: cfg.Backoff.WithDefaults(), fp: cfg.Failures.WithDefaults(cfg.Backoff),
-		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), lease: cfg.Lease.WithDefaults(), slack: cfg.Slack}}
+		l: cfg.Liveness.WithDefaults(), cl: cl.WithDefaults(), lease: cfg.Lease.WithDefaults(), ob: outboxPolicy(cfg.Outbox), slack: cfg.Slack}}
 	for _, i := range All {
 		s.enabled[i] = len(cfg.Only) == 0
 	}
@@ -92,6 +93,8 @@ type clientFacts struct {
 	// and the latest its spread allows, both from the failure; zero for
 	// none.
 	raFloor, raTop time.Duration
+	// ob is (o)'s model of the client's outbox (outbox.go).
+	ob outboxModel
 }
 
 // sessionFacts is what the checkers know of one session.
@@ -141,6 +144,7 @@ func (s *Suite) Observe(r *trace.Record) {
 	case trace.ClientExit:
 		c := s.client(r.ID)
 		c.exited, c.up, c.pending, c.link = true, false, false, trace.NoID
+		c.ob = outboxModel{} // the outbox dies with the process
 	case trace.Register:
 		f := s.session(r.ID)
 		f.known, f.registered, f.created, f.client, f.server, f.state = true, true, r.At, r.Peer, r.Server, fsm.Handshaking
@@ -170,6 +174,8 @@ func (s *Suite) Observe(r *trace.Record) {
 		s.herd.down(s, r)
 	case trace.ServerUp:
 		s.herd.up(s, r)
+	case trace.OutboxQueued, trace.OutboxWritten, trace.OutboxDropped:
+		s.outbox(r, idx)
 	case trace.Quiesce:
 		s.retries.quiesced, s.retries.quiesceAt = true, r.At
 	case trace.Settled:
@@ -197,6 +203,7 @@ func (s *Suite) Finish(end time.Duration) {
 		}
 	}
 	s.herd.finish(s)
+	s.outboxFinish(end)
 	s.cluster.finish(s, end)
 }
 
@@ -210,11 +217,12 @@ func (s *Suite) Violations() []Violation { return s.kept }
 
 // Verdicts returns, per invariant in letter order, how often it was
 // checked and violated. Invariants left out by Config.Only are omitted, and
-// so are the cluster's, (h) to (k), on a run without cluster records.
+// so are the cluster's, (h) to (k), on a run without cluster records, and
+// the outbox's (n) on a run without outbox records.
 func (s *Suite) Verdicts() []Verdict {
 	var out []Verdict
 	for _, i := range All {
-		if s.enabled[i] && (!isCluster(i) || s.cluster.on) {
+		if s.enabled[i] && (!isCluster(i) || s.cluster.on) && (i != OutboxFaithful || s.outboxOn) {
 			out = append(out, Verdict{Invariant: i, Name: i.String(), Letter: string(i.Letter()),
 				Checked: s.checked[i], Violations: s.violations[i]})
 		}

@@ -15,8 +15,10 @@ type client struct {
 	link     int32 // current link (dialing or up), or noLink
 	server   uint16
 	alive    bool
-	up       bool // the current link is up
-	orphaned bool // BugNoReconnectAfterDrop: the driver stopped waking the machine
+	up       bool     // the current link is up
+	orphaned bool     // BugNoReconnectAfterDrop: the driver stopped waking the machine
+	ob       *obQueue // the outbox (Scenario.Outbox), nil when off
+	appGen   uint32   // the process's application sends; a dead process's are stale
 }
 
 // startClient starts c's process: a fresh machine, a fresh run.
@@ -28,6 +30,7 @@ func (w *world) startClient(c *client) error {
 	c.fsm, c.alive, c.up, c.orphaned, c.link = m, true, false, false, noLink
 	w.ctimers[c.id].cancel()
 	w.emit(trace.Record{Kind: trace.ClientStart, ID: c.id})
+	w.startOutbox(c)
 	out, err := m.Step(at(w.now), fsm.EvStart)
 	if err != nil {
 		return err
@@ -61,6 +64,9 @@ func (w *world) clientOut(c *client, out fsm.Output) {
 // clientEntered is the driver's bookkeeping for a new client state: the
 // broken variants live here.
 func (w *world) clientEntered(c *client, tr *fsm.Transition) {
+	if tr.To == fsm.GaveUp {
+		w.clearOutbox(c, fsm.DropGaveUp)
+	}
 	if w.bugs[BugNoReconnectAfterDrop] && tr.From == fsm.Connected && tr.To == fsm.BackingOff {
 		c.orphaned = true
 	}
@@ -193,6 +199,7 @@ func (w *world) atClient(e event) {
 			}
 			w.clientStep(c, fsm.EvDialOK)
 			w.startClientEvents(e.id)
+			w.drainOutbox(c) // what the application sent while down, in order, before anything newer
 		case fAcceptClose:
 			c.up = true
 			w.emit(trace.Record{Kind: trace.Up, ID: c.id, Peer: trace.NoID})

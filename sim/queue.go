@@ -35,6 +35,7 @@ const (
 	evExpiry      // the engine's TTL check
 	evDirFlush    // id = node: its batched directory writes go out
 	evXSend       // a node sends to a session through the bus
+	evOutboxSend  // id = client: its application sends through its outbox
 )
 
 // queue is a radix heap: a priority queue for keys that never go below the

@@ -53,6 +53,12 @@ type Scenario struct {
 	// application message (a bot's API calls): activity the idle tier must
 	// count, and the messages a Garbage fault spoils. Zero means none.
 	ClientEventInterval time.Duration
+	// Outbox, when on, gives every client a bounded outbox (fsm.Outbox):
+	// its application sends every ClientEventInterval whether or not it has
+	// a link, what it sends while down is queued and drained in order when
+	// a link comes up, and invariant (o) judges every step. The zero value
+	// means off: application messages go only on an open link, as before.
+	Outbox fsm.Outbox `json:",omitzero"`
 	// Faults are the faults injected, each over its own time window.
 	Faults []Fault
 	// Bugs switch on deliberately broken driver behaviour, to show that the
@@ -358,6 +364,15 @@ const (
 	// is retried on the client's own schedule, as if it had said nothing.
 	// Breaks (n).
 	BugIgnoreRetryAfter
+	// BugOutboxNoAgeCheck: the outbox drains without judging Age, so
+	// messages queued through a long outage go out late, in a burst: the
+	// stale heartbeats flushed after a reconnect (go-cqhttp #275). Breaks (o).
+	BugOutboxNoAgeCheck
+	// BugOutboxReorder: the outbox drains newest first (a stack). Breaks (o).
+	BugOutboxReorder
+	// BugOutboxSilentDrop: over a bound, or past its Age, a queued message
+	// is discarded without being counted. Breaks (o).
+	BugOutboxSilentDrop
 )
 
 var bugNames = [...]string{
@@ -371,6 +386,7 @@ var bugNames = [...]string{
 	BugNoRecheck: "no_recheck", BugNoFence: "no_fence", BugShortLeaseTTL: "short_lease_ttl",
 	BugStaleDirectory: "stale_directory", BugKeepDeadEntries: "keep_dead_entries",
 	BugIgnoreRetryAfter: "ignore_retry_after",
+	BugOutboxNoAgeCheck: "outbox_no_age_check", BugOutboxReorder: "outbox_reorder", BugOutboxSilentDrop: "outbox_silent_drop",
 }
 
 // Bugs lists every Bug.
@@ -473,6 +489,7 @@ func (s Scenario) Validate() error {
 		{"Backoff", d.Backoff.Validate()}, {"Failures", d.Failures.Validate()}, {"ClientLiveness", d.ClientLiveness.Validate()},
 		{"ServerLiveness", d.ServerLiveness.Validate()}, {"Latency", d.Latency.validate("Latency")},
 		{"HandshakeRate", d.HandshakeRate.Validate()},
+		{"Outbox", d.Outbox.Validate()},
 	} {
 		if e.err != nil {
 			bad("%s: %w", e.field, e.err)

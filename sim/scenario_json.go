@@ -114,6 +114,13 @@ type scenarioJSON struct {
 	Bugs           []string           `json:"bugs,omitempty"`
 	Cluster        *clusterJSON       `json:"cluster,omitempty"`
 	HandshakeRate  *handshakeRateJSON `json:"handshake_rate,omitempty"`
+	Outbox         *outboxJSON        `json:"outbox,omitempty"`
+}
+
+type outboxJSON struct {
+	Count int      `json:"count,omitempty"`
+	Bytes int      `json:"bytes,omitempty"`
+	Age   duration `json:"age,omitempty"`
 }
 
 // MarshalJSON writes s in the scenario file format.
@@ -143,6 +150,9 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 	j.Cluster = clusterToJSON(s.Cluster)
 	if s.HandshakeRate != (fsm.HandshakeRate{}) {
 		j.HandshakeRate = &handshakeRateJSON{s.HandshakeRate.PerSecond, s.HandshakeRate.Burst}
+	}
+	if s.Outbox.On() {
+		j.Outbox = &outboxJSON{Count: s.Outbox.Count, Bytes: s.Outbox.Bytes, Age: duration(s.Outbox.Age)}
 	}
 	return json.Marshal(j)
 }
@@ -225,6 +235,9 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 	}
 	if out.Cluster, err = clusterFromJSON(j.Cluster); err != nil {
 		return err
+	}
+	if o := j.Outbox; o != nil {
+		out.Outbox = fsm.Outbox{Count: o.Count, Bytes: o.Bytes, Age: time.Duration(o.Age)}
 	}
 	*s = out
 	return nil

@@ -157,7 +157,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("bug %d: %q parses to %v, %v", b, b, got, err)
 		}
 	}
-	if len(Bugs()) != int(BugIgnoreRetryAfter) || FaultKind(0).String() != "FaultKind(0)" || Bug(0).String() != "Bug(0)" || Dist(5).String() != "Dist(5)" {
+	if len(Bugs()) != int(BugOutboxSilentDrop) || FaultKind(0).String() != "FaultKind(0)" || Bug(0).String() != "Bug(0)" || Dist(5).String() != "Dist(5)" {
 		t.Error("names of unknown values")
 	}
 }

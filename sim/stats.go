@@ -44,6 +44,8 @@ type Stats struct {
 	// to each other node counting it dead: what fsm.Lease.LatestDead
 	// bounds (from the lease's last write, which came before).
 	NodeDeath *Percentiles `json:"node_death,omitempty"`
+	// Outbox sums up the clients' outboxes, when Scenario.Outbox is on.
+	Outbox *OutboxStats `json:"outbox,omitempty"`
 
 	delayCounts [len(delayEdges) + 1]int
 	reasons     [16]int
@@ -51,6 +53,19 @@ type Stats struct {
 	sessions    int
 	downAt      []time.Duration // by node: when it crashed or was cut off, -1 if up
 	deathLat    []time.Duration
+	ob          OutboxStats
+	obDropped   [8]int // by fsm.DropReason
+}
+
+// OutboxStats are the clients' outbox figures.
+type OutboxStats struct {
+	// Queued counts messages held because no link was up (or older ones
+	// were still held); Written the application messages written, at once
+	// or from the outbox.
+	Queued  int `json:"queued"`
+	Written int `json:"written"`
+	// Dropped counts the queued messages never written, by fsm.DropReason.
+	Dropped map[string]int `json:"dropped"`
 }
 
 // Bucket is one histogram bar: Count values in (previous UpTo, UpTo]; the
@@ -94,6 +109,14 @@ func (s *Stats) observe(r *trace.Record) {
 		s.Failures++
 	case trace.Send:
 		s.Sends++
+	case trace.OutboxQueued:
+		s.ob.Queued++
+	case trace.OutboxWritten:
+		s.ob.Written++
+	case trace.OutboxDropped:
+		if int(r.Code) < len(s.obDropped) {
+			s.obDropped[r.Code]++
+		}
 	case trace.Register:
 		s.sessions++
 		s.PeakSessions = max(s.PeakSessions, s.sessions)
@@ -150,6 +173,16 @@ func (s *Stats) finish(w *world) {
 		}
 	}
 	s.ReapLatency = percentiles(s.reapLat)
+	if w.outboxOn() {
+		ob := s.ob
+		ob.Dropped = map[string]int{}
+		for _, r := range fsm.DropReasons() {
+			if n := s.obDropped[r]; n > 0 {
+				ob.Dropped[r.String()] = n
+			}
+		}
+		s.Outbox = &ob
+	}
 	if w.cl != nil {
 		p := percentiles(s.deathLat)
 		s.NodeDeath = &p

@@ -35,8 +35,8 @@ func (w *world) resetMachine(c *client) {
 // link li, once it is up, at a random phase.
 func (w *world) startClientEvents(li uint32) {
 	iv := int64(w.sc.ClientEventInterval)
-	if iv <= 0 {
-		return
+	if iv <= 0 || w.outboxOn() {
+		return // none, or sent by the process's application through its outbox
 	}
 	l := w.links.at(li)
 	l.cEventGen++
@@ -51,6 +51,14 @@ func (w *world) clientEvent(e event) {
 	if e.gen != l.cEventGen || !c.alive || c.link != int32(e.id) || !c.up || !l.clientUp {
 		return
 	}
+	w.writeApp(c, e.id)
+	w.q.push(event{at: w.now + int64(w.sc.ClientEventInterval), kind: evClientEvent, id: e.id, gen: l.cEventGen})
+}
+
+// writeApp writes one application message from c on link li, spoilt by
+// an open Garbage fault.
+func (w *world) writeApp(c *client, li uint32) {
+	l := w.links.at(li)
 	fr := fMsg
 	for _, i := range w.active {
 		f := &w.faults[i]
@@ -60,8 +68,7 @@ func (w *world) clientEvent(e event) {
 		}
 	}
 	w.clientStep(c, fsm.EvSent)
-	w.transmit(e.id, true, fr, w.sendTime(c))
-	w.q.push(event{at: w.now + int64(w.sc.ClientEventInterval), kind: evClientEvent, id: e.id, gen: l.cEventGen})
+	w.transmit(li, true, fr, w.sendTime(c))
 }
 
 // setPolicy hands a new reconnect policy to every client's machine, which

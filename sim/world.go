@@ -96,6 +96,8 @@ type world struct {
 	stats Stats
 
 	cl *cluster // nil unless the scenario is a cluster
+
+	obDrops []fsm.OutboxDrop[struct{}] // reused by every outbox call
 }
 
 // Run runs sc to completion (Duration, then settling) and returns what
@@ -127,6 +129,7 @@ func newWorld(sc Scenario, opt Options) (*world, error) {
 	cfg := opt.Check
 	cfg.Backoff, cfg.Liveness, cfg.ClientLiveness = sc.Backoff, sc.ServerLiveness, sc.ClientLiveness.WithDefaults()
 	cfg.Failures = sc.Failures
+	cfg.Outbox = sc.Outbox
 	for _, ch := range sc.BackoffChanges {
 		cfg.BackoffChanges = append(cfg.BackoffChanges, invariant.BackoffChange{At: ch.At, Backoff: ch.Backoff})
 	}
@@ -252,6 +255,8 @@ func (w *world) loop(ctx context.Context) error {
 			w.clientEvent(e)
 		case evNudge:
 			w.nudge(e)
+		case evOutboxSend:
+			w.outboxSend(e)
 		case evPolicy:
 			w.setPolicy(w.sc.BackoffChanges[e.id].Backoff)
 		case evFaultStart:
@@ -309,8 +314,12 @@ func (w *world) emitTransition(id uint32, tr *fsm.Transition) {
 func (w *world) settle() {
 	live, registered := 0, 0
 	for i := range w.clients {
-		if c := &w.clients[i]; c.alive && c.fsm.State() == fsm.Connected {
+		c := &w.clients[i]
+		if c.alive && c.fsm.State() == fsm.Connected {
 			live++
+		}
+		if c.alive {
+			w.clearOutbox(c, fsm.DropStopped) // the run ends: the clients stop
 		}
 	}
 	for i := uint32(0); int(i) < w.links.len(); i++ {

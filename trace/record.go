@@ -134,6 +134,9 @@ func (k Kind) String() string {
 	if n, ok := policyNames[k]; ok {
 		return n
 	}
+	if n, ok := outboxNames[k]; ok {
+		return n
+	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
@@ -150,7 +153,7 @@ type Record struct {
 	ID       uint32
 	Peer     uint32
 	Server   uint32
-	Attempt  int32
+	Attempt  int32 // Dial, Transition: the attempt; OutboxQueued: the message's bytes
 	Kind     Kind
 	Machine  fsm.Machine
 	From     fsm.State
@@ -159,10 +162,11 @@ type Record struct {
 	Reason   fsm.Reason
 	// Code is, on a Down, the HTTP status of a refused handshake or the
 	// close code the server sent, as the failure table reads them; zero
-	// for a network failure.
+	// for a network failure. On an OutboxDropped, the fsm.DropReason.
 	Code uint16
 	// Inc is the lease incarnation of node and peer transitions and of the
-	// cluster records that name one.
+	// cluster records that name one; on outbox records, the message's
+	// number.
 	Inc uint64
 }
 
@@ -182,7 +186,7 @@ func (r *Record) Subject() (fsm.Machine, uint32) {
 	switch r.Kind {
 	case Transition:
 		return r.Machine, r.ID
-	case Dial, Up, Down, ClientStart, ClientExit, Nudge:
+	case Dial, Up, Down, ClientStart, ClientExit, Nudge, OutboxQueued, OutboxWritten, OutboxDropped:
 		return fsm.MachineClient, r.ID
 	case Register, Unregister, Send, SendFailed, PeerDead, Degraded, Recv, BadRecv, QueueFull, XSend, XAnswer:
 		return fsm.MachineSession, r.ID

@@ -55,6 +55,15 @@ func (r *Record) AppendText(b []byte) []byte {
 			b = append(b, " delay="...)
 			b = appendDur(b, r.Delay)
 		}
+	case OutboxQueued:
+		b = appendUint(b, " msg=", r.Inc)
+		b = appendInt(b, " size=", int64(r.Attempt))
+	case OutboxWritten:
+		b = appendUint(b, " msg=", r.Inc)
+	case OutboxDropped:
+		b = appendUint(b, " msg=", r.Inc)
+		b = append(b, " reason="...)
+		b = append(b, fsm.DropReason(r.Code).String()...)
 	case Down:
 		if r.Code != 0 {
 			b = appendInt(b, " code=", int64(r.Code))

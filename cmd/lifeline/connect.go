@@ -22,7 +22,8 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // connect is runConnect with stdin as a parameter, for tests. It prints
 // every message received on stdout, one per line, and sends every line
 // read from stdin; a line that cannot be sent (not connected) is reported
-// on stderr, not queued.
+// on stderr, not queued, unless --outbox holds it for the next link (then
+// the outbox's figures are printed on stderr when connect ends).
 func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("connect", stderr)
 	fs.Usage = func() {
@@ -32,6 +33,7 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	backoff := backoffFlags(fs, fsm.DefaultBackoff())
 	failures := failureFlags(fs)
+	outbox := outboxFlag(fs)
 	var live fsm.Liveness
 	livenessFlags(fs, &live)
 	token := fs.String("token", "", "send `Authorization: Bearer <token>`")
@@ -52,12 +54,16 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
+	ob, err := outbox()
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(*logFormat, stderr)
 	if err != nil {
 		return usageError{err}
 	}
 	var outMu sync.Mutex
-	cfg := conn.ClientConfig{URL: pos[0], URLs: pos[1:], Backoff: b, Failures: fp, Liveness: live, ID: *id, Logger: logger,
+	cfg := conn.ClientConfig{URL: pos[0], URLs: pos[1:], Backoff: b, Failures: fp, Liveness: live, ID: *id, Logger: logger, Outbox: ob,
 		OnMessage: func(_ conn.MessageType, data []byte) {
 			outMu.Lock()
 			defer outMu.Unlock()
@@ -71,7 +77,11 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return usageError{err}
 	}
 	go sendLines(ctx, c, stdin, stderr)
-	return gaveUp(c.Run(ctx), b.MaxAttempts)
+	err = c.Run(ctx)
+	if ob.On() {
+		printOutbox(stderr, c.Stats().Outbox)
+	}
+	return gaveUp(err, b.MaxAttempts)
 }
 
 // backoffFlags registers the reconnect policy flags connect and onebot

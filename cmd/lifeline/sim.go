@@ -25,7 +25,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	servers := fs.Int("servers", 1, "number of servers (client i dials server i mod servers)")
 	duration := fs.Duration("duration", 10*time.Minute, "virtual time to run faults and retries for (settling comes after)")
 	faults := fs.String("faults", sim.DefaultMix, `fault mix: comma-separated kind[:value] ("none" for none); value is a client fraction for kill, crash, blackhole, rst, a rate for loss, a count for the others`)
-	policy := fs.String("policy", "", "policy overrides, comma-separated key=value: initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, retry_after_max (backoff); permanent_initial, permanent_multiplier, permanent_max (the slow schedule after a 401/403/close 1008); ping, pong, idle, close (liveness, both ends)")
+	policy := fs.String("policy", "", "policy overrides, comma-separated key=value: initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, retry_after_max (backoff); permanent_initial, permanent_multiplier, permanent_max (the slow schedule after a 401/403/close 1008); ping, pong, idle, close (liveness, both ends); outbox_count, outbox_bytes, outbox_age (the clients' bounded outbox, invariant (o)), client_events (how often each client's application sends; 1s when an outbox key is set)")
 	events := fs.Duration("events", 0, "interval of server application messages per session (0: heartbeats only)")
 	bugs := fs.String("bugs", "", "comma-separated deliberately broken driver behaviours to switch on: "+bugNames())
 	scenarioFile := fs.String("scenario", "", "run the scenario in this JSON file instead of building one from the flags above")
@@ -228,12 +228,23 @@ func applyPolicy(sc *sim.Scenario, spec string) error {
 			dur(&sl.IdleTimeout)
 		case "close":
 			dur(&cl.CloseTimeout, &sl.CloseTimeout)
+		case "outbox_count":
+			sc.Outbox.Count, err = strconv.Atoi(val)
+		case "outbox_bytes":
+			sc.Outbox.Bytes, err = parseBytes(val)
+		case "outbox_age":
+			dur(&sc.Outbox.Age)
+		case "client_events":
+			dur(&sc.ClientEventInterval)
 		default:
-			return fmt.Errorf("--policy: unknown key %q (want initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, retry_after_max, permanent_initial, permanent_multiplier, permanent_max, ping, pong, idle, close)", key)
+			return fmt.Errorf("--policy: unknown key %q (want initial, multiplier, max, jitter, fraction, attempts, first_immediate, connect_timeout, stable_after, reconnect_floor, give_up_after, retry_after_max, permanent_initial, permanent_multiplier, permanent_max, ping, pong, idle, close, outbox_count, outbox_bytes, outbox_age, client_events)", key)
 		}
 		if err != nil {
 			return fmt.Errorf("--policy: %s: %w", key, err)
 		}
+	}
+	if sc.Outbox.On() && sc.ClientEventInterval == 0 {
+		sc.ClientEventInterval = time.Second // an outbox needs an application that sends
 	}
 	return nil
 }
@@ -323,6 +334,16 @@ func (r *simReport) writeText(w io.Writer) {
 		fmt.Fprintf(w, "rate limited  %d handshakes answered 503 with a Retry-After\n", st.RateLimited)
 	}
 	fmt.Fprintf(w, "sessions      peak %d, registered at the end %d, messages sent %d\n", st.PeakSessions, st.FinalSessions, st.Sends)
+	if ob := st.Outbox; ob != nil {
+		o := sc.Outbox.WithDefaults()
+		fmt.Fprintf(w, "outbox        %d, %d bytes, %s each: %d queued while down, %d application messages written, dropped", o.Count, o.Bytes, o.Age, ob.Queued, ob.Written)
+		for _, r := range fsm.DropReasons() {
+			if n := ob.Dropped[r.String()]; n > 0 {
+				fmt.Fprintf(w, " %s %d", r, n)
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "reaps        ")
 	for _, reason := range fsm.Reasons() {
 		if n := st.Reaps[reason.String()]; n > 0 {

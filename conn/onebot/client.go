@@ -199,9 +199,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return cl, nil
 }
 
-// greet sends the lifecycle connect event, first on every new link.
+// greet sends the lifecycle connect event, first on every new link. It
+// belongs to this link, so it is ephemeral: never queued, and ahead of
+// what an outbox (Conn.Outbox) held while the link was down.
 func (cl *Client) greet(c *conn.Client) {
-	_ = c.Send(context.Background(), conn.TextMessage, LifecycleConnect(cl.cfg.SelfID, cl.clk.Now()))
+	_ = c.SendEphemeral(context.Background(), conn.TextMessage, LifecycleConnect(cl.cfg.SelfID, cl.clk.Now()))
 }
 
 // onRequest answers one API call on the link's reader goroutine. A link
@@ -265,16 +267,27 @@ func (cl *Client) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			// Links that are down get none: a heartbeat is a sign of life
-			// now, not one to deliver later.
-			_, _ = cl.Publish(ctx, Heartbeat(cl.cfg.SelfID, cl.clk.Now(), cl.status(), every))
+			// now, not one to deliver later (ephemeral: an outbox never
+			// holds one, so none is flushed stale after a reconnect).
+			_, _ = cl.publish(ctx, Heartbeat(cl.cfg.SelfID, cl.clk.Now(), cl.status(), every), true)
 		}
 	}
 }
 
 // Publish sends an event on every connected event link and returns how
 // many took it. With none connected it returns a *conn.NotConnectedError
-// (errors.Is conn.ErrNotConnected) at once: nothing is queued.
+// (errors.Is conn.ErrNotConnected) at once: nothing is queued, unless
+// Conn.Outbox is on, when each event link's outbox takes it.
 func (cl *Client) Publish(ctx context.Context, event any) (int, error) {
+	return cl.publish(ctx, event, false)
+}
+
+// publish is Publish; an ephemeral event (a heartbeat) is never queued.
+func (cl *Client) publish(ctx context.Context, event any, ephemeral bool) (int, error) {
+	send := func(c *conn.Client, data []byte) error { return c.Send(ctx, conn.TextMessage, data) }
+	if ephemeral {
+		send = func(c *conn.Client, data []byte) error { return c.SendEphemeral(ctx, conn.TextMessage, data) }
+	}
 	data, err := eventBytes(event)
 	if err != nil {
 		return 0, err
@@ -285,7 +298,7 @@ func (cl *Client) Publish(ctx context.Context, event any) (int, error) {
 		if !l.role.carriesEvents() {
 			continue
 		}
-		if err := l.c.Send(ctx, conn.TextMessage, data); err != nil {
+		if err := send(l.c, data); err != nil {
 			errs = append(errs, err)
 			continue
 		}
