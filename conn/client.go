@@ -55,7 +55,7 @@ type ClientConfig struct {
 	// only answers; if nothing is heard for PingInterval + PongTimeout/4
 	// the client pings itself, and if still nothing came by PingInterval +
 	// PongTimeout after the last frame it drops the link and reconnects by
-	// the policy (fsm.Liveness.ClientPingAt, ReapDeadline). WriteTimeout
+	// the policy (fsm.Client.Deadline, fsm.Liveness.ReapDeadline). WriteTimeout
 	// bounds each Send. The zero value means fsm's defaults (30 s, 10 s,
 	// 10 s); IdleTimeout, MaxErrors and the handshake/close timeouts are not
 	// used by clients.

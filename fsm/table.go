@@ -52,7 +52,7 @@ type Row struct {
 }
 
 // Table is a lifecycle as data. It is the single source of truth: the
-// runtime machine (Build), the diagrams (Mermaid, DOT) and the simulator's
+// runtime machine, the diagrams (Mermaid, DOT) and the simulator's
 // oracles are all made from it.
 type Table struct {
 	Machine Machine
@@ -152,8 +152,8 @@ func SessionTable() *Table {
 	}
 }
 
-// IsTerminal reports whether s is one of the table's terminal states.
-func (t *Table) IsTerminal(s State) bool {
+// isTerminal reports whether s is one of the table's terminal states.
+func (t *Table) isTerminal(s State) bool {
 	for _, x := range t.Terminal {
 		if x == s {
 			return true
@@ -162,8 +162,8 @@ func (t *Table) IsTerminal(s State) bool {
 	return false
 }
 
-// Has reports whether some row leaves From on trigger tr.
-func (t *Table) Has(from State, tr Trigger) bool {
+// has reports whether some row leaves From on trigger tr.
+func (t *Table) has(from State, tr Trigger) bool {
 	for _, r := range t.Rows {
 		if r.From == from && r.Trigger == tr {
 			return true
