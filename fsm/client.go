@@ -148,7 +148,6 @@ func (c *Client) RetryAt() (time.Time, bool) {
 // the client is Connected.
 func (c *Client) ConnectedSince() (time.Time, bool) { return c.connectedAt, c.state == Connected }
 
-
 // Backoff returns the reconnect policy in force, defaults applied.
 func (c *Client) Backoff() Backoff { return c.b }
 

@@ -95,7 +95,6 @@ func (s *Session) NextPing() (time.Time, bool) {
 	return s.l.PingAt(s.lastHeard, s.lastPing), s.Open()
 }
 
-
 // Liveness returns the policy in force, defaults applied.
 func (s *Session) Liveness() Liveness { return s.l }
 
