@@ -296,7 +296,8 @@ func (srv *Server) transportStatus() Status {
 		return Status{}
 	default:
 	}
-	bad := srv.cs.ReapedCount(fsm.ReasonSendError) + srv.cs.ReapedCount(fsm.ReasonSlowConsumer)
+	reaped := srv.cs.Stats().Reaped
+	bad := reaped[fsm.ReasonSendError.String()] + reaped[fsm.ReasonSlowConsumer.String()]
 	srv.healthMu.Lock()
 	good := bad == srv.lastBad
 	srv.lastBad = bad
@@ -322,7 +323,7 @@ type ServerStats struct {
 	Links map[string]int `json:"links"`
 }
 
-// Conn returns the underlying conn.Server (counts, SendTo).
+// Conn returns the underlying conn.Server (Stats, Session, Shutdown).
 func (srv *Server) Conn() *conn.Server { return srv.cs }
 
 // Shutdown stops the heartbeats and shuts the transport down: close 1001

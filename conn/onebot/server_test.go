@@ -157,12 +157,12 @@ func TestServerStatusIsReal(t *testing.T) {
 	_ = ws // never reads: its queue fills
 	waitFor(t, "session open", func() bool { return f.Stats().Open == 1 })
 	big := []byte(`"` + strings.Repeat("x", 1<<20) + `"`)
-	for f.Conn().ReapedCount(fsm.ReasonSlowConsumer) == 0 {
+	for f.Conn().Stats().Reaped[fsm.ReasonSlowConsumer.String()] == 0 {
 		if _, err := f.Publish(big); err != nil {
 			break
 		}
 	}
-	waitFor(t, "slow consumer reaped", func() bool { return f.Conn().ReapedCount(fsm.ReasonSlowConsumer) == 1 })
+	waitFor(t, "slow consumer reaped", func() bool { return f.Conn().Stats().Reaped[fsm.ReasonSlowConsumer.String()] == 1 })
 	if st := f.status(); !st.Online || st.Good {
 		t.Fatalf("status after a slow-consumer reap %+v, want online, not good", st)
 	}
@@ -248,7 +248,7 @@ func TestServerMalformedJSON(t *testing.T) {
 		_ = ws.WriteMessage(websocket.TextMessage, []byte(`[1,2,3]`))
 	}
 	waitFor(t, "link closed for protocol errors", func() bool {
-		return f.Conn().ReapedCount(fsm.ReasonProtocolErrors) == 1
+		return f.Conn().Stats().Reaped[fsm.ReasonProtocolErrors.String()] == 1
 	})
 }
 

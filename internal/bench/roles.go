@@ -109,7 +109,7 @@ func buildServer(o RoleOptions) (http.Handler, func() int64, func() uint64, erro
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return srv, func() int64 { return srv.Count(fsm.Alive) }, func() uint64 { return srv.Stats().ReapedTotal }, nil
+		return srv, func() int64 { return srv.Stats().Sessions[fsm.Alive.String()] }, func() uint64 { return srv.Stats().ReapedTotal }, nil
 	}
 	return nil, nil, nil, fmt.Errorf("unknown server mode %q", o.Mode)
 }
