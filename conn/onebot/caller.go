@@ -77,7 +77,7 @@ func (c *Caller) Call(ctx context.Context, action string, params any) (*Response
 		delete(c.pending, echo)
 		c.mu.Unlock()
 	}()
-	req, err := json.Marshal(Request{Action: action, Params: raw, Echo: json.RawMessage(strconv.Quote(echo))})
+	req, err := json.Marshal(request{Action: action, Params: raw, Echo: json.RawMessage(strconv.Quote(echo))})
 	if err != nil {
 		return nil, &CallError{Action: action, Echo: echo, Err: err}
 	}

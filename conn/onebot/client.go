@@ -30,9 +30,9 @@ func DefaultBackoff() fsm.Backoff {
 	return b
 }
 
-// UserAgent is sent by reverse links, in the form OneBot implementations
+// userAgent is sent by reverse links, in the form OneBot implementations
 // use: the protocol, then the implementation and its version.
-const UserAgent = "OneBot/11 " + AppName + "/" + Version
+const userAgent = "OneBot/11 " + appName + "/" + version
 
 // ClientConfig configures a reverse WebSocket Client. URL and SelfID are
 // required.
@@ -178,7 +178,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cc.Header = http.Header{
 			"X-Self-Id":     {strconv.FormatInt(cfg.SelfID, 10)},
 			"X-Client-Role": {spec.role.String()},
-			"User-Agent":    {UserAgent},
+			"User-Agent":    {userAgent},
 		}
 		if cfg.AccessToken != "" {
 			cc.Header.Set("Authorization", "Bearer "+cfg.AccessToken)
@@ -201,7 +201,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 
 // greet sends the lifecycle connect event, first on every new link.
 func (cl *Client) greet(c *conn.Client) {
-	_ = c.Send(context.Background(), conn.TextMessage, LifecycleConnect(cl.cfg.SelfID, cl.clk.Now()))
+	_ = c.Send(context.Background(), conn.TextMessage, connectEvent(cl.cfg.SelfID, cl.clk.Now()))
 }
 
 // onRequest answers one API call on the link's reader goroutine. A link
@@ -266,7 +266,7 @@ func (cl *Client) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 			// Links that are down get none: a heartbeat is a sign of life
 			// now, not one to deliver later.
-			_, _ = cl.Publish(ctx, Heartbeat(cl.cfg.SelfID, cl.clk.Now(), cl.status(), every))
+			_, _ = cl.Publish(ctx, heartbeatEvent(cl.cfg.SelfID, cl.clk.Now(), cl.status(), every))
 		}
 	}
 }

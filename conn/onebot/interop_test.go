@@ -225,7 +225,7 @@ func TestInteropOurClientTheirServer(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := map[string]string{"x-self-id": "10001", "x-client-role": "Universal",
-					"authorization": "Bearer T0k", "user-agent": UserAgent}
+					"authorization": "Bearer T0k", "user-agent": userAgent}
 				for k, v := range want {
 					if got := lower(h)[k]; got != v {
 						t.Errorf("link %d: header %s = %q, want %q", link, k, got, v)

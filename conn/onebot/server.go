@@ -198,7 +198,7 @@ func (srv *Server) onOpen(s *conn.Session, r *http.Request) {
 	srv.mu.Unlock()
 	if role.carriesEvents() {
 		// A full queue here reaps the session: nothing else to do.
-		_ = s.Send(conn.TextMessage, LifecycleConnect(srv.cfg.SelfID, srv.clk.Now()))
+		_ = s.Send(conn.TextMessage, connectEvent(srv.cfg.SelfID, srv.clk.Now()))
 	}
 }
 
@@ -229,7 +229,7 @@ func answer(ctx context.Context, a Actions, log *slog.Logger, machine, id string
 	if isResponse(data) || isEvent(data) {
 		return nil
 	}
-	resp, herr := a.Handle(ctx, data)
+	resp, herr := a.handle(ctx, data)
 	if herr != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "malformed request", slog.String("machine", machine),
 			slog.String("id", id), slog.String("error", herr.Error()), slog.Int("bytes", len(data)))
@@ -282,7 +282,7 @@ func (srv *Server) heartbeatLoop() {
 		case <-srv.closing:
 			return
 		case <-t.C:
-			_, _ = srv.Publish(Heartbeat(srv.cfg.SelfID, srv.clk.Now(), srv.status(), every))
+			_, _ = srv.Publish(heartbeatEvent(srv.cfg.SelfID, srv.clk.Now(), srv.status(), every))
 		}
 	}
 }

@@ -196,7 +196,7 @@ func TestServerAnswersActions(t *testing.T) {
 		data    string // JSON of data
 	}{
 		{`{"action":"get_login_info","echo":"a"}`, "ok", 0, `{"nickname":"bot","user_id":10001}`},
-		{`{"action":"get_version_info","echo":"b"}`, "ok", 0, `{"app_name":"lifeline","app_version":"` + Version + `","protocol_version":"v11"}`},
+		{`{"action":"get_version_info","echo":"b"}`, "ok", 0, `{"app_name":"lifeline","app_version":"` + version + `","protocol_version":"v11"}`},
 		{`{"action":"get_status","echo":"c"}`, "ok", 0, `{"good":true,"online":true}`},
 		{`{"action":"send_private_msg","params":{"user_id":5,"message":"hi"},"echo":"d"}`, "ok", 0, `{"message_id":7}`},
 		{`{"action":"send_private_msg","params":{},"echo":"e"}`, "failed", RetBadRequest, `null`},
