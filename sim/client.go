@@ -86,7 +86,7 @@ func (w *world) sendTime(c *client) int64 {
 	}
 	holder := &w.clients[h]
 	if t, ok := holder.fsm.RetryAt(); ok && holder.alive {
-		return max(w.now, int64(t.Sub(Epoch)))
+		return max(w.now, int64(t.Sub(epoch)))
 	}
 	return w.now
 }
@@ -99,7 +99,7 @@ func (w *world) armClient(c *client) {
 		tm.cancel()
 		return
 	}
-	w.arm(tm, int64(d.Sub(Epoch)), evClientTimer, c.id)
+	w.arm(tm, int64(d.Sub(epoch)), evClientTimer, c.id)
 }
 
 func (w *world) clientTimer(e event) {

@@ -218,8 +218,8 @@ var faultNames = [...]string{
 // String returns the fault's name as JSON and the CLI spell it.
 func (k FaultKind) String() string { return enumName(faultNames[:], int(k), "FaultKind") }
 
-// ParseFaultKind returns the kind named s.
-func ParseFaultKind(s string) (FaultKind, error) {
+// parseFaultKind returns the kind named s.
+func parseFaultKind(s string) (FaultKind, error) {
 	k, err := enumParse(faultNames[:], s, "fault kind")
 	return FaultKind(k), err
 }
