@@ -42,11 +42,11 @@ type Config struct {
 func (c Config) Validate() error { return c.suite().Validate() }
 
 func (c Config) suite() invariant.Config {
-	return invariant.Config{Backoff: c.Backoff, Failures: c.Failures, Liveness: c.Liveness, Slack: c.Slack, Only: Judged}
+	return invariant.Config{Backoff: c.Backoff, Failures: c.Failures, Liveness: c.Liveness, Slack: c.Slack, Only: judged}
 }
 
-// Judged are the invariants a log can be judged by.
-var Judged = []invariant.Invariant{invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.DeadReaped,
+// judged are the invariants a log can be judged by.
+var judged = []invariant.Invariant{invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.DeadReaped,
 	invariant.LiveKept, invariant.NoSendAfterClose, invariant.PermanentSlow, invariant.ReconnectFloor}
 
 // Input is one log to read.
@@ -94,7 +94,7 @@ func Run(cfg Config, inputs []Input) (*Report, error) {
 	rep := &Report{}
 	for _, in := range inputs {
 		var last time.Time
-		err := Parse(in.Name, in.R, func(l Line) error {
+		err := parseLog(in.Name, in.R, func(l logLine) error {
 			rep.Lines++
 			b.add(&l)
 			last = later(last, l.At)
