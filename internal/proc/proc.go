@@ -84,10 +84,6 @@ func (c *Child) Line(prefix string, timeout time.Duration) (string, error) {
 	}
 }
 
-// Lines returns the helper's stdout lines, for a caller that reads them
-// all itself. Do not mix with Line.
-func (c *Child) Lines() <-chan string { return c.lines }
-
 // Stdin returns the helper's standard input.
 func (c *Child) Stdin() io.Writer { return c.stdin }
 
