@@ -30,13 +30,13 @@ type request struct {
 	Echo   json.RawMessage `json:"echo,omitempty"`
 }
 
-// Response answers a Request: status "ok" or "failed", a retcode, the
-// action's data, and the request's echo.
+// Response answers an API request: status "ok" or "failed", a retcode,
+// the action's data, and the request's echo.
 type Response struct {
-	Status  string          `json:"status"`
-	Retcode int             `json:"retcode"`
-	Data    json.RawMessage `json:"data"`
-	Echo    json.RawMessage `json:"echo,omitempty"`
+	Status  string          `json:"status"`         // "ok", "async" or "failed"
+	Retcode int             `json:"retcode"`        // RetOK, or why it failed (RetNotFound, ...)
+	Data    json.RawMessage `json:"data"`           // the action's result, JSON null when none
+	Echo    json.RawMessage `json:"echo,omitempty"` // the request's echo, as it was sent
 	// Message says why a call failed (an extension most implementations
 	// carry as "msg" or "wording"; lifeline fills "msg").
 	Message string `json:"msg,omitempty"`
@@ -45,8 +45,8 @@ type Response struct {
 // Status is what get_status answers and every heartbeat carries: whether
 // the bot is online, and whether everything works as expected.
 type Status struct {
-	Online bool `json:"online"`
-	Good   bool `json:"good"`
+	Online bool `json:"online"` // the bot is serving
+	Good   bool `json:"good"`   // and nothing is failing
 }
 
 // versionInfo is get_version_info's answer.
@@ -109,10 +109,11 @@ type ActionFunc func(ctx context.Context, params json.RawMessage) (any, error)
 
 // ActionError is an action's failure with the retcode to answer.
 type ActionError struct {
-	Retcode int
-	Message string
+	Retcode int    // the response's retcode (RetFailed when in doubt)
+	Message string // the response's msg
 }
 
+// Error gives the retcode and the message.
 func (e *ActionError) Error() string {
 	return fmt.Sprintf("onebot: retcode %d: %s", e.Retcode, e.Message)
 }

@@ -320,7 +320,7 @@ func (srv *Server) Stats() ServerStats {
 // ServerStats is conn.ServerStats plus the open links per role.
 type ServerStats struct {
 	conn.ServerStats
-	Links map[string]int `json:"links"`
+	Links map[string]int `json:"links"` // open links by Role.String
 }
 
 // Conn returns the underlying conn.Server (Stats, Session, Shutdown).
