@@ -55,13 +55,15 @@ type Row struct {
 // runtime machine, the diagrams (Mermaid, DOT) and the simulator's
 // oracles are all made from it.
 type Table struct {
-	Machine Machine
-	Initial State
+	Machine Machine // the lifecycle the table is
+	Initial State   // the state a new instance starts in
 	// States in display order; diagrams list them in this order.
 	States []State
 	// Terminal states accept no trigger.
 	Terminal []State
-	Rows     []Row
+	// Rows are the edges; rows that share From and Trigger have mutually
+	// exclusive guards (Check).
+	Rows []Row
 }
 
 // ClientTable returns the client connection lifecycle. Each call returns a
