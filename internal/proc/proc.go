@@ -19,8 +19,8 @@ import (
 // helper's own arguments, and extra environment (a test binary needs an
 // env var to act as the CLI).
 type Self struct {
-	Argv []string
-	Env  []string
+	Argv []string // the command line before the helper's arguments
+	Env  []string // extra environment, "KEY=value"
 }
 
 // Child is a running helper process whose stdout lines are read as they
