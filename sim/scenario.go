@@ -66,8 +66,8 @@ type Scenario struct {
 
 // BackoffChange is a change of the clients' reconnect policy at At.
 type BackoffChange struct {
-	At      time.Duration
-	Backoff fsm.Backoff
+	At      time.Duration // virtual time of the change
+	Backoff fsm.Backoff   // the policy from then on
 }
 
 // Dist is the shape of the random part of a latency.
@@ -88,9 +88,9 @@ func (d Dist) String() string { return enumName(distNames[:], int(d), "Dist") }
 
 // Latency is a one-way delay distribution: Base plus a random part.
 type Latency struct {
-	Base   time.Duration
-	Jitter time.Duration
-	Dist   Dist
+	Base   time.Duration // the fixed part
+	Jitter time.Duration // the scale of the random part
+	Dist   Dist          // how the random part is drawn
 }
 
 // max returns the longest delay the distribution can draw.
@@ -234,7 +234,7 @@ func (r Range) has(i int) bool { return r.all() || (i >= r.From && i < r.To) }
 
 // Fault is one fault, active over the window [Start, End).
 type Fault struct {
-	Kind FaultKind
+	Kind FaultKind // what goes wrong
 	// Start and End bound the window. End zero means until Duration.
 	Start, End time.Duration
 	// Clients are the affected clients; the zero Range means all.
