@@ -258,6 +258,7 @@ func (c *Client) State() fsm.State { return fsm.State(c.state.Load()) }
 
 // ClientStats is a snapshot of a Client.
 type ClientStats struct {
+	// State is the lifecycle state when the snapshot was taken.
 	State fsm.State
 	// Attempts counts connection attempts started since Run began.
 	Attempts int
@@ -269,7 +270,7 @@ type ClientStats struct {
 	// LastError is the error of the latest failed attempt or dropped link,
 	// and LastErrorAt when it happened.
 	LastError   error
-	LastErrorAt time.Time
+	LastErrorAt time.Time // when LastError happened, by the configured clock
 	// ConnectedSince is when the current link came up; zero unless
 	// Connected.
 	ConnectedSince time.Time
@@ -282,7 +283,7 @@ type ClientStats struct {
 	// (its HTTP status or close code; "network" when neither), and
 	// LastClass how the failure table classed it.
 	LastFailure fsm.Failure
-	LastClass   fsm.FailureClass
+	LastClass   fsm.FailureClass // how the failure table classed LastFailure
 	// Rejections is the current run of permanent failures (what the slow
 	// schedule grows with); a link that comes up ends it.
 	Rejections int

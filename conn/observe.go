@@ -66,14 +66,14 @@ const (
 // its time, and the send and receive facts the liveness invariants are
 // stated in.
 type Observation struct {
-	Kind       ObservationKind
-	Machine    fsm.Machine // MachineClient or MachineSession
-	ID         string      // the client's ID, or the session's id in decimal
-	At         time.Time   // by the configured clock
-	Transition fsm.Transition
-	Frame      Frame // ObsSend, ObsReceive, ObsRefused
-	Size       int   // payload bytes, ObsSend and ObsReceive
-	Err        error // ObsRefused: the error the caller got; ObsTransition: the cause, if any
+	Kind       ObservationKind // which fact this is; it says which fields are set
+	Machine    fsm.Machine     // MachineClient or MachineSession
+	ID         string          // the client's ID, or the session's id in decimal
+	At         time.Time       // by the configured clock
+	Transition fsm.Transition  // ObsTransition: the transition
+	Frame      Frame           // ObsSend, ObsReceive, ObsRefused
+	Size       int             // payload bytes, ObsSend and ObsReceive
+	Err        error           // ObsRefused: the error the caller got; ObsTransition: the cause, if any
 }
 
 // Observer receives Observations. It is called synchronously on the
