@@ -20,9 +20,16 @@
 //	go run . ../..            # per-package table: exports, no outside user
 //	go run . -v ../..         # and the names with no outside user
 //	go run . -v -pkg fsm ../..
+//	go run . -keep keep.txt /tmp/other-checkout   # another version, this list
+//
+// keep.txt lists the exports with no outside user that are kept on
+// purpose, each with its reason (config fields, error types, constants of
+// an enumeration, ...); the table counts them apart, so "unexplained" is
+// what a trim has left to decide.
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"go/ast"
@@ -30,6 +37,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -39,6 +48,7 @@ import (
 func main() {
 	verbose := flag.Bool("v", false, "list the exports with no outside user")
 	only := flag.String("pkg", "", "only this package (path relative to the module, e.g. conn/onebot)")
+	keepFile := flag.String("keep", "", "the keep list (default: tools/apiuse/keep.txt under the module)")
 	flag.Parse()
 	dir := "."
 	if flag.NArg() > 0 {
@@ -48,7 +58,14 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rep.write(os.Stdout, *verbose, *only)
+	if *keepFile == "" {
+		*keepFile = filepath.Join(dir, "tools", "apiuse", "keep.txt")
+	}
+	keep, err := readKeep(*keepFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rep.write(os.Stdout, keep, *verbose, *only)
 }
 
 // export is one exported identifier and how it is used.
@@ -428,14 +445,60 @@ func (s spans) containsPos(pos int) bool {
 	return false
 }
 
-func (r *report) write(w io.Writer, verbose bool, only string) {
+// keepRule is one line of keep.txt.
+type keepRule struct{ pkg, pattern, reason string }
+
+// readKeep reads keep.txt: "package pattern reason" per line, # comments.
+func readKeep(name string) ([]keepRule, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rules []keepRule
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if len(fields) != 3 {
+			return nil, fmt.Errorf("%s:%d: want package, pattern and reason, got %q", name, n, line)
+		}
+		if _, err := path.Match(fields[1], ""); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
+		}
+		rules = append(rules, keepRule{fields[0], fields[1], fields[2]})
+	}
+	return rules, sc.Err()
+}
+
+// kept returns the reason keep.txt gives for e of package pkg, or "".
+func kept(rules []keepRule, pkg string, e *export) string {
+	for _, r := range rules {
+		if r.pkg != pkg {
+			continue
+		}
+		subject := e.key
+		if strings.Contains(r.pattern, ":") {
+			subject = e.kind + ":" + e.key
+		}
+		if ok, _ := path.Match(r.pattern, subject); ok {
+			return r.reason
+		}
+	}
+	return ""
+}
+
+func (r *report) write(w io.Writer, keep []keepRule, verbose bool, only string) {
 	var paths []string
 	for path := range r.pkgs {
 		paths = append(paths, path)
 	}
 	sort.Slice(paths, func(i, j int) bool { return r.pkgs[paths[i]].path < r.pkgs[paths[j]].path })
-	fmt.Fprintf(w, "%-22s %8s %14s\n", "package", "exports", "no outside use")
-	var total, unused int
+	fmt.Fprintf(w, "%-22s %8s %14s %6s %12s\n", "package", "exports", "no outside use", "kept", "unexplained")
+	var total, unused, keptN int
 	for _, path := range paths {
 		pr := r.pkgs[path]
 		if only != "" && pr.path != only {
@@ -448,14 +511,26 @@ func (r *report) write(w io.Writer, verbose bool, only string) {
 			}
 		}
 		sort.Slice(none, func(i, j int) bool { return none[i].key < none[j].key })
+		var lines []string
+		k := 0
+		for _, e := range none {
+			reason := kept(keep, pr.path, e)
+			if reason != "" {
+				k++
+			} else {
+				reason = "UNEXPLAINED"
+			}
+			lines = append(lines, fmt.Sprintf("    %-7s %-40s %s", e.kind, e.key, reason))
+		}
 		total += len(pr.exports)
 		unused += len(none)
-		fmt.Fprintf(w, "%-22s %8d %14d\n", pr.path, len(pr.exports), len(none))
+		keptN += k
+		fmt.Fprintf(w, "%-22s %8d %14d %6d %12d\n", pr.path, len(pr.exports), len(none), k, len(none)-k)
 		if verbose {
-			for _, e := range none {
-				fmt.Fprintf(w, "    %-7s %s\n", e.kind, e.key)
+			for _, l := range lines {
+				fmt.Fprintln(w, l)
 			}
 		}
 	}
-	fmt.Fprintf(w, "%-22s %8d %14d\n", "total", total, unused)
+	fmt.Fprintf(w, "%-22s %8d %14d %6d %12d\n", "total", total, unused, keptN, unused-keptN)
 }
