@@ -90,10 +90,15 @@ func (c *Child) Stdin() io.Writer { return c.stdin }
 // Pid returns the helper's process id.
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
 
-// Signal sends sig to the helper and returns when it was sent.
+// Signal sends sig to the helper and returns the time just before it was
+// sent. Stamped before, not after: a SIGKILL closes the helper's sockets
+// inside the call, and a server may read the reset and reap the session
+// before the call returns, which a later stamp would place before the
+// death (the demo's live_kept check then failed under load).
 func (c *Child) Signal(sig syscall.Signal) (time.Time, error) {
+	at := time.Now()
 	err := c.cmd.Process.Signal(sig)
-	return time.Now(), err
+	return at, err
 }
 
 // Kill ends the helper (continuing it first, in case it is stopped, so
