@@ -21,6 +21,7 @@
 //	go run . -v ../..         # and the names with no outside user
 //	go run . -v -pkg fsm ../..
 //	go run . -keep keep.txt /tmp/other-checkout   # another version, this list
+//	go run . -check ../..     # exit 1 when an export is unexplained
 //
 // keep.txt lists the exports with no outside user that are kept on
 // purpose, each with its reason (config fields, error types, constants of
@@ -49,6 +50,7 @@ func main() {
 	verbose := flag.Bool("v", false, "list the exports with no outside user")
 	only := flag.String("pkg", "", "only this package (path relative to the module, e.g. conn/onebot)")
 	keepFile := flag.String("keep", "", "the keep list (default: tools/apiuse/keep.txt under the module)")
+	check := flag.Bool("check", false, "exit 1 when an export with no outside user is not in the keep list")
 	flag.Parse()
 	dir := "."
 	if flag.NArg() > 0 {
@@ -65,7 +67,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rep.write(os.Stdout, keep, *verbose, *only)
+	if unexplained := rep.write(os.Stdout, keep, *verbose, *only); *check && unexplained > 0 {
+		fmt.Fprintf(os.Stderr, "apiuse: %d exports have no user outside their package and no reason in %s: unexport them or say why there (-v lists them)\n", unexplained, *keepFile)
+		os.Exit(1)
+	}
 }
 
 // export is one exported identifier and how it is used.
@@ -491,7 +496,9 @@ func kept(rules []keepRule, pkg string, e *export) string {
 	return ""
 }
 
-func (r *report) write(w io.Writer, keep []keepRule, verbose bool, only string) {
+// write prints the table (and with verbose the names) and returns how many
+// exports with no outside user the keep list does not explain.
+func (r *report) write(w io.Writer, keep []keepRule, verbose bool, only string) int {
 	var paths []string
 	for path := range r.pkgs {
 		paths = append(paths, path)
@@ -533,4 +540,5 @@ func (r *report) write(w io.Writer, keep []keepRule, verbose bool, only string) 
 		}
 	}
 	fmt.Fprintf(w, "%-22s %8d %14d %6d %12d\n", "total", total, unused, keptN, unused-keptN)
+	return unused - keptN
 }
