@@ -81,14 +81,15 @@ func (e *SessionClosedError) Error() string {
 // Is reports whether target is ErrSessionClosed.
 func (e *SessionClosedError) Is(target error) bool { return target == ErrSessionClosed }
 
-// DialError is why one connection attempt failed. Status is the HTTP status
+// DialError is why one connection attempt failed: Attempt is its number (as
+// fsm counts it), URL what it dialled, Err the dialer's error. Status is the HTTP status
 // of a refused handshake (401, 403, 503, ...), zero when the failure came
 // before or without an HTTP answer (refused port, DNS, TLS, timeout).
 type DialError struct {
-	Attempt int    // the attempt's number, as fsm counts it (fsm.Action.Attempt)
-	URL     string // the URL dialled
-	Status  int    // the refusing HTTP status, or zero
-	Err     error  // the dialer's error
+	Attempt int
+	URL     string
+	Status  int
+	Err     error
 }
 
 // Error names the attempt and either the refusing status or the cause.

@@ -64,16 +64,17 @@ const (
 // Observation is one fact about a running client or session, for property
 // suites and monitoring that need more than the log: every transition with
 // its time, and the send and receive facts the liveness invariants are
-// stated in.
+// stated in. Kind says which fact it is, and so which fields are set; an
+// ObsTransition carries the Transition.
 type Observation struct {
-	Kind       ObservationKind // which fact this is; it says which fields are set
-	Machine    fsm.Machine     // MachineClient or MachineSession
-	ID         string          // the client's ID, or the session's id in decimal
-	At         time.Time       // by the configured clock
-	Transition fsm.Transition  // ObsTransition: the transition
-	Frame      Frame           // ObsSend, ObsReceive, ObsRefused
-	Size       int             // payload bytes, ObsSend and ObsReceive
-	Err        error           // ObsRefused: the error the caller got; ObsTransition: the cause, if any
+	Kind       ObservationKind
+	Machine    fsm.Machine // MachineClient or MachineSession
+	ID         string      // the client's ID, or the session's id in decimal
+	At         time.Time   // by the configured clock
+	Transition fsm.Transition
+	Frame      Frame // ObsSend, ObsReceive, ObsRefused
+	Size       int   // payload bytes, ObsSend and ObsReceive
+	Err        error // ObsRefused: the error the caller got; ObsTransition: the cause, if any
 }
 
 // Observer receives Observations. It is called synchronously on the

@@ -140,21 +140,23 @@ const NoID = ^uint32(0)
 
 // Record is one entry of a trace. Only the fields its Kind names are set;
 // the rest are zero. At and LastSign are virtual (or synctest) time since
-// the run's epoch.
+// the run's epoch. Each Kind's doc says what ID, Peer, Server and Attempt
+// name for it; a Transition's Machine, From, To, Trigger and Reason are
+// the fsm.Transition's.
 type Record struct {
-	At       time.Duration // when it happened
+	At       time.Duration
 	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen; Degraded: the frame's transit time
 	LastSign time.Duration // PeerDead: when the peer's last frame reaches the server
-	ID       uint32        // the client, session or node it is about (see Kind)
-	Peer     uint32        // the other end: a client's session, a session's client, a node's peer (see Kind)
-	Server   uint32        // the server or node concerned (see Kind)
-	Attempt  int32         // Dial, Transition: the attempt number
-	Kind     Kind          // what happened; it says which fields are set
-	Machine  fsm.Machine   // Transition: whose state changed
-	From     fsm.State     // Transition: the state left
-	To       fsm.State     // Transition: the state entered
-	Trigger  fsm.Trigger   // Transition: the trigger that fired
-	Reason   fsm.Reason    // Transition: why a session closed or was reaped
+	ID       uint32
+	Peer     uint32
+	Server   uint32
+	Attempt  int32
+	Kind     Kind
+	Machine  fsm.Machine
+	From     fsm.State
+	To       fsm.State
+	Trigger  fsm.Trigger
+	Reason   fsm.Reason
 	// Code is, on a Down, the HTTP status of a refused handshake or the
 	// close code the server sent, as the failure table reads them; zero
 	// for a network failure.

@@ -201,7 +201,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 
 // greet sends the lifecycle connect event, first on every new link.
 func (cl *Client) greet(c *conn.Client) {
-	_ = c.Send(context.Background(), conn.TextMessage, connectEvent(cl.cfg.SelfID, cl.clk.Now()))
+	_ = c.Send(context.Background(), conn.TextMessage, LifecycleConnect(cl.cfg.SelfID, cl.clk.Now()))
 }
 
 // onRequest answers one API call on the link's reader goroutine. A link
@@ -266,7 +266,7 @@ func (cl *Client) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 			// Links that are down get none: a heartbeat is a sign of life
 			// now, not one to deliver later.
-			_, _ = cl.Publish(ctx, heartbeatEvent(cl.cfg.SelfID, cl.clk.Now(), cl.status(), every))
+			_, _ = cl.Publish(ctx, Heartbeat(cl.cfg.SelfID, cl.clk.Now(), cl.status(), every))
 		}
 	}
 }

@@ -80,16 +80,16 @@ type metaEvent struct {
 	Interval      int64   `json:"interval,omitempty"`
 }
 
-// connectEvent returns the lifecycle meta event with sub_type
+// LifecycleConnect returns the lifecycle meta event with sub_type
 // "connect" that opens every event-carrying WebSocket link.
-func connectEvent(selfID int64, now time.Time) []byte {
+func LifecycleConnect(selfID int64, now time.Time) []byte {
 	return mustJSON(metaEvent{Time: now.Unix(), SelfID: selfID, PostType: "meta_event",
 		MetaEventType: "lifecycle", SubType: "connect"})
 }
 
-// heartbeatEvent returns the heartbeat meta event: the status now, and the
+// Heartbeat returns the heartbeat meta event: the status now, and the
 // interval to the next heartbeat in milliseconds.
-func heartbeatEvent(selfID int64, now time.Time, st Status, interval time.Duration) []byte {
+func Heartbeat(selfID int64, now time.Time, st Status, interval time.Duration) []byte {
 	return mustJSON(metaEvent{Time: now.Unix(), SelfID: selfID, PostType: "meta_event",
 		MetaEventType: "heartbeat", Status: &st, Interval: interval.Milliseconds()})
 }

@@ -198,7 +198,7 @@ func (srv *Server) onOpen(s *conn.Session, r *http.Request) {
 	srv.mu.Unlock()
 	if role.carriesEvents() {
 		// A full queue here reaps the session: nothing else to do.
-		_ = s.Send(conn.TextMessage, connectEvent(srv.cfg.SelfID, srv.clk.Now()))
+		_ = s.Send(conn.TextMessage, LifecycleConnect(srv.cfg.SelfID, srv.clk.Now()))
 	}
 }
 
@@ -282,7 +282,7 @@ func (srv *Server) heartbeatLoop() {
 		case <-srv.closing:
 			return
 		case <-t.C:
-			_, _ = srv.Publish(heartbeatEvent(srv.cfg.SelfID, srv.clk.Now(), srv.status(), every))
+			_, _ = srv.Publish(Heartbeat(srv.cfg.SelfID, srv.clk.Now(), srv.status(), every))
 		}
 	}
 }

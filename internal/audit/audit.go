@@ -42,11 +42,11 @@ type Config struct {
 func (c Config) Validate() error { return c.suite().Validate() }
 
 func (c Config) suite() invariant.Config {
-	return invariant.Config{Backoff: c.Backoff, Failures: c.Failures, Liveness: c.Liveness, Slack: c.Slack, Only: judged}
+	return invariant.Config{Backoff: c.Backoff, Failures: c.Failures, Liveness: c.Liveness, Slack: c.Slack, Only: Judged}
 }
 
-// judged are the invariants a log can be judged by.
-var judged = []invariant.Invariant{invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.DeadReaped,
+// Judged are the invariants a log can be judged by.
+var Judged = []invariant.Invariant{invariant.NoEarlyRetry, invariant.BoundedRetries, invariant.DeadReaped,
 	invariant.LiveKept, invariant.NoSendAfterClose, invariant.PermanentSlow, invariant.ReconnectFloor}
 
 // Input is one log to read.

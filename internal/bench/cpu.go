@@ -29,7 +29,7 @@ func runCPU(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "CPU of %d idle sessions in one server process; ping every %s, pong timeout %s; window %s after %s of warm-up\n",
 		n, ping, pong, cfg.CPUWindow, warmup)
 	fmt.Fprintf(w, "the clients answer pings and send nothing; they run in %d other processes\n", (n+fleetMax-1)/fleetMax)
-	res := map[string]cpuResult{}
+	res := map[string]CPUResult{}
 	for _, mode := range []string{"naive-heartbeat", "lifeline"} {
 		r, pings, err := measureCPU(self, mode, n, ping, pong, warmup, cfg.CPUWindow)
 		if err != nil {
@@ -49,16 +49,16 @@ func runCPU(self proc.Self, cfg Config, w io.Writer) error {
 	return nil
 }
 
-func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window time.Duration) (cpuResult, int64, error) {
+func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window time.Duration) (CPUResult, int64, error) {
 	srv, err := self.Start(os.Stderr, "-role", "cpu-server", "-mode", mode, "-n", fmt.Sprint(n),
 		"-ping", ping.String(), "-pong", pong.String(), "-window", window.String(), "-warmup", warmup.String())
 	if err != nil {
-		return cpuResult{}, 0, err
+		return CPUResult{}, 0, err
 	}
 	defer srv.Kill()
 	addr, err := srv.Line("addr ", 30*time.Second)
 	if err != nil {
-		return cpuResult{}, 0, err
+		return CPUResult{}, 0, err
 	}
 	var fleets []*proc.Child
 	defer func() {
@@ -69,31 +69,31 @@ func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window t
 	for left := n; left > 0; left -= fleetMax {
 		f, err := self.Start(os.Stderr, "-role", "fleet", "-addr", addr, "-n", fmt.Sprint(min(left, fleetMax)), "-parallel", "8")
 		if err != nil {
-			return cpuResult{}, 0, err
+			return CPUResult{}, 0, err
 		}
 		fleets = append(fleets, f)
 	}
 	for _, f := range fleets {
 		if _, err := f.Line("ready", 5*time.Minute); err != nil {
-			return cpuResult{}, 0, err
+			return CPUResult{}, 0, err
 		}
 	}
 	if _, err := srv.Line("window start", 5*time.Minute+warmup); err != nil {
-		return cpuResult{}, 0, err
+		return CPUResult{}, 0, err
 	}
 	p0, err := fleetPings(fleets)
 	if err != nil {
-		return cpuResult{}, 0, err
+		return CPUResult{}, 0, err
 	}
 	line, err := srv.Line("cpu ", window+time.Minute)
 	if err != nil {
-		return cpuResult{}, 0, err
+		return CPUResult{}, 0, err
 	}
 	p1, err := fleetPings(fleets)
 	if err != nil {
-		return cpuResult{}, 0, err
+		return CPUResult{}, 0, err
 	}
-	r, err := decode[cpuResult](line)
+	r, err := decode[CPUResult](line)
 	return r, p1 - p0, err
 }
 

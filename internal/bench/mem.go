@@ -23,7 +23,7 @@ const (
 func runMem(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "memory per idle session: %d sessions, heap in use + stack in use after GC, minus the same before any session\n", cfg.MemSessions)
 	fmt.Fprintf(w, "lifeline: conn.Server, ping every %s, pong timeout %s, weighed after %s of heartbeats\n", memPing, memPong, memSettle)
-	res := map[string]memResult{}
+	res := map[string]MemResult{}
 	for _, mode := range []string{"naive", "lifeline"} {
 		r, err := measureMem(self, mode, cfg.MemSessions)
 		if err != nil {
@@ -43,25 +43,25 @@ func runMem(self proc.Self, cfg Config, w io.Writer) error {
 	return nil
 }
 
-func measureMem(self proc.Self, mode string, n int) (memResult, error) {
+func measureMem(self proc.Self, mode string, n int) (MemResult, error) {
 	srv, err := self.Start(os.Stderr, "-role", "mem-server", "-mode", mode, "-n", fmt.Sprint(n),
 		"-ping", memPing.String(), "-pong", memPong.String(), "-settle", memSettle.String())
 	if err != nil {
-		return memResult{}, err
+		return MemResult{}, err
 	}
 	defer srv.Kill()
 	addr, err := srv.Line("addr ", 30*time.Second)
 	if err != nil {
-		return memResult{}, err
+		return MemResult{}, err
 	}
 	fl, err := self.Start(os.Stderr, "-role", "fleet", "-addr", addr, "-n", fmt.Sprint(n), "-parallel", "8")
 	if err != nil {
-		return memResult{}, err
+		return MemResult{}, err
 	}
 	defer fl.Kill()
 	line, err := srv.Line("mem ", 5*time.Minute)
 	if err != nil {
-		return memResult{}, err
+		return MemResult{}, err
 	}
-	return decode[memResult](line)
+	return decode[MemResult](line)
 }

@@ -72,8 +72,12 @@ func heapStack() mem {
 	return mem{int64(ms.HeapInuse), int64(ms.StackInuse)}
 }
 
-// memResult is what a mem-server reports.
-type memResult struct {
+// MemResult is what a mem-server reports: for Mode's server holding
+// Sessions idle sessions, the heap plus stack in use per session
+// (PerSession, and apart HeapPer and StackPer) after GC against the same
+// before any connection, its Goroutines, and how many sessions were
+// Reaped meanwhile.
+type MemResult struct {
 	Mode       string  `json:"mode"`
 	Sessions   int64   `json:"sessions"`
 	PerSession float64 `json:"bytes_per_session"`
@@ -83,9 +87,9 @@ type memResult struct {
 	Reaped     uint64  `json:"reaped"`
 }
 
-// cpuProfileEnv names a file a cpu-server writes its CPU profile of the
+// CPUProfileEnv names a file a cpu-server writes its CPU profile of the
 // window to, for finding where the time goes.
-const cpuProfileEnv = "LIFELINE_BENCH_CPUPROFILE"
+const CPUProfileEnv = "LIFELINE_BENCH_CPUPROFILE"
 
 // buildServer returns the server of mode o.Mode and how to count its open
 // and reaped sessions:
@@ -169,7 +173,7 @@ func memServer(ctx context.Context, o RoleOptions) error {
 	}
 	after := heapStack()
 	n := sessions()
-	emit("mem", memResult{
+	emit("mem", MemResult{
 		Mode: o.Mode, Sessions: n,
 		PerSession: float64((after.Heap+after.Stack)-(before.Heap+before.Stack)) / float64(n),
 		HeapPer:    float64(after.Heap-before.Heap) / float64(n),
@@ -181,8 +185,11 @@ func memServer(ctx context.Context, o RoleOptions) error {
 	return nil
 }
 
-// cpuResult is what a cpu-server reports.
-type cpuResult struct {
+// CPUResult is what a cpu-server reports: for Mode's server holding
+// Sessions heartbeating sessions, the process CPUSeconds over the measured
+// Window and that as a fraction of one core (CoreFrac), how many sessions
+// were Reaped meanwhile, the open-file limit (FDLimit) and its Goroutines.
+type CPUResult struct {
 	Mode       string  `json:"mode"`
 	Sessions   int64   `json:"sessions"`
 	Window     string  `json:"window"`
@@ -216,7 +223,7 @@ func cpuServer(ctx context.Context, o RoleOptions) error {
 	var lim syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	fmt.Println("window start")
-	if f := os.Getenv(cpuProfileEnv); f != "" {
+	if f := os.Getenv(CPUProfileEnv); f != "" {
 		fh, _ := os.Create(f)
 		_ = pprof.StartCPUProfile(fh)
 		time.AfterFunc(o.Window, func() { pprof.StopCPUProfile(); fh.Close() })
@@ -227,7 +234,7 @@ func cpuServer(ctx context.Context, o RoleOptions) error {
 	}
 	c1, t1 := cpuTime(), time.Now()
 	n := sessions()
-	emit("cpu", cpuResult{
+	emit("cpu", CPUResult{
 		Sessions: n, Window: t1.Sub(t0).Round(time.Millisecond).String(),
 		CPUSeconds: (c1 - c0).Seconds(), CoreFrac: (c1 - c0).Seconds() / t1.Sub(t0).Seconds(),
 		Mode: o.Mode, Reaped: reaped(), FDLimit: lim.Cur, Goroutines: runtime.NumGoroutine(),
