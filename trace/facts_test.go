@@ -17,7 +17,7 @@ func TestFacts(t *testing.T) {
 	}
 	for _, k := range []Kind{Recv, BadRecv, QueueFull, Degraded} {
 		r := Record{Kind: k, ID: 7}
-		if m, id := r.subject(); m != fsm.MachineSession || id != 7 {
+		if m, id := r.Subject(); m != fsm.MachineSession || id != 7 {
 			t.Errorf("%s: subject %v %d", k, m, id)
 		}
 	}

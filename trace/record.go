@@ -176,9 +176,9 @@ func FromTransition(epoch time.Time, id uint32, tr *fsm.Transition) Record {
 	}
 }
 
-// subject returns the machine and id a record is about: the client or
+// Subject returns the machine and id a record is about: the client or
 // session whose history it belongs to. World-level records return 0.
-func (r *Record) subject() (fsm.Machine, uint32) {
+func (r *Record) Subject() (fsm.Machine, uint32) {
 	switch r.Kind {
 	case Transition:
 		return r.Machine, r.ID

@@ -16,7 +16,7 @@ import (
 //	1m30.25s client 3 transition Connecting->BackingOff trigger=dial_failed attempt=2 delay=0s
 func (r *Record) AppendText(b []byte) []byte {
 	b = appendDur(b, r.At)
-	switch m, id := r.subject(); {
+	switch m, id := r.Subject(); {
 	case m != 0:
 		b = append(b, ' ')
 		b = append(b, m.String()...)
@@ -172,7 +172,7 @@ func Excerpt(recs []Record, m fsm.Machine, id uint32, upto, max int) []Record {
 	var out []Record
 	for i := 0; i <= upto; i++ {
 		r := &recs[i]
-		rm, rid := r.subject()
+		rm, rid := r.Subject()
 		cluster := m == fsm.MachineNode && (rm == fsm.MachineNode || rm == fsm.MachinePeer) &&
 			r.Kind != LeaseWrite && r.Kind != DirAdd && r.Kind != DirDel
 		if rm == 0 || cluster || (rm == fsm.MachineClient && rid == client) || (rm == fsm.MachineSession && sessions[rid]) {
