@@ -33,6 +33,7 @@ const (
 	Closed
 )
 
+// String returns "opened" or "closed".
 func (k ChangeKind) String() string {
 	if k == Opened {
 		return "opened"
@@ -42,9 +43,9 @@ func (k ChangeKind) String() string {
 
 // Change is one event of Watch.
 type Change struct {
-	Kind   ChangeKind
-	Entry  Entry
-	Reason string // Closed: "" for a session's own close, "node_dead" when its node died or left
+	Kind   ChangeKind // Opened or Closed
+	Entry  Entry      // the session, as the directory holds (or last held) it
+	Reason string     // Closed: "" for a session's own close, "node_dead" when its node died or left
 }
 
 // watchBuffer is how many changes a watcher may fall behind by before it

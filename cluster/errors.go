@@ -41,6 +41,7 @@ type SessionClosedError struct {
 	Reason string // why it closed, as the holding node reported it ("" if unknown)
 }
 
+// Error names the session and, when known, why it closed.
 func (e *SessionClosedError) Error() string {
 	if e.Reason == "" {
 		return fmt.Sprintf("cluster: session %s closed before the message was written", e.ID)
@@ -61,6 +62,7 @@ type EngineError struct {
 	Err error  // the engine's error
 }
 
+// Error names the operation and the engine's error.
 func (e *EngineError) Error() string { return "cluster: " + e.Op + ": " + e.Err.Error() }
 
 // Unwrap returns the engine's error.

@@ -127,9 +127,6 @@ func New(cfg Config) (*Node, error) {
 // ID returns the node's name.
 func (n *Node) ID() string { return n.cfg.Node }
 
-// Lease returns the lease policy in force, defaults applied.
-func (n *Node) Lease() fsm.Lease { return n.lease }
-
 // Serving reports whether the node takes and serves sessions now: Member
 // or Degraded, and not past its fence deadline.
 func (n *Node) Serving() bool {

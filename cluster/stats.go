@@ -10,14 +10,14 @@ import (
 
 // NodeStats is one node as this node sees it.
 type NodeStats struct {
-	Node     string `json:"node"`
+	Node     string `json:"node"`     // the node's name (Config.Node)
 	State    string `json:"state"`    // this node: Joining..Left; others: Alive, Expired, Left
 	Sessions int    `json:"sessions"` // its sessions in the directory
 	// States counts those sessions by state (Alive, Suspect, Closing),
 	// as their node last wrote it (a batch round trip behind).
 	States      map[string]int `json:"states,omitempty"`
-	LastRenewal time.Time      `json:"last_renewal,omitzero"`
-	Incarnation uint64         `json:"inc"`
+	LastRenewal time.Time      `json:"last_renewal,omitzero"` // its latest lease write seen here
+	Incarnation uint64         `json:"inc"`                   // its lease incarnation, as Entry.Incarnation
 }
 
 // Stats is the cluster as this node sees it, shaped for JSON (GET /stats).

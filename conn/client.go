@@ -55,7 +55,7 @@ type ClientConfig struct {
 	// only answers; if nothing is heard for PingInterval + PongTimeout/4
 	// the client pings itself, and if still nothing came by PingInterval +
 	// PongTimeout after the last frame it drops the link and reconnects by
-	// the policy (fsm.Liveness.ClientPingAt, ReapDeadline). WriteTimeout
+	// the policy (fsm.Client.Deadline, fsm.Liveness.ReapDeadline). WriteTimeout
 	// bounds each Send. The zero value means fsm's defaults (30 s, 10 s,
 	// 10 s); IdleTimeout, MaxErrors and the handshake/close timeouts are not
 	// used by clients.
@@ -281,6 +281,7 @@ func (c *Client) State() fsm.State { return fsm.State(c.state.Load()) }
 
 // ClientStats is a snapshot of a Client.
 type ClientStats struct {
+	// State is the lifecycle state when the snapshot was taken.
 	State fsm.State
 	// Attempts counts connection attempts started since Run began.
 	Attempts int
@@ -292,7 +293,7 @@ type ClientStats struct {
 	// LastError is the error of the latest failed attempt or dropped link,
 	// and LastErrorAt when it happened.
 	LastError   error
-	LastErrorAt time.Time
+	LastErrorAt time.Time // when LastError happened, by the configured clock
 	// ConnectedSince is when the current link came up; zero unless
 	// Connected.
 	ConnectedSince time.Time
@@ -305,7 +306,7 @@ type ClientStats struct {
 	// (its HTTP status or close code; "network" when neither), and
 	// LastClass how the failure table classed it.
 	LastFailure fsm.Failure
-	LastClass   fsm.FailureClass
+	LastClass   fsm.FailureClass // how the failure table classed LastFailure
 	// Rejections is the current run of permanent failures (what the slow
 	// schedule grows with); a link that comes up ends it.
 	Rejections int

@@ -51,6 +51,7 @@ type NotConnectedError struct {
 	State fsm.State // the client's state when the send was refused
 }
 
+// Error says the send was refused and in which state.
 func (e *NotConnectedError) Error() string {
 	return fmt.Sprintf("conn: cannot send: client is %s, not Connected", e.State)
 }
@@ -61,11 +62,12 @@ func (e *NotConnectedError) Is(target error) bool { return target == ErrNotConne
 // SessionClosedError reports a send to a session that can no longer carry
 // application data.
 type SessionClosedError struct {
-	ID     uint64
+	ID     uint64     // the session's id
 	State  fsm.State  // Closing or Reaped; zero for an unknown id
 	Reason fsm.Reason // why it closed, when known
 }
 
+// Error names the session, its state and, when known, why it closed.
 func (e *SessionClosedError) Error() string {
 	if e.State == 0 {
 		return fmt.Sprintf("conn: session %d: no such open session", e.ID)
@@ -79,7 +81,8 @@ func (e *SessionClosedError) Error() string {
 // Is reports whether target is ErrSessionClosed.
 func (e *SessionClosedError) Is(target error) bool { return target == ErrSessionClosed }
 
-// DialError is why one connection attempt failed. Status is the HTTP status
+// DialError is why one connection attempt failed: Attempt is its number (as
+// fsm counts it), URL what it dialled, Err the dialer's error. Status is the HTTP status
 // of a refused handshake (401, 403, 503, ...), zero when the failure came
 // before or without an HTTP answer (refused port, DNS, TLS, timeout).
 // RetryAfter is the wait the answer's Retry-After header asked for (zero
@@ -96,6 +99,7 @@ type DialError struct {
 	badRetryAfter error // why a Retry-After header was ignored
 }
 
+// Error names the attempt and either the refusing status or the cause.
 func (e *DialError) Error() string {
 	if e.Status != 0 {
 		msg := fmt.Sprintf("attempt %d: %s answered HTTP %d %s instead of switching protocols",
@@ -111,6 +115,8 @@ func (e *DialError) Error() string {
 	return fmt.Sprintf("attempt %d: %v", e.Attempt, e.Err)
 }
 
+// Unwrap returns the dialer's error, so errors.Is sees through to it
+// (context.DeadlineExceeded, syscall.ECONNREFUSED, ...).
 func (e *DialError) Unwrap() error { return e.Err }
 
 // errConnectTimeout is the cause recorded when an attempt outlives
@@ -138,12 +144,13 @@ func (e errPongTimeout) Timeout() bool { return true }
 // Backoff.GiveUpAfter without a proven link (fsm.GiveUpOffline, Offline
 // how long). Last is the error of the final attempt.
 type GaveUpError struct {
-	Attempts int
-	Cause    fsm.GiveUpCause
-	Offline  time.Duration
-	Last     error
+	Attempts int             // attempts started since Run began (ClientStats.Attempts)
+	Cause    fsm.GiveUpCause // which limit was reached
+	Offline  time.Duration   // fsm.GiveUpOffline: how long without a proven link
+	Last     error           // the final attempt's error
 }
 
+// Error says which limit was reached and the final attempt's error.
 func (e *GaveUpError) Error() string {
 	if e.Cause == fsm.GiveUpOffline {
 		return fmt.Sprintf("conn: gave up after %s without a proven link (%d attempts); last: %v", e.Offline, e.Attempts, e.Last)
@@ -154,4 +161,5 @@ func (e *GaveUpError) Error() string {
 // Is reports whether target is ErrGaveUp.
 func (e *GaveUpError) Is(target error) bool { return target == ErrGaveUp }
 
+// Unwrap returns the final attempt's error.
 func (e *GaveUpError) Unwrap() error { return e.Last }

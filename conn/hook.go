@@ -32,6 +32,7 @@ type SessionHook interface {
 // A change just after the upgrade may come before Opened: read the state
 // when the change is written, not when it is reported.
 type SessionStateHook interface {
+	// StateChanged reports that s moved to state to.
 	StateChanged(s *Session, to fsm.State)
 }
 

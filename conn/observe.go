@@ -74,7 +74,8 @@ const (
 // Observation is one fact about a running client or session, for property
 // suites and monitoring that need more than the log: every transition with
 // its time, and the send and receive facts the liveness invariants are
-// stated in.
+// stated in. Kind says which fact it is, and so which fields are set; an
+// ObsTransition carries the Transition.
 type Observation struct {
 	Kind       ObservationKind
 	Machine    fsm.Machine // MachineClient or MachineSession

@@ -24,11 +24,11 @@ import (
 // OutboxDrop is a message the outbox accepted (Send returned nil) and
 // then did not write, handed to ClientConfig.OnDrop.
 type OutboxDrop struct {
-	Reason   fsm.DropReason
-	Seq      uint64 // the message's number, as in Observation.Seq
-	Type     MessageType
-	Data     []byte // the payload, the outbox's own copy: the callee may keep it
-	QueuedAt time.Time
+	Reason   fsm.DropReason // why it was not written
+	Seq      uint64         // the message's number, as in Observation.Seq
+	Type     MessageType    // TextMessage or BinaryMessage, as given to Send
+	Data     []byte         // the payload, the outbox's own copy: the callee may keep it
+	QueuedAt time.Time      // when Send queued it (the client's clock)
 }
 
 // obItem is what the outbox holds of a message: its own copy.

@@ -67,8 +67,12 @@ func (h *holdReader) hold() {
 func fill(t *testing.T, ts *testServer, id uint64, n int) {
 	t.Helper()
 	payload := []byte(strings.Repeat("x", 1<<20))
+	s, ok := ts.Session(id)
+	if !ok {
+		t.Fatalf("no session %d", id)
+	}
 	for i := range n {
-		if err := ts.SendTo(id, BinaryMessage, payload); err != nil {
+		if err := s.Send(BinaryMessage, payload); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}

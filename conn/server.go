@@ -391,18 +391,6 @@ func (srv *Server) Session(id uint64) (*Session, bool) {
 	return s, ok
 }
 
-// SendTo queues a message for one session. It returns a
-// *SessionClosedError (errors.Is ErrSessionClosed) for an unknown id or a
-// session that is closing or was reaped, including one this very send
-// reaped because its queue was full.
-func (srv *Server) SendTo(id uint64, t MessageType, data []byte) error {
-	s, ok := srv.Session(id)
-	if !ok {
-		return &SessionClosedError{ID: id}
-	}
-	return s.Send(t, data)
-}
-
 // Broadcast queues a message for every open session and returns how many
 // took it. data is shared by all of them and must not be modified
 // afterwards. The error joins a *SessionClosedError for each session that
@@ -451,7 +439,7 @@ type ServerStats struct {
 	// Reaped counts reaped sessions by reason name; every reason is present.
 	Reaped map[string]uint64 `json:"reaped"`
 	// Registered is the size of the registry itself (what Broadcast and
-	// SendTo reach). It equals Open but for the instant of a transition;
+	// Session reach). It equals Open but for the instant of a transition;
 	// a difference that lasts means a reaped session was never released.
 	Registered int `json:"registered"`
 	// ReapedTotal is the sum of Reaped.
@@ -495,12 +483,6 @@ func (srv *Server) Stats() ServerStats {
 	srv.mu.Unlock()
 	return st
 }
-
-// Count returns how many sessions are in state s now.
-func (srv *Server) Count(s fsm.State) int64 { return srv.states[s].Load() }
-
-// ReapedCount returns how many sessions were reaped for reason r.
-func (srv *Server) ReapedCount(r fsm.Reason) uint64 { return srv.reaped[r].Load() }
 
 // Shutdown closes every session gracefully and waits for them, in this
 // order:

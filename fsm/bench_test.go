@@ -8,7 +8,7 @@ import (
 	"github.com/qmuntal/stateless"
 )
 
-// benchInst is a bare Instance: the state and a guard that always lets the
+// benchInst is a bare instance: the state and a guard that always lets the
 // retry happen.
 type benchInst struct {
 	instanceCtx
@@ -36,7 +36,7 @@ func fireCycle(b *testing.B, sm *stateless.StateMachine, in *benchInst) {
 // One machine shared by all instances, state kept in the instance (what
 // Client and Session use).
 func BenchmarkFireShared(b *testing.B) {
-	sm, err := Build(ClientTable())
+	sm, err := build(ClientTable())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,13 +10,13 @@ import (
 	"github.com/qmuntal/stateless"
 )
 
-// Instance is one running lifecycle as a built machine sees it. A machine
-// from Build keeps no state: it reads and writes the state of whichever
-// Instance is passed as the context to FireCtx, so one machine serves every
+// instance is one running lifecycle as a built machine sees it. A machine
+// from build keeps no state: it reads and writes the state of whichever
+// instance is passed as the context to FireCtx, so one machine serves every
 // instance of its table (see docs/decisions.md for the measured cost of the
-// alternative, a machine per instance). Client and Session implement it
-// internally; implement it to run a Table of your own.
-type Instance interface {
+// alternative, a machine per instance). Client, Session, Node and Peer
+// implement it.
+type instance interface {
 	context.Context
 	// LifecycleState returns the instance's current state.
 	LifecycleState() State
@@ -27,8 +27,8 @@ type Instance interface {
 }
 
 // errNotInstance is returned by a built machine fired with a context that is
-// not an Instance.
-var errNotInstance = errors.New("fsm: context passed to a built machine is not an fsm.Instance")
+// not an instance.
+var errNotInstance = errors.New("fsm: context passed to a built machine is not a lifecycle instance")
 
 // Check reports structural mistakes in t: rows that name states outside
 // States, rows leaving a terminal state, triggers with overlapping guards.
@@ -50,7 +50,7 @@ func (t *Table) Check() error {
 		if !in[r.From] || !in[r.To] {
 			errs = append(errs, fmt.Errorf("fsm: %s table row %d (%s -%s-> %s): state not in States", t.Machine, i, r.From, r.Trigger, r.To))
 		}
-		if t.IsTerminal(r.From) {
+		if t.isTerminal(r.From) {
 			errs = append(errs, fmt.Errorf("fsm: %s table row %d: leaves terminal state %s", t.Machine, i, r.From))
 		}
 		guards[key{r.From, r.Trigger}] = append(guards[key{r.From, r.Trigger}], r.Guard)
@@ -93,25 +93,25 @@ func complement(g Guard) Guard {
 	return 255
 }
 
-// Build returns a qmuntal/stateless machine configured from t, with
+// build returns a qmuntal/stateless machine configured from t, with
 // external storage and FiringImmediate: each FireCtx runs to completion on
-// the caller's goroutine against the Instance passed as its context, so
+// the caller's goroutine against the instance passed as its context, so
 // concurrent instances do not share a queue. Fire it with a context that is
-// not an Instance and it returns an error. An unhandled trigger returns an
+// not an instance and it returns an error. An unhandled trigger returns an
 // *UnhandledError (with Event zero).
-func Build(t *Table) (*stateless.StateMachine, error) {
+func build(t *Table) (*stateless.StateMachine, error) {
 	if err := t.Check(); err != nil {
 		return nil, err
 	}
 	sm := stateless.NewStateMachineWithExternalStorage(
 		func(ctx context.Context) (stateless.State, error) {
-			if in, ok := ctx.(Instance); ok {
+			if in, ok := ctx.(instance); ok {
 				return in.LifecycleState(), nil
 			}
 			return nil, errNotInstance
 		},
 		func(ctx context.Context, s stateless.State) error {
-			in, ok := ctx.(Instance)
+			in, ok := ctx.(instance)
 			if !ok {
 				return errNotInstance
 			}
@@ -162,7 +162,7 @@ var guardFuncs = map[Guard]stateless.GuardFunc{
 }
 
 func holds(ctx context.Context, g Guard) bool {
-	in, ok := ctx.(Instance)
+	in, ok := ctx.(instance)
 	return ok && in.GuardHolds(g)
 }
 
@@ -187,14 +187,14 @@ var shared = struct {
 }
 
 func mustBuild(t *Table) *stateless.StateMachine {
-	sm, err := Build(t)
+	sm, err := build(t)
 	if err != nil {
 		panic(err) // unreachable: the built-in tables are checked by a test
 	}
 	return sm
 }
 
-// instanceCtx is the context half of an Instance: a context that never ends
+// instanceCtx is the context half of an instance: a context that never ends
 // and carries no values. Embedding it by value in Client and Session lets a
 // machine be fired with a pointer to them, so firing allocates nothing.
 type instanceCtx struct{}

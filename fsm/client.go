@@ -85,7 +85,7 @@ type Client struct {
 	trans Transition
 }
 
-// clientInstance is the Instance view of a Client, kept separate so the
+// clientInstance is the instance view of a Client, kept separate so the
 // context methods stay off Client's API.
 type clientInstance struct {
 	instanceCtx
@@ -148,9 +148,6 @@ func (c *Client) RetryAt() (time.Time, bool) {
 // ConnectedSince returns when the current link came up, and false unless
 // the client is Connected.
 func (c *Client) ConnectedSince() (time.Time, bool) { return c.connectedAt, c.state == Connected }
-
-// LastHeard returns when the server was last heard from on the current link.
-func (c *Client) LastHeard() time.Time { return c.lastHeard }
 
 // Backoff returns the reconnect policy in force, defaults applied.
 func (c *Client) Backoff() Backoff { return c.b }
@@ -384,7 +381,7 @@ func (c *Client) SetBackoff(now time.Time, b Backoff) (Output, error) {
 
 // fire runs tr through the shared machine for inst and fills in the event
 // on an unhandled-trigger error.
-func fire(sm *stateless.StateMachine, inst Instance, tr Trigger, ev Event) error {
+func fire(sm *stateless.StateMachine, inst instance, tr Trigger, ev Event) error {
 	err := sm.FireCtx(inst, tr)
 	if err != nil {
 		var ue *UnhandledError

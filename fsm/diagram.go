@@ -51,7 +51,7 @@ func Mermaid(t *Table) string {
 		fmt.Fprintf(&b, "    %s --> %s: %s\n", r.From, r.To, r.label())
 	}
 	for _, s := range t.States {
-		if t.IsTerminal(s) {
+		if t.isTerminal(s) {
 			fmt.Fprintf(&b, "    %s --> [*]\n", s)
 		}
 	}
@@ -65,7 +65,7 @@ func DOT(t *Table) string {
 	fmt.Fprintf(&b, "digraph %s {\n\trankdir=LR;\n\tnode [shape=box, style=rounded];\n", t.Machine)
 	b.WriteString("\t__start [shape=point, label=\"\"];\n")
 	for _, s := range t.States {
-		if t.IsTerminal(s) {
+		if t.isTerminal(s) {
 			fmt.Fprintf(&b, "\t%s [peripheries=2];\n", s)
 		} else {
 			fmt.Fprintf(&b, "\t%s;\n", s)

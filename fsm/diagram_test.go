@@ -46,7 +46,7 @@ func tableEdges(tb *Table) []string {
 func TestToGraphMatchesTable(t *testing.T) {
 	for _, tb := range Tables() {
 		t.Run(tb.Machine.String(), func(t *testing.T) {
-			sm, err := Build(tb)
+			sm, err := build(tb)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func TestToGraphMatchesTable(t *testing.T) {
 // The check itself must be able to fail: a row the machine lacks shows up.
 func TestToGraphCheckBites(t *testing.T) {
 	tb := ClientTable()
-	sm, err := Build(tb)
+	sm, err := build(tb)
 	if err != nil {
 		t.Fatal(err)
 	}

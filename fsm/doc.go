@@ -4,7 +4,7 @@
 // sans-I/O machines that execute them.
 //
 // Each lifecycle is a Table of rows (From, Trigger, To, Guard). The same
-// table builds the qmuntal/stateless machine the runtime fires (Build), the
+// table builds the qmuntal/stateless machine the runtime fires, the
 // Mermaid and DOT diagrams (Mermaid, DOT), and the oracles the property
 // tests and the simulator check against (Backoff.Earliest, Backoff.Latest,
 // Liveness.ReapDeadline, Lease.FenceAt, Lease.EarliestDead,
@@ -67,6 +67,6 @@
 //
 // All Clients share one built client machine and all Sessions one session
 // machine; each instance keeps its own state and is fired with itself as
-// the context (see Instance). A Client or Session is not safe for
+// the context. A Client or Session is not safe for
 // concurrent use; the built machines are.
 package fsm

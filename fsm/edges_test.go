@@ -198,10 +198,13 @@ func TestConnectedSince(t *testing.T) {
 }
 
 // A client pings PongTimeout/4 after a server would.
-func TestClientPingAt(t *testing.T) {
+func TestClientPingLag(t *testing.T) {
 	l := Liveness{PingInterval: 8 * time.Second, PongTimeout: 4 * time.Second}
-	if got, want := l.ClientPingAt(t0, time.Time{}), t0.Add(9*time.Second); !got.Equal(want) {
-		t.Fatalf("ClientPingAt = %v, want %v", got, want)
+	c := mustClient(t, ClientConfig{Backoff: Backoff{Jitter: JitterNone}, Liveness: l})
+	c.Step(t0, EvStart)
+	c.Step(t0, EvDialOK)
+	if got, ok := c.Deadline(); !ok || !got.Equal(t0.Add(9*time.Second)) {
+		t.Fatalf("client Deadline() = %v, %v; want its ping at 9s", got, ok)
 	}
 	if got, want := l.PingAt(t0, time.Time{}), t0.Add(8*time.Second); !got.Equal(want) {
 		t.Fatalf("PingAt = %v, want %v", got, want)
@@ -217,8 +220,8 @@ func TestErrorsCountTheClosingOne(t *testing.T) {
 	s.Step(t0, EvUpgraded)
 	for i := 1; i <= 3; i++ {
 		s.Step(t0, EvProtocolError)
-		if s.Errors() != i {
-			t.Fatalf("after %d protocol errors Errors() = %d", i, s.Errors())
+		if s.errors != i {
+			t.Fatalf("after %d protocol errors the streak is %d", i, s.errors)
 		}
 	}
 	if s.State() != Closing || s.Reason() != ReasonProtocolErrors {
@@ -238,7 +241,7 @@ func TestUnhandledErrorText(t *testing.T) {
 
 func TestTableHas(t *testing.T) {
 	tb := ClientTable()
-	if !tb.Has(Idle, Start) || tb.Has(Idle, DialOK) || tb.Has(Connected, Start) {
+	if !tb.has(Idle, Start) || tb.has(Idle, DialOK) || tb.has(Connected, Start) {
 		t.Fatal("Has answers for the wrong row")
 	}
 }

@@ -14,14 +14,15 @@ var ErrInvalidPolicy = errors.New("fsm: invalid policy")
 // UnhandledError reports an event the machine does not accept in its
 // current state. The machine is unchanged: nothing happened.
 type UnhandledError struct {
-	Machine Machine
-	State   State
-	Event   Event
+	Machine Machine // the machine that refused it
+	State   State   // its state, unchanged
+	Event   Event   // the event handed in
 	// Trigger is the table trigger the event maps to, or zero when the event
 	// itself is meaningless in State (EvSent on a Closing session, say).
 	Trigger Trigger
 }
 
+// Error names the machine, its state and the event (and trigger).
 func (e *UnhandledError) Error() string {
 	if e.Trigger == 0 {
 		return fmt.Sprintf("fsm: %s in state %s does not accept event %s", e.Machine, e.State, e.Event)
@@ -43,6 +44,7 @@ type FieldError struct {
 	Value  any    // the offending value as given
 }
 
+// Error names the field, the rule and the value.
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("fsm: %s.%s %s (got %v)", e.Policy, e.Field, e.Rule, e.Value)
 }

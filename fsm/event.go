@@ -182,11 +182,11 @@ type Action struct {
 // Transition records one state change, the unit of the log contract and of
 // simulator traces.
 type Transition struct {
-	Machine Machine
-	At      time.Time
-	From    State
-	To      State
-	Trigger Trigger
+	Machine Machine   // whose state changed
+	At      time.Time // the now of the Step that made it
+	From    State     // the state left
+	To      State     // the state entered (From again on a re-entry)
+	Trigger Trigger   // the table trigger that fired
 	// Reason is set when a session enters Closing or Reaped.
 	Reason Reason
 	// Attempt is the attempt a client transition concerns: the one starting

@@ -79,9 +79,9 @@ func ParseFailureClass(s string) (FailureClass, error) {
 // FailureRule classes one HTTP status (Status set) or one close code (Code
 // set).
 type FailureRule struct {
-	Status int
-	Code   int
-	Class  FailureClass
+	Status int          // an HTTP status, or zero
+	Code   int          // a WebSocket close code, or zero
+	Class  FailureClass // the class a matching failure gets
 }
 
 // DefaultFailureRules is the failure table of the zero FailurePolicy:

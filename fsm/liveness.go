@@ -23,7 +23,7 @@ import (
 // PongTimeout never is.
 //
 // The server leads and the client follows: a client waits PongTimeout/4
-// longer before its own ping (ClientPingAt). Were both ends to ping after
+// longer before its own ping (Client.Deadline). Were both ends to ping after
 // PingInterval, their clocks would start together at the handshake and
 // stay in lock-step, each ping crossing the other in flight: two exchanges
 // per interval where one proves both ends alive. With the client behind,
@@ -117,13 +117,6 @@ func (l Liveness) Validate() error {
 func (l Liveness) PingAt(lastHeard, lastPing time.Time) time.Time {
 	l = l.WithDefaults()
 	return l.pingAt(lastHeard, lastPing, 0)
-}
-
-// ClientPingAt is PingAt for a client, which follows the server's lead by
-// PongTimeout/4 (see Liveness).
-func (l Liveness) ClientPingAt(lastHeard, lastPing time.Time) time.Time {
-	l = l.WithDefaults()
-	return l.pingAt(lastHeard, lastPing, l.PongTimeout/4)
 }
 
 // pingAt and reapAt are PingAt and ReapDeadline for a policy whose

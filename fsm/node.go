@@ -92,9 +92,6 @@ func (n *Node) Incarnation() uint64 { return n.inc }
 // this incarnation, and false if there is none.
 func (n *Node) Proof() (time.Time, bool) { return n.proof, !n.proof.IsZero() }
 
-// Lease returns the policy in force, defaults applied.
-func (n *Node) Lease() Lease { return n.l }
-
 // Deadline returns when the driver must next hand in EvTick, and false once
 // the node has left.
 func (n *Node) Deadline() (time.Time, bool) {

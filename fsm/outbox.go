@@ -128,7 +128,12 @@ var ErrOutboxTooLarge = errors.New("fsm: message larger than the outbox's byte b
 
 // DropCounts counts dropped messages by reason.
 type DropCounts struct {
-	OverCount, OverBytes, Expired, WriteFailed, Stopped, GaveUp int
+	OverCount   int // DropOverCount: the oldest, pushed out by a message over Outbox.Count
+	OverBytes   int // DropOverBytes: the oldest, pushed out by a message over Outbox.Bytes
+	Expired     int // DropExpired: older than Outbox.Age when its turn came
+	WriteFailed int // DropWriteFailed: taken for writing, and the write failed
+	Stopped     int // DropStopped: still held when the driver stopped
+	GaveUp      int // DropGaveUp: still held when the client gave up
 }
 
 // Of returns the count for reason r.
@@ -186,16 +191,16 @@ type OutboxCounts struct {
 // the order queued), its size, when it was queued, and the driver's item
 // (the payload, or nothing in a simulator).
 type Queued[T any] struct {
-	Seq  uint64
-	Size int
-	At   time.Time
-	Item T
+	Seq  uint64    // 1, 2, ... in the order queued
+	Size int       // bytes, as counted against Outbox.Bytes
+	At   time.Time // when it was queued: Age is measured from here
+	Item T         // the driver's payload
 }
 
 // OutboxDrop is a message the outbox dropped, and why.
 type OutboxDrop[T any] struct {
 	Queued[T]
-	Reason DropReason
+	Reason DropReason // why it was dropped
 }
 
 // OutboxQueue is the pure model of an outbox: a first-in first-out queue

@@ -95,9 +95,6 @@ func (s *Session) NextPing() (time.Time, bool) {
 	return s.l.PingAt(s.lastHeard, s.lastPing), s.Open()
 }
 
-// Errors returns the current streak of recoverable errors.
-func (s *Session) Errors() int { return s.errors }
-
 // Liveness returns the policy in force, defaults applied.
 func (s *Session) Liveness() Liveness { return s.l }
 
@@ -232,14 +229,14 @@ func (s *Session) enter(now time.Time, from State, tr Trigger) {
 		}
 		s.reason = reasonOf[tr]
 		s.closingSince = now
-		code, _ := s.reason.CloseCode()
+		code, _ := s.reason.closeCode()
 		s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
 	case Reaped:
 		if from != Closing {
 			s.reason = reasonOf[tr]
 			// A close frame is only worth sending on an upgraded link whose
 			// write side still works; the reason says which.
-			if code, ok := s.reason.CloseCode(); ok && from != Handshaking {
+			if code, ok := s.reason.closeCode(); ok && from != Handshaking {
 				s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
 			}
 		}

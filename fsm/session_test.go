@@ -114,12 +114,12 @@ func TestSessionErrorStreak(t *testing.T) {
 	s.Step(t0, EvUpgraded)
 	s.Step(t0, EvProtocolError)
 	s.Step(t0, EvProtocolError)
-	if s.State() != Suspect || s.Errors() != 2 {
-		t.Fatalf("%s with %d errors", s.State(), s.Errors())
+	if s.State() != Suspect || s.errors != 2 {
+		t.Fatalf("%s with %d errors", s.State(), s.errors)
 	}
 	s.Step(t0, EvMessage) // a good message ends the streak
-	if s.State() != Alive || s.Errors() != 0 {
-		t.Fatalf("after a good message: %s with %d errors", s.State(), s.Errors())
+	if s.State() != Alive || s.errors != 0 {
+		t.Fatalf("after a good message: %s with %d errors", s.State(), s.errors)
 	}
 	for i := 0; i < 3; i++ {
 		s.Step(t0, EvProtocolError)

@@ -273,11 +273,11 @@ func (r Reason) String() string {
 	return "Reason(" + strconv.Itoa(int(r)) + ")"
 }
 
-// CloseCode returns the WebSocket close code (RFC 6455 §7.4) a session
+// closeCode returns the WebSocket close code (RFC 6455 §7.4) a session
 // sends when it closes for reason r, and false when no close frame is sent
 // because the transport is already unusable (send error, read error) or the
 // peer's close is echoed by the WebSocket library.
-func (r Reason) CloseCode() (int, bool) {
+func (r Reason) closeCode() (int, bool) {
 	switch r {
 	case ReasonPongTimeout, ReasonShutdown, ReasonFenced:
 		return 1001, true // going away: the client moves to another node

@@ -52,16 +52,18 @@ type Row struct {
 }
 
 // Table is a lifecycle as data. It is the single source of truth: the
-// runtime machine (Build), the diagrams (Mermaid, DOT) and the simulator's
+// runtime machine, the diagrams (Mermaid, DOT) and the simulator's
 // oracles are all made from it.
 type Table struct {
-	Machine Machine
-	Initial State
+	Machine Machine // the lifecycle the table is
+	Initial State   // the state a new instance starts in
 	// States in display order; diagrams list them in this order.
 	States []State
 	// Terminal states accept no trigger.
 	Terminal []State
-	Rows     []Row
+	// Rows are the edges; rows that share From and Trigger have mutually
+	// exclusive guards (Check).
+	Rows []Row
 }
 
 // ClientTable returns the client connection lifecycle. Each call returns a
@@ -152,8 +154,8 @@ func SessionTable() *Table {
 	}
 }
 
-// IsTerminal reports whether s is one of the table's terminal states.
-func (t *Table) IsTerminal(s State) bool {
+// isTerminal reports whether s is one of the table's terminal states.
+func (t *Table) isTerminal(s State) bool {
 	for _, x := range t.Terminal {
 		if x == s {
 			return true
@@ -162,8 +164,8 @@ func (t *Table) IsTerminal(s State) bool {
 	return false
 }
 
-// Has reports whether some row leaves From on trigger tr.
-func (t *Table) Has(from State, tr Trigger) bool {
+// has reports whether some row leaves From on trigger tr.
+func (t *Table) has(from State, tr Trigger) bool {
 	for _, r := range t.Rows {
 		if r.From == from && r.Trigger == tr {
 			return true

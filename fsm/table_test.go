@@ -35,7 +35,7 @@ func TestCheckCatchesBrokenTables(t *testing.T) {
 			if err := tb.Check(); err == nil {
 				t.Fatal("Check accepted a broken table")
 			}
-			if _, err := Build(tb); err == nil {
+			if _, err := build(tb); err == nil {
 				t.Fatal("Build accepted a broken table")
 			}
 		})
@@ -145,7 +145,7 @@ func TestClientUnhandledPairs(t *testing.T) {
 	events := map[Event]Trigger{EvStart: Start, EvDialOK: DialOK, EvDialFailed: DialFailed, EvDropped: Dropped, EvStop: Stop}
 	for _, s := range tb.States {
 		for ev, tr := range events {
-			if tb.Has(s, tr) || (ev == EvStop && tb.IsTerminal(s)) {
+			if tb.has(s, tr) || (ev == EvStop && tb.isTerminal(s)) {
 				continue
 			}
 			t.Run(s.String()+"/"+ev.String(), func(t *testing.T) {
@@ -266,7 +266,7 @@ func TestSessionUnhandledPairs(t *testing.T) {
 	tb := SessionTable()
 	for _, s := range tb.States {
 		for ev, tr := range sessionTriggers {
-			if tb.Has(s, tr) {
+			if tb.has(s, tr) {
 				continue
 			}
 			t.Run(s.String()+"/"+ev.String(), func(t *testing.T) {
@@ -306,12 +306,12 @@ func TestSessionUnhandledPairs(t *testing.T) {
 }
 
 func TestBuiltMachineRejectsForeignContext(t *testing.T) {
-	sm, err := Build(ClientTable())
+	sm, err := build(ClientTable())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sm.Fire(Start); !errors.Is(err, errNotInstance) {
-		t.Fatalf("Fire without an Instance: err = %v", err)
+		t.Fatalf("Fire without an instance: err = %v", err)
 	}
 }
 

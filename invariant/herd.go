@@ -13,9 +13,9 @@ import (
 // restart: the first attempt each client made toward the server once its
 // listener was back.
 type HerdResult struct {
-	Server uint32        `json:"server"`
-	DownAt time.Duration `json:"down_at"`
-	UpAt   time.Duration `json:"up_at"`
+	Server uint32        `json:"server"`  // the server that restarted
+	DownAt time.Duration `json:"down_at"` // when its listener went away
+	UpAt   time.Duration `json:"up_at"`   // when it was back
 	// Dropped is how many sessions the restart dropped.
 	Dropped int `json:"dropped"`
 	// Reconnects is how many clients attempted again after UpAt.

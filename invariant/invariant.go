@@ -119,8 +119,8 @@ type Config struct {
 
 // BackoffChange is one change of the clients' reconnect policy.
 type BackoffChange struct {
-	At      time.Duration
-	Backoff fsm.Backoff
+	At      time.Duration // when the new policy took effect
+	Backoff fsm.Backoff   // the new policy
 }
 
 // Validate reports what is wrong with c, naming each field.
@@ -174,7 +174,7 @@ func (c Config) Validate() error {
 
 // Violation is one broken promise.
 type Violation struct {
-	Invariant Invariant
+	Invariant Invariant // the promise broken
 	// At is the time of the record that revealed it (the end of the run
 	// for what Finish finds).
 	At time.Duration
@@ -184,7 +184,7 @@ type Violation struct {
 	// Index is the number of the record that revealed it (0-based, in the
 	// order observed), or the count of records seen when Finish found it.
 	Index  int
-	Detail string
+	Detail string // what happened, in words
 }
 
 // String renders the violation on one line.
@@ -198,11 +198,11 @@ func (v Violation) String() string {
 
 // Verdict sums up one invariant over a run.
 type Verdict struct {
-	Invariant  Invariant `json:"-"`
-	Name       string    `json:"invariant"`
-	Letter     string    `json:"letter"`
-	Checked    int       `json:"checked"`
-	Violations int       `json:"violations"`
+	Invariant  Invariant `json:"-"`          // the invariant judged
+	Name       string    `json:"invariant"`  // Invariant.String, for JSON
+	Letter     string    `json:"letter"`     // Invariant.Letter, for JSON
+	Checked    int       `json:"checked"`    // how many times it was checked
+	Violations int       `json:"violations"` // how many of those failed
 }
 
 // Held reports whether the invariant was checked at least once and never

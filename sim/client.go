@@ -94,7 +94,7 @@ func (w *world) sendTime(c *client) int64 {
 	}
 	holder := &w.clients[h]
 	if t, ok := holder.fsm.RetryAt(); ok && holder.alive {
-		return max(w.now, int64(t.Sub(Epoch)))
+		return max(w.now, int64(t.Sub(epoch)))
 	}
 	return w.now
 }
@@ -107,7 +107,7 @@ func (w *world) armClient(c *client) {
 		tm.cancel()
 		return
 	}
-	w.arm(tm, int64(d.Sub(Epoch)), evClientTimer, c.id)
+	w.arm(tm, int64(d.Sub(epoch)), evClientTimer, c.id)
 }
 
 func (w *world) clientTimer(e event) {

@@ -313,10 +313,10 @@ func (w *world) armNode(i int) {
 		n.timer.cancel()
 		return
 	}
-	w.arm(&n.timer, int64(d.Sub(Epoch)), evNodeTimer, uint32(i))
+	w.arm(&n.timer, int64(d.Sub(epoch)), evNodeTimer, uint32(i))
 }
 
-var farFuture = Epoch.Add(time.Duration(never))
+var farFuture = epoch.Add(time.Duration(never))
 
 func (w *world) nodeTimer(e event) {
 	n := &w.cl.nodes[e.id]
@@ -378,7 +378,7 @@ func (w *world) nodeOut(i int, out fsm.Output) {
 // peerOut carries out what node i's view of node j answered.
 func (w *world) peerOut(i, j int, out fsm.Output) {
 	if tr := out.Transition; tr != nil {
-		r := trace.FromTransition(Epoch, uint32(i), tr)
+		r := trace.FromTransition(epoch, uint32(i), tr)
 		r.Peer = uint32(j)
 		w.emit(r)
 	}

@@ -61,3 +61,28 @@ func ExampleRun_brokenDriver() {
 	// (c) dead_reaped violated
 	// (f) registry_matches violated
 }
+
+// A scenario kept as a file (sim/testdata, or `lifeline sim --scenario`):
+// five of ten clients crash without a close frame while the server's
+// driver has the historical no-ping bug; the dead-peer invariant catches
+// each leaked session, and the registry check the count left over.
+func ExampleLoadScenario() {
+	sc, err := sim.LoadScenario("testdata/kill9-no-ping.json")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("clients:", sc.Clients, "bugs:", sc.Bugs)
+	res, err := sim.Run(context.Background(), sc, sim.Options{})
+	if err != nil {
+		panic(err)
+	}
+	for _, v := range res.Suite.Verdicts() {
+		if !v.Held() {
+			fmt.Printf("(%s) %s violated %d times\n", v.Letter, v.Name, v.Violations)
+		}
+	}
+	// Output:
+	// clients: 10 bugs: [no_ping]
+	// (c) dead_reaped violated 5 times
+	// (f) registry_matches violated 1 times
+}

@@ -36,7 +36,7 @@ func Mix(spec string, seed uint64, clients, servers int, d time.Duration) ([]Fau
 	var out []Fault
 	for _, item := range strings.Split(spec, ",") {
 		name, val, hasVal := strings.Cut(strings.TrimSpace(item), ":")
-		kind, err := ParseFaultKind(name)
+		kind, err := parseFaultKind(name)
 		if err != nil {
 			return nil, fmt.Errorf("fault mix %q: %w", item, err)
 		}

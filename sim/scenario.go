@@ -78,8 +78,8 @@ type Scenario struct {
 
 // BackoffChange is a change of the clients' reconnect policy at At.
 type BackoffChange struct {
-	At      time.Duration
-	Backoff fsm.Backoff
+	At      time.Duration // virtual time of the change
+	Backoff fsm.Backoff   // the policy from then on
 }
 
 // Dist is the shape of the random part of a latency.
@@ -100,9 +100,9 @@ func (d Dist) String() string { return enumName(distNames[:], int(d), "Dist") }
 
 // Latency is a one-way delay distribution: Base plus a random part.
 type Latency struct {
-	Base   time.Duration
-	Jitter time.Duration
-	Dist   Dist
+	Base   time.Duration // the fixed part
+	Jitter time.Duration // the scale of the random part
+	Dist   Dist          // how the random part is drawn
 }
 
 // max returns the longest delay the distribution can draw.
@@ -230,8 +230,8 @@ var faultNames = [...]string{
 // String returns the fault's name as JSON and the CLI spell it.
 func (k FaultKind) String() string { return enumName(faultNames[:], int(k), "FaultKind") }
 
-// ParseFaultKind returns the kind named s.
-func ParseFaultKind(s string) (FaultKind, error) {
+// parseFaultKind returns the kind named s.
+func parseFaultKind(s string) (FaultKind, error) {
 	k, err := enumParse(faultNames[:], s, "fault kind")
 	return FaultKind(k), err
 }
@@ -246,7 +246,7 @@ func (r Range) has(i int) bool { return r.all() || (i >= r.From && i < r.To) }
 
 // Fault is one fault, active over the window [Start, End).
 type Fault struct {
-	Kind FaultKind
+	Kind FaultKind // what goes wrong
 	// Start and End bound the window. End zero means until Duration.
 	Start, End time.Duration
 	// Clients are the affected clients; the zero Range means all.

@@ -205,7 +205,7 @@ func (s *Scenario) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	for i, fj := range j.Faults {
-		k, err := ParseFaultKind(fj.Kind)
+		k, err := parseFaultKind(fj.Kind)
 		if err != nil {
 			return fmt.Errorf("faults[%d].kind: %w", i, err)
 		}
@@ -267,8 +267,8 @@ func latencyFromJSON(l *latencyJSON, field string) (Latency, error) {
 	return out, nil
 }
 
-// ParseScenario reads a scenario from JSON and validates it.
-func ParseScenario(data []byte) (Scenario, error) {
+// parseScenario reads a scenario from JSON and validates it.
+func parseScenario(data []byte) (Scenario, error) {
 	var s Scenario
 	if err := json.Unmarshal(data, &s); err != nil {
 		return Scenario{}, err
@@ -285,7 +285,7 @@ func LoadScenario(path string) (Scenario, error) {
 	if err != nil {
 		return Scenario{}, fmt.Errorf("sim: read scenario: %w", err)
 	}
-	s, err := ParseScenario(data)
+	s, err := parseScenario(data)
 	if err != nil {
 		return Scenario{}, fmt.Errorf("sim: scenario %s: %w", path, err)
 	}

@@ -68,7 +68,7 @@ func TestScenarioFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := ParseScenario(js)
+			back, err := parseScenario(js)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, js)
 			}
@@ -101,9 +101,9 @@ func TestParseScenarioErrors(t *testing.T) {
 		{`{"clients": 2,`, `unexpected end of JSON input`},
 	}
 	for _, tt := range tests {
-		_, err := ParseScenario([]byte(tt.json))
+		_, err := parseScenario([]byte(tt.json))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseScenario(%s) = %v, want %q", tt.json, err, tt.want)
+			t.Errorf("parseScenario(%s) = %v, want %q", tt.json, err, tt.want)
 		}
 	}
 	if _, err := LoadScenario(filepath.Join(t.TempDir(), "none.json")); err == nil || !errors.Is(err, os.ErrNotExist) {
@@ -148,7 +148,7 @@ func TestMix(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	for k := Refused; int(k) < len(faultNames); k++ {
-		if got, err := ParseFaultKind(k.String()); got != k || err != nil {
+		if got, err := parseFaultKind(k.String()); got != k || err != nil {
 			t.Errorf("fault %d: %q parses to %v, %v", k, k, got, err)
 		}
 	}

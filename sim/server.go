@@ -199,7 +199,7 @@ func (w *world) armSession(li uint32) {
 		l.timer.cancel()
 		return
 	}
-	w.arm(&l.timer, int64(d.Sub(Epoch)), evSessionTimer, li)
+	w.arm(&l.timer, int64(d.Sub(epoch)), evSessionTimer, li)
 }
 
 func (w *world) sessionTimer(e event) {

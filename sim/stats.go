@@ -77,11 +77,11 @@ type Bucket struct {
 
 // Percentiles summarise a set of durations.
 type Percentiles struct {
-	N   int           `json:"n"`
-	P50 time.Duration `json:"p50"`
-	P90 time.Duration `json:"p90"`
-	P99 time.Duration `json:"p99"`
-	Max time.Duration `json:"max"`
+	N   int           `json:"n"`   // how many durations
+	P50 time.Duration `json:"p50"` // the median
+	P90 time.Duration `json:"p90"` // the 90th percentile
+	P99 time.Duration `json:"p99"` // the 99th percentile
+	Max time.Duration `json:"max"` // the largest
 }
 
 var delayEdges = [...]time.Duration{0, 10 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond,

@@ -59,9 +59,9 @@ func (r *Result) Speedup() float64 {
 	return float64(r.Virtual) / float64(r.Real)
 }
 
-// Epoch is the wall-clock instant virtual time zero stands for. Any fixed
+// epoch is the wall-clock instant virtual time zero stands for. Any fixed
 // instant would do; fsm only compares and adds times.
-var Epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 const never = int64(1<<63 - 1)
 
@@ -288,7 +288,7 @@ func (w *world) loop(ctx context.Context) error {
 }
 
 // at returns the fsm time of virtual time t.
-func at(t int64) time.Time { return Epoch.Add(time.Duration(t)) }
+func at(t int64) time.Time { return epoch.Add(time.Duration(t)) }
 
 // emit stamps r with the current time and hands it to the checkers, the
 // statistics and, if kept, the trace.
@@ -307,7 +307,7 @@ func (w *world) emit(r trace.Record) {
 }
 
 func (w *world) emitTransition(id uint32, tr *fsm.Transition) {
-	w.emit(trace.FromTransition(Epoch, id, tr))
+	w.emit(trace.FromTransition(epoch, id, tr))
 }
 
 // settle ends the run: the registry is compared with the live peers.

@@ -145,7 +145,9 @@ const NoID = ^uint32(0)
 
 // Record is one entry of a trace. Only the fields its Kind names are set;
 // the rest are zero. At and LastSign are virtual (or synctest) time since
-// the run's epoch.
+// the run's epoch. Each Kind's doc says what ID, Peer, Server and Attempt
+// name for it; a Transition's Machine, From, To, Trigger and Reason are
+// the fsm.Transition's.
 type Record struct {
 	At       time.Duration
 	Delay    time.Duration // Transition into BackingOff: the backoff delay chosen; Degraded: the frame's transit time; Down: the server's Retry-After

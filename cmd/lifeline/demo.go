@@ -473,7 +473,7 @@ func (d *demo) summary(kill, stop reapLatency, r restartResult, settledAt time.T
 func (d *demo) count(s fsm.State) int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.srv.Count(s)
+	return d.srv.Stats().Sessions[s.String()]
 }
 
 // waitFor re-checks cond on every reap and every 50 ms until it holds,

@@ -20,15 +20,17 @@ var ErrCallTimeout = errors.New("onebot: no response in time")
 // the transport's error, e.g. conn.ErrNotConnected), the response did not
 // come in time (ErrCallTimeout), or the caller gave up (ctx's error).
 type CallError struct {
-	Action string
-	Echo   string
-	Err    error
+	Action string // the action called
+	Echo   string // the echo the request carried
+	Err    error  // why no response came
 }
 
+// Error names the call and why no response came.
 func (e *CallError) Error() string {
 	return fmt.Sprintf("onebot: call %s (echo %s): %v", e.Action, e.Echo, e.Err)
 }
 
+// Unwrap returns Err, for errors.Is(err, ErrCallTimeout) and the like.
 func (e *CallError) Unwrap() error { return e.Err }
 
 // Caller is the application's side of the API: it sends requests over a
@@ -77,7 +79,7 @@ func (c *Caller) Call(ctx context.Context, action string, params any) (*Response
 		delete(c.pending, echo)
 		c.mu.Unlock()
 	}()
-	req, err := json.Marshal(Request{Action: action, Params: raw, Echo: json.RawMessage(strconv.Quote(echo))})
+	req, err := json.Marshal(request{Action: action, Params: raw, Echo: json.RawMessage(strconv.Quote(echo))})
 	if err != nil {
 		return nil, &CallError{Action: action, Echo: echo, Err: err}
 	}

@@ -30,9 +30,9 @@ func DefaultBackoff() fsm.Backoff {
 	return b
 }
 
-// UserAgent is sent by reverse links, in the form OneBot implementations
+// userAgent is sent by reverse links, in the form OneBot implementations
 // use: the protocol, then the implementation and its version.
-const UserAgent = "OneBot/11 " + AppName + "/" + Version
+const userAgent = "OneBot/11 " + appName + "/" + version
 
 // ClientConfig configures a reverse WebSocket Client. URL and SelfID are
 // required.
@@ -178,7 +178,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cc.Header = http.Header{
 			"X-Self-Id":     {strconv.FormatInt(cfg.SelfID, 10)},
 			"X-Client-Role": {spec.role.String()},
-			"User-Agent":    {UserAgent},
+			"User-Agent":    {userAgent},
 		}
 		if cfg.AccessToken != "" {
 			cc.Header.Set("Authorization", "Bearer "+cfg.AccessToken)

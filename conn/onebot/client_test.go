@@ -152,7 +152,7 @@ func TestClientUniversalHeadersLifecycleAndAPI(t *testing.T) {
 	runReverse(t, ClientConfig{URL: app.url, AccessToken: "tok", HeartbeatInterval: -1})
 	l := app.next(t)
 	want := map[string]string{"X-Self-Id": "10001", "X-Client-Role": "Universal",
-		"Authorization": "Bearer tok", "User-Agent": UserAgent}
+		"Authorization": "Bearer tok", "User-Agent": userAgent}
 	for k, v := range want {
 		if got := l.header.Get(k); got != v {
 			t.Errorf("header %s = %q, want %q", k, got, v)

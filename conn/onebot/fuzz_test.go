@@ -11,7 +11,7 @@ import (
 // FuzzHandle feeds arbitrary peer messages to the API handler: it must
 // never panic, always answer with a JSON response whose status is one the
 // spec knows, keep a well-formed request's echo, and report malformed
-// input as ErrMalformed (which conn counts), nothing else.
+// input as errMalformed (which conn counts), nothing else.
 //
 //	go test -run '^$' -fuzz '^FuzzHandle$' -fuzztime 1m ./conn/onebot
 func FuzzHandle(f *testing.F) {
@@ -29,26 +29,26 @@ func FuzzHandle(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	actions := StandardActions(1, "fuzz", func() Status { return Status{Online: true, Good: true} })
+	actions := standardActions(1, "fuzz", func() Status { return Status{Online: true, Good: true} })
 	actions["fail"] = func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("no") }
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		resp, err := actions.Handle(context.Background(), msg)
-		if err != nil && !errors.Is(err, ErrMalformed) {
-			t.Fatalf("Handle(%q) error %v is not ErrMalformed", msg, err)
+		resp, err := actions.handle(context.Background(), msg)
+		if err != nil && !errors.Is(err, errMalformed) {
+			t.Fatalf("handle(%q) error %v is not errMalformed", msg, err)
 		}
 		var r Response
 		if jerr := json.Unmarshal(resp, &r); jerr != nil {
-			t.Fatalf("Handle(%q) answered non-JSON %q: %v", msg, resp, jerr)
+			t.Fatalf("handle(%q) answered non-JSON %q: %v", msg, resp, jerr)
 		}
 		switch r.Status {
 		case "ok", "failed", "async":
 		default:
-			t.Fatalf("Handle(%q) answered status %q", msg, r.Status)
+			t.Fatalf("handle(%q) answered status %q", msg, r.Status)
 		}
 		if err != nil && (r.Status != "failed" || r.Retcode != RetBadRequest) {
 			t.Fatalf("malformed %q answered %+v, want failed 1400", msg, r)
 		}
-		var req Request
+		var req request
 		if err == nil {
 			if json.Unmarshal(msg, &req) != nil {
 				t.Fatalf("Handle accepted %q, which does not decode", msg)
@@ -60,7 +60,7 @@ func FuzzHandle(f *testing.F) {
 		// A response is never mistaken for a request, nor a request for
 		// a response.
 		if !isResponse(resp) {
-			t.Fatalf("isResponse(%q) = false for Handle's own answer", resp)
+			t.Fatalf("isResponse(%q) = false for handle's own answer", resp)
 		}
 		if err == nil && isResponse(msg) {
 			t.Fatalf("isResponse(%q) = true for a request", msg)

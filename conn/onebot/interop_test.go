@@ -182,7 +182,7 @@ func TestInteropTheirClientOurServer(t *testing.T) {
 			if quiet := silence(); quiet > bound {
 				t.Fatalf("reaped %s after the last frame heard (%s after SIGSTOP); bound ping+pong+50ms = %s", quiet, took, bound)
 			}
-			if n := f.Conn().ReapedCount(fsm.ReasonPongTimeout); n != 1 {
+			if n := f.Conn().Stats().Reaped[fsm.ReasonPongTimeout.String()]; n != 1 {
 				t.Fatalf("stopped client reaped, but pong_timeout reaps = %d", n)
 			}
 			t.Logf("%s client stopped with SIGSTOP: session reaped %s after the signal, %s after its last frame (pong_timeout; bound %s)",
@@ -225,7 +225,7 @@ func TestInteropOurClientTheirServer(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := map[string]string{"x-self-id": "10001", "x-client-role": "Universal",
-					"authorization": "Bearer T0k", "user-agent": UserAgent}
+					"authorization": "Bearer T0k", "user-agent": userAgent}
 				for k, v := range want {
 					if got := lower(h)[k]; got != v {
 						t.Errorf("link %d: header %s = %q, want %q", link, k, got, v)

@@ -22,21 +22,21 @@ const (
 	RetFailed = 100
 )
 
-// Request is an API call: {"action": ..., "params": {...}, "echo": ...}.
+// request is an API call: {"action": ..., "params": {...}, "echo": ...}.
 // Echo is any JSON value, returned unchanged in the response.
-type Request struct {
+type request struct {
 	Action string          `json:"action"`
 	Params json.RawMessage `json:"params,omitempty"`
 	Echo   json.RawMessage `json:"echo,omitempty"`
 }
 
-// Response answers a Request: status "ok" or "failed", a retcode, the
-// action's data, and the request's echo.
+// Response answers an API request: status "ok" or "failed", a retcode,
+// the action's data, and the request's echo.
 type Response struct {
-	Status  string          `json:"status"`
-	Retcode int             `json:"retcode"`
-	Data    json.RawMessage `json:"data"`
-	Echo    json.RawMessage `json:"echo,omitempty"`
+	Status  string          `json:"status"`         // "ok", "async" or "failed"
+	Retcode int             `json:"retcode"`        // RetOK, or why it failed (RetNotFound, ...)
+	Data    json.RawMessage `json:"data"`           // the action's result, JSON null when none
+	Echo    json.RawMessage `json:"echo,omitempty"` // the request's echo, as it was sent
 	// Message says why a call failed (an extension most implementations
 	// carry as "msg" or "wording"; lifeline fills "msg").
 	Message string `json:"msg,omitempty"`
@@ -45,29 +45,29 @@ type Response struct {
 // Status is what get_status answers and every heartbeat carries: whether
 // the bot is online, and whether everything works as expected.
 type Status struct {
-	Online bool `json:"online"`
-	Good   bool `json:"good"`
+	Online bool `json:"online"` // the bot is serving
+	Good   bool `json:"good"`   // and nothing is failing
 }
 
-// VersionInfo is get_version_info's answer.
-type VersionInfo struct {
+// versionInfo is get_version_info's answer.
+type versionInfo struct {
 	AppName         string `json:"app_name"`
 	AppVersion      string `json:"app_version"`
 	ProtocolVersion string `json:"protocol_version"`
 }
 
-// LoginInfo is get_login_info's answer.
-type LoginInfo struct {
+// loginInfo is get_login_info's answer.
+type loginInfo struct {
 	UserID   int64  `json:"user_id"`
 	Nickname string `json:"nickname"`
 }
 
-// Version is lifeline's OneBot implementation version, in
+// version is lifeline's OneBot implementation version, in
 // get_version_info and the User-Agent of reverse links.
-const Version = "0.1.0"
+const version = "0.1.0"
 
-// AppName is the app_name get_version_info reports.
-const AppName = "lifeline"
+// appName is the app_name get_version_info reports.
+const appName = "lifeline"
 
 // metaEvent is the shape shared by the meta events lifeline emits.
 type metaEvent struct {
@@ -109,10 +109,11 @@ type ActionFunc func(ctx context.Context, params json.RawMessage) (any, error)
 
 // ActionError is an action's failure with the retcode to answer.
 type ActionError struct {
-	Retcode int
-	Message string
+	Retcode int    // the response's retcode (RetFailed when in doubt)
+	Message string // the response's msg
 }
 
+// Error gives the retcode and the message.
 func (e *ActionError) Error() string {
 	return fmt.Sprintf("onebot: retcode %d: %s", e.Retcode, e.Message)
 }
@@ -120,17 +121,17 @@ func (e *ActionError) Error() string {
 // Actions maps action names to their implementations.
 type Actions map[string]ActionFunc
 
-// StandardActions returns the three actions every lifeline OneBot end
+// standardActions returns the three actions every lifeline OneBot end
 // answers from its own state: get_status (status()), get_version_info
 // and get_login_info (selfID, nickname).
-func StandardActions(selfID int64, nickname string, status func() Status) Actions {
+func standardActions(selfID int64, nickname string, status func() Status) Actions {
 	return Actions{
 		"get_status": func(context.Context, json.RawMessage) (any, error) { return status(), nil },
 		"get_version_info": func(context.Context, json.RawMessage) (any, error) {
-			return VersionInfo{AppName: AppName, AppVersion: Version, ProtocolVersion: "v11"}, nil
+			return versionInfo{AppName: appName, AppVersion: version, ProtocolVersion: "v11"}, nil
 		},
 		"get_login_info": func(context.Context, json.RawMessage) (any, error) {
-			return LoginInfo{UserID: selfID, Nickname: nickname}, nil
+			return loginInfo{UserID: selfID, Nickname: nickname}, nil
 		},
 	}
 }
@@ -139,7 +140,7 @@ func StandardActions(selfID int64, nickname string, status func() Status) Action
 // heartbeat interval.
 func botDefaults(nickname *string, heartbeat *time.Duration) {
 	if *nickname == "" {
-		*nickname = AppName
+		*nickname = appName
 	}
 	if *heartbeat == 0 {
 		*heartbeat = DefaultHeartbeatInterval
@@ -148,34 +149,34 @@ func botDefaults(nickname *string, heartbeat *time.Duration) {
 
 // actionsFor returns the standard actions for the bot with extra on top.
 func actionsFor(selfID int64, nickname string, status func() Status, extra Actions) Actions {
-	a := StandardActions(selfID, nickname, status)
+	a := standardActions(selfID, nickname, status)
 	for name, fn := range extra {
 		a[name] = fn
 	}
 	return a
 }
 
-// ErrMalformed is wrapped by Handle's error for a message that is not a
+// errMalformed is wrapped by handle's error for a message that is not a
 // JSON API request. The connection layer counts it as a protocol error.
-var ErrMalformed = errors.New("onebot: malformed request")
+var errMalformed = errors.New("onebot: malformed request")
 
-// Handle answers one API request message: the response to send, and an
-// error wrapping ErrMalformed when msg was not a JSON object with a
+// handle answers one API request message: the response to send, and an
+// error wrapping errMalformed when msg was not a JSON object with a
 // string "action" (then the response is a failed 1400, echo included if
 // one could be read, so the caller still learns its request was refused).
 // Unknown actions answer failed 1404; they are the caller's mistake, not
 // the link's, and return no error. Action suffixes "_async" and
 // "_rate_limited" run the action and answer "async", as the spec's
 // HTTP API does.
-func (a Actions) Handle(ctx context.Context, msg []byte) ([]byte, error) {
-	var req Request
+func (a Actions) handle(ctx context.Context, msg []byte) ([]byte, error) {
+	var req request
 	if err := json.Unmarshal(msg, &req); err != nil || req.Action == "" {
 		if err == nil {
 			err = errors.New(`no "action"`)
 		}
 		resp := Response{Status: "failed", Retcode: RetBadRequest, Data: jsonNull, Echo: echoOf(msg),
 			Message: "malformed request"}
-		return mustJSON(resp), fmt.Errorf("%w: %v", ErrMalformed, err)
+		return mustJSON(resp), fmt.Errorf("%w: %v", errMalformed, err)
 	}
 	name, async := req.Action, false
 	for _, suffix := range []string{"_async", "_rate_limited"} {

@@ -229,7 +229,7 @@ func answer(ctx context.Context, a Actions, log *slog.Logger, machine, id string
 	if isResponse(data) || isEvent(data) {
 		return nil
 	}
-	resp, herr := a.Handle(ctx, data)
+	resp, herr := a.handle(ctx, data)
 	if herr != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "malformed request", slog.String("machine", machine),
 			slog.String("id", id), slog.String("error", herr.Error()), slog.Int("bytes", len(data)))
@@ -296,7 +296,8 @@ func (srv *Server) transportStatus() Status {
 		return Status{}
 	default:
 	}
-	bad := srv.cs.ReapedCount(fsm.ReasonSendError) + srv.cs.ReapedCount(fsm.ReasonSlowConsumer)
+	reaped := srv.cs.Stats().Reaped
+	bad := reaped[fsm.ReasonSendError.String()] + reaped[fsm.ReasonSlowConsumer.String()]
 	srv.healthMu.Lock()
 	good := bad == srv.lastBad
 	srv.lastBad = bad
@@ -319,10 +320,10 @@ func (srv *Server) Stats() ServerStats {
 // ServerStats is conn.ServerStats plus the open links per role.
 type ServerStats struct {
 	conn.ServerStats
-	Links map[string]int `json:"links"`
+	Links map[string]int `json:"links"` // open links by Role.String
 }
 
-// Conn returns the underlying conn.Server (counts, SendTo).
+// Conn returns the underlying conn.Server (Stats, Session, Shutdown).
 func (srv *Server) Conn() *conn.Server { return srv.cs }
 
 // Shutdown stops the heartbeats and shuts the transport down: close 1001

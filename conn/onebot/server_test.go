@@ -157,12 +157,12 @@ func TestServerStatusIsReal(t *testing.T) {
 	_ = ws // never reads: its queue fills
 	waitFor(t, "session open", func() bool { return f.Stats().Open == 1 })
 	big := []byte(`"` + strings.Repeat("x", 1<<20) + `"`)
-	for f.Conn().ReapedCount(fsm.ReasonSlowConsumer) == 0 {
+	for f.Conn().Stats().Reaped[fsm.ReasonSlowConsumer.String()] == 0 {
 		if _, err := f.Publish(big); err != nil {
 			break
 		}
 	}
-	waitFor(t, "slow consumer reaped", func() bool { return f.Conn().ReapedCount(fsm.ReasonSlowConsumer) == 1 })
+	waitFor(t, "slow consumer reaped", func() bool { return f.Conn().Stats().Reaped[fsm.ReasonSlowConsumer.String()] == 1 })
 	if st := f.status(); !st.Online || st.Good {
 		t.Fatalf("status after a slow-consumer reap %+v, want online, not good", st)
 	}
@@ -196,7 +196,7 @@ func TestServerAnswersActions(t *testing.T) {
 		data    string // JSON of data
 	}{
 		{`{"action":"get_login_info","echo":"a"}`, "ok", 0, `{"nickname":"bot","user_id":10001}`},
-		{`{"action":"get_version_info","echo":"b"}`, "ok", 0, `{"app_name":"lifeline","app_version":"` + Version + `","protocol_version":"v11"}`},
+		{`{"action":"get_version_info","echo":"b"}`, "ok", 0, `{"app_name":"lifeline","app_version":"` + version + `","protocol_version":"v11"}`},
 		{`{"action":"get_status","echo":"c"}`, "ok", 0, `{"good":true,"online":true}`},
 		{`{"action":"send_private_msg","params":{"user_id":5,"message":"hi"},"echo":"d"}`, "ok", 0, `{"message_id":7}`},
 		{`{"action":"send_private_msg","params":{},"echo":"e"}`, "failed", RetBadRequest, `null`},
@@ -248,7 +248,7 @@ func TestServerMalformedJSON(t *testing.T) {
 		_ = ws.WriteMessage(websocket.TextMessage, []byte(`[1,2,3]`))
 	}
 	waitFor(t, "link closed for protocol errors", func() bool {
-		return f.Conn().ReapedCount(fsm.ReasonProtocolErrors) == 1
+		return f.Conn().Stats().Reaped[fsm.ReasonProtocolErrors.String()] == 1
 	})
 }
 

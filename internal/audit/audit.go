@@ -51,33 +51,33 @@ var Judged = []invariant.Invariant{invariant.NoEarlyRetry, invariant.BoundedRetr
 
 // Input is one log to read.
 type Input struct {
-	Name string // in errors and the report: the file name, "-" for stdin
-	R    io.Reader
+	Name string    // in errors and the report: the file name, "-" for stdin
+	R    io.Reader // the JSON log lines
 }
 
 // Finding is one violation, placed in the log.
 type Finding struct {
-	Invariant string    `json:"invariant"`
-	Letter    string    `json:"letter"`
-	At        time.Time `json:"at"`
+	Invariant string    `json:"invariant"` // the broken promise's name
+	Letter    string    `json:"letter"`    // its letter in package invariant
+	At        time.Time `json:"at"`        // when, by the log's clock
 	// Where is the line that revealed it, "file:12", or "" when the end
 	// of the log did (a reap or retry that never came).
 	Where string `json:"where,omitempty"`
 	// Instance is the client or session: "file machine id".
 	Instance string `json:"instance,omitempty"`
-	Detail   string `json:"detail"`
+	Detail   string `json:"detail"` // what happened, in words
 }
 
 // Report is the outcome of an audit.
 type Report struct {
-	Lines    int                 `json:"lines"` // transition lines read
-	Records  int                 `json:"records"`
-	Clients  int                 `json:"clients"`
-	Sessions int                 `json:"sessions"`
-	Start    time.Time           `json:"start"`
-	End      time.Time           `json:"end"`
-	Verdicts []invariant.Verdict `json:"verdicts"`
-	Findings []Finding           `json:"findings"`
+	Lines    int                 `json:"lines"`    // transition lines read
+	Records  int                 `json:"records"`  // trace records rebuilt from them
+	Clients  int                 `json:"clients"`  // client instances seen
+	Sessions int                 `json:"sessions"` // session instances seen
+	Start    time.Time           `json:"start"`    // the first line's time
+	End      time.Time           `json:"end"`      // the last line's time
+	Verdicts []invariant.Verdict `json:"verdicts"` // one per judged invariant
+	Findings []Finding           `json:"findings"` // the violations found, up to 64
 	// Violations counts every violation; Findings keeps the first 64.
 	Violations int `json:"violations"`
 }
@@ -94,7 +94,7 @@ func Run(cfg Config, inputs []Input) (*Report, error) {
 	rep := &Report{}
 	for _, in := range inputs {
 		var last time.Time
-		err := Parse(in.Name, in.R, func(l Line) error {
+		err := parseLog(in.Name, in.R, func(l logLine) error {
 			rep.Lines++
 			b.add(&l)
 			last = later(last, l.At)

@@ -11,11 +11,11 @@ import (
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
-// Line is one transition line of conn's logging contract, parsed: msg
+// logLine is one transition line of conn's logging contract, parsed: msg
 // "transition" with machine, id, from, to and trigger; reason when a
 // session closes or is reaped; attempt and delay_ms when a client
 // schedules a retry; silent_ms and idle_ms on a session's closing line.
-type Line struct {
+type logLine struct {
 	Source  string // the file it came from ("-" for stdin)
 	Number  int    // 1-based line number in Source
 	At      time.Time
@@ -40,7 +40,7 @@ type Line struct {
 }
 
 // Where names the line for an error or a report: "file:12".
-func (l *Line) Where() string { return fmt.Sprintf("%s:%d", l.Source, l.Number) }
+func (l *logLine) Where() string { return fmt.Sprintf("%s:%d", l.Source, l.Number) }
 
 // rawLine is the JSON shape of a log line; fields absent stay nil.
 type rawLine struct {
@@ -63,12 +63,12 @@ type rawLine struct {
 // grow without limit.
 const maxLine = 1 << 20
 
-// Parse reads the JSON log r (named source in errors) and hands each
+// parseLog reads the JSON log r (named source in errors) and hands each
 // transition line to fn, in order. Blank lines and JSON lines with another
 // msg (listening, stopped, ...) are skipped; a line that is not a JSON
 // object, or a transition line with a missing or unknown field, is an
 // error naming the line. An error from fn is returned as it is.
-func Parse(source string, r io.Reader, fn func(Line) error) error {
+func parseLog(source string, r io.Reader, fn func(logLine) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	n := 0
@@ -101,8 +101,8 @@ func Parse(source string, r io.Reader, fn func(Line) error) error {
 }
 
 // line checks a transition line's fields and converts them.
-func (r *rawLine) line() (Line, error) {
-	var l Line
+func (r *rawLine) line() (logLine, error) {
+	var l logLine
 	if r.Time == nil {
 		return l, fmt.Errorf("transition line without time")
 	}

@@ -44,7 +44,7 @@ import (
 // origin says where a record came from: its line, or nil for one the
 // builder made at a source's end.
 type origin struct {
-	line *Line
+	line *logLine
 	// instance is the audit's name for the client or session.
 	instance string
 }
@@ -100,7 +100,7 @@ func (b *builder) emit(at time.Time, r trace.Record, o origin) {
 }
 
 // add turns one line into its records.
-func (b *builder) add(l *Line) {
+func (b *builder) add(l *logLine) {
 	switch l.Machine {
 	case fsm.MachineClient:
 		b.client(l)
@@ -110,11 +110,11 @@ func (b *builder) add(l *Line) {
 	// Node and peer lines (a cluster) carry no fact (a)-(e) judge.
 }
 
-func (b *builder) instanceName(l *Line) string {
+func (b *builder) instanceName(l *logLine) string {
 	return l.Source + " " + l.Machine.String() + " " + l.ID
 }
 
-func (b *builder) client(l *Line) {
+func (b *builder) client(l *logLine) {
 	k := key{l.Source, l.ID}
 	c := b.clients[k]
 	o := origin{line: l, instance: b.instanceName(l)}
@@ -216,7 +216,7 @@ func LoggedDelay(b fsm.Backoff, n int, ms, prev time.Duration) time.Duration {
 	return max(min(top, hi), lo)
 }
 
-func (b *builder) session(l *Line) {
+func (b *builder) session(l *logLine) {
 	k := key{l.Source, l.ID}
 	s := b.sessions[k]
 	o := origin{line: l, instance: b.instanceName(l)}
@@ -261,7 +261,7 @@ func (b *builder) session(l *Line) {
 // deadline's timeout, which is only the server's own verdict of silence),
 // or a silence of the whole liveness window. The log's milliseconds are
 // whole, so the silence may be up to 1ms longer than logged.
-func (b *builder) deadBy(l *Line, silent time.Duration) bool {
+func (b *builder) deadBy(l *logLine, silent time.Duration) bool {
 	if l.Trigger == fsm.ReadError && !strings.Contains(l.Error, "timeout") {
 		return true
 	}

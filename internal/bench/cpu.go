@@ -29,7 +29,7 @@ func runCPU(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "CPU of %d idle sessions in one server process; ping every %s, pong timeout %s; window %s after %s of warm-up\n",
 		n, ping, pong, cfg.CPUWindow, warmup)
 	fmt.Fprintf(w, "the clients answer pings and send nothing; they run in %d other processes\n", (n+fleetMax-1)/fleetMax)
-	res := map[string]CPUResult{}
+	res := map[string]cpuResult{}
 	for _, mode := range []string{"naive-heartbeat", "lifeline"} {
 		r, pings, err := measureCPU(self, mode, n, ping, pong, warmup, cfg.CPUWindow)
 		if err != nil {
@@ -49,34 +49,34 @@ func runCPU(self proc.Self, cfg Config, w io.Writer) error {
 	return nil
 }
 
-func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window time.Duration) (CPUResult, int64, error) {
+func measureCPU(self proc.Self, mode string, n int, ping, pong, warmup, window time.Duration) (cpuResult, int64, error) {
 	srv, err := self.Start(os.Stderr, "-role", "cpu-server", "-mode", mode, "-n", fmt.Sprint(n),
 		"-ping", ping.String(), "-pong", pong.String(), "-window", window.String(), "-warmup", warmup.String())
 	if err != nil {
-		return CPUResult{}, 0, err
+		return cpuResult{}, 0, err
 	}
 	defer srv.Kill()
 	_, fleets, err := loadServer(self, srv, n, nil)
 	defer killAll(fleets)
 	if err != nil {
-		return CPUResult{}, 0, err
+		return cpuResult{}, 0, err
 	}
 	if _, err := srv.Line("window start", 5*time.Minute+warmup); err != nil {
-		return CPUResult{}, 0, err
+		return cpuResult{}, 0, err
 	}
 	p0, err := fleetPings(fleets)
 	if err != nil {
-		return CPUResult{}, 0, err
+		return cpuResult{}, 0, err
 	}
 	line, err := srv.Line("cpu ", window+time.Minute)
 	if err != nil {
-		return CPUResult{}, 0, err
+		return cpuResult{}, 0, err
 	}
 	p1, err := fleetPings(fleets)
 	if err != nil {
-		return CPUResult{}, 0, err
+		return cpuResult{}, 0, err
 	}
-	r, err := decode[CPUResult](line)
+	r, err := decode[cpuResult](line)
 	return r, p1 - p0, err
 }
 

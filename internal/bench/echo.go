@@ -21,10 +21,10 @@ const (
 	echoSize    = 64
 )
 
-// EchoResult is the echo measurement of one server.
-type EchoResult struct {
-	Server string
-	Idle   int
+// echoResult is the echo measurement of one server.
+type echoResult struct {
+	Server string // the server role measured
+	Idle   int    // idle sessions heartbeating beside the active client
 	// Latencies are the round trips of the echoes, sorted.
 	Latencies []time.Duration
 	// Pings is how many pings the idle clients answered while the
@@ -34,7 +34,7 @@ type EchoResult struct {
 
 // Quantile returns the q-quantile (0..1) of the latencies: the smallest
 // latency with at least q of them at or below it.
-func (r EchoResult) Quantile(q float64) time.Duration {
+func (r echoResult) Quantile(q float64) time.Duration {
 	if len(r.Latencies) == 0 {
 		return 0
 	}
@@ -54,7 +54,7 @@ func runEcho(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "echo latency of one active client, %d-byte text messages, one every %s, %d echoes, while %d idle sessions on the same server heartbeat (ping every %s, pong timeout %s)\n",
 		echoSize, echoGap, cfg.EchoCount, cfg.EchoSessions, ping, pong)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	res := map[string]EchoResult{}
+	res := map[string]echoResult{}
 	for _, mode := range []string{"naive-heartbeat", "lifeline"} {
 		r, err := measureEcho(self, mode, cfg.EchoSessions, ping, pong, cfg.EchoCount)
 		if err != nil {
@@ -73,34 +73,34 @@ func runEcho(self proc.Self, cfg Config, w io.Writer) error {
 // measureEcho starts a server of mode (the mem-server role, which holds
 // its sessions once counted), connects idle fleets, then times count
 // echoes from one more client.
-func measureEcho(self proc.Self, mode string, idle int, ping, pong time.Duration, count int) (EchoResult, error) {
+func measureEcho(self proc.Self, mode string, idle int, ping, pong time.Duration, count int) (echoResult, error) {
 	srv, err := startMemServer(self, mode, idle, ping, pong, 0)
 	if err != nil {
-		return EchoResult{}, err
+		return echoResult{}, err
 	}
 	defer srv.Kill()
 	addr, fleets, err := loadServer(self, srv, idle, nil)
 	defer killAll(fleets)
 	if err != nil {
-		return EchoResult{}, err
+		return echoResult{}, err
 	}
 	if _, err := srv.Line("mem ", 5*time.Minute); err != nil {
-		return EchoResult{}, err
+		return echoResult{}, err
 	}
 	p0, err := fleetPings(fleets)
 	if err != nil {
-		return EchoResult{}, err
+		return echoResult{}, err
 	}
 	lat, err := echoes(addr, count)
 	if err != nil {
-		return EchoResult{}, err
+		return echoResult{}, err
 	}
 	p1, err := fleetPings(fleets)
 	if err != nil {
-		return EchoResult{}, err
+		return echoResult{}, err
 	}
 	slices.Sort(lat)
-	return EchoResult{Server: mode, Idle: idle, Latencies: lat, Pings: p1 - p0}, nil
+	return echoResult{Server: mode, Idle: idle, Latencies: lat, Pings: p1 - p0}, nil
 }
 
 // echoes dials addr and times count echoes, one every echoGap; a wrong

@@ -29,7 +29,7 @@ func TestQuantile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := (EchoResult{Latencies: tt.lat}).Quantile(tt.q); got != tt.want {
+			if got := (echoResult{Latencies: tt.lat}).Quantile(tt.q); got != tt.want {
 				t.Errorf("Quantile(%v) = %s, want %s", tt.q, got, tt.want)
 			}
 		})

@@ -23,7 +23,7 @@ const (
 func runMem(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "memory per idle session: %d sessions, heap in use + stack in use after GC, minus the same before any session\n", cfg.MemSessions)
 	fmt.Fprintf(w, "lifeline: conn.Server, ping every %s, pong timeout %s, weighed after %s of heartbeats\n", memPing, memPong, memSettle)
-	res := map[string]MemResult{}
+	res := map[string]memResult{}
 	for _, mode := range []string{"naive", "lifeline"} {
 		r, err := measureMem(self, mode, cfg.MemSessions)
 		if err != nil {
@@ -45,27 +45,27 @@ func runMem(self proc.Self, cfg Config, w io.Writer) error {
 
 // startMemServer starts a server process of mode (roles.go's memServer):
 // it serves n sessions with liveness ping/pong, lets them heartbeat for
-// settle, weighs itself, prints "mem <MemResult>" and holds its sessions
+// settle, weighs itself, prints "mem <memResult>" and holds its sessions
 // until killed.
 func startMemServer(self proc.Self, mode string, n int, ping, pong, settle time.Duration) (*proc.Child, error) {
 	return self.Start(os.Stderr, "-role", "mem-server", "-mode", mode, "-n", fmt.Sprint(n),
 		"-ping", ping.String(), "-pong", pong.String(), "-settle", settle.String())
 }
 
-func measureMem(self proc.Self, mode string, n int) (MemResult, error) {
+func measureMem(self proc.Self, mode string, n int) (memResult, error) {
 	srv, err := startMemServer(self, mode, n, memPing, memPong, memSettle)
 	if err != nil {
-		return MemResult{}, err
+		return memResult{}, err
 	}
 	defer srv.Kill()
 	_, fleets, err := loadServer(self, srv, n, nil)
 	defer killAll(fleets)
 	if err != nil {
-		return MemResult{}, err
+		return memResult{}, err
 	}
 	line, err := srv.Line("mem ", 5*time.Minute)
 	if err != nil {
-		return MemResult{}, err
+		return memResult{}, err
 	}
-	return decode[MemResult](line)
+	return decode[memResult](line)
 }

@@ -73,8 +73,12 @@ func heapStack() mem {
 	return mem{int64(ms.HeapInuse), int64(ms.StackInuse)}
 }
 
-// MemResult is what a mem-server reports.
-type MemResult struct {
+// memResult is what a mem-server reports: for Mode's server holding
+// Sessions idle sessions, the heap plus stack in use per session
+// (PerSession, and apart HeapPer and StackPer) after GC against the same
+// before any connection, its Goroutines, and how many sessions were
+// Reaped meanwhile.
+type memResult struct {
 	Mode       string  `json:"mode"`
 	Sessions   int64   `json:"sessions"`
 	PerSession float64 `json:"bytes_per_session"`
@@ -84,9 +88,9 @@ type MemResult struct {
 	Reaped     uint64  `json:"reaped"`
 }
 
-// CPUProfileEnv names a file a cpu-server writes its CPU profile of the
+// cpuProfileEnv names a file a cpu-server writes its CPU profile of the
 // window to, for finding where the time goes.
-const CPUProfileEnv = "LIFELINE_BENCH_CPUPROFILE"
+const cpuProfileEnv = "LIFELINE_BENCH_CPUPROFILE"
 
 // buildServer returns the server of mode o.Mode and how to count its open
 // and reaped sessions:
@@ -109,7 +113,7 @@ func buildServer(o RoleOptions) (http.Handler, func() int64, func() uint64, erro
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return srv, func() int64 { return srv.Count(fsm.Alive) }, func() uint64 { return srv.Stats().ReapedTotal }, nil
+		return srv, func() int64 { return srv.Stats().Sessions[fsm.Alive.String()] }, func() uint64 { return srv.Stats().ReapedTotal }, nil
 	}
 	return nil, nil, nil, fmt.Errorf("unknown server mode %q", o.Mode)
 }
@@ -179,7 +183,7 @@ func memServer(ctx context.Context, o RoleOptions) error {
 	}
 	after := heapStack()
 	n := sessions()
-	emit("mem", MemResult{
+	emit("mem", memResult{
 		Mode: o.Mode, Sessions: n,
 		PerSession: float64((after.Heap+after.Stack)-(before.Heap+before.Stack)) / float64(n),
 		HeapPer:    float64(after.Heap-before.Heap) / float64(n),
@@ -191,8 +195,11 @@ func memServer(ctx context.Context, o RoleOptions) error {
 	return nil
 }
 
-// CPUResult is what a cpu-server reports.
-type CPUResult struct {
+// cpuResult is what a cpu-server reports: for Mode's server holding
+// Sessions heartbeating sessions, the process CPUSeconds over the measured
+// Window and that as a fraction of one core (CoreFrac), how many sessions
+// were Reaped meanwhile, the open-file limit (FDLimit) and its Goroutines.
+type cpuResult struct {
 	Mode       string  `json:"mode"`
 	Sessions   int64   `json:"sessions"`
 	Window     string  `json:"window"`
@@ -226,7 +233,7 @@ func cpuServer(ctx context.Context, o RoleOptions) error {
 	var lim syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	fmt.Println("window start")
-	if f := os.Getenv(CPUProfileEnv); f != "" {
+	if f := os.Getenv(cpuProfileEnv); f != "" {
 		fh, _ := os.Create(f)
 		_ = pprof.StartCPUProfile(fh)
 		time.AfterFunc(o.Window, func() { pprof.StopCPUProfile(); fh.Close() })
@@ -237,7 +244,7 @@ func cpuServer(ctx context.Context, o RoleOptions) error {
 	}
 	c1, t1 := cpuTime(), time.Now()
 	n := sessions()
-	emit("cpu", CPUResult{
+	emit("cpu", cpuResult{
 		Sessions: n, Window: t1.Sub(t0).Round(time.Millisecond).String(),
 		CPUSeconds: (c1 - c0).Seconds(), CoreFrac: (c1 - c0).Seconds() / t1.Sub(t0).Seconds(),
 		Mode: o.Mode, Reaped: reaped(), FDLimit: lim.Cur, Goroutines: runtime.NumGoroutine(),

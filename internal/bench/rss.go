@@ -28,10 +28,10 @@ func rssPong(ping time.Duration) time.Duration { return ping * 2 / 3 }
 // in its comparison (docs/decisions.md, "scale: the candidates").
 const DefaultPeer = "gobwas/epoll"
 
-// RSSResult is one server's row of the RSS measurement.
-type RSSResult struct {
-	Server   string
-	Sessions int64
+// rssResult is one server's row of the RSS measurement.
+type rssResult struct {
+	Server   string // the server measured, as the output names it
+	Sessions int64  // sessions open at the weighing
 	// RSSPer is the growth of the server process's VmRSS, read from
 	// outside, between "listening, no client" and "all sessions up,
 	// rssSettle of heartbeats, two GCs", ÷ Sessions.
@@ -39,14 +39,15 @@ type RSSResult struct {
 	// HeapStackPer is the server's own heap + stack in use after GC, the
 	// same way, ÷ Sessions.
 	HeapStackPer float64
-	Goroutines   int
+	// Goroutines is the server's goroutine count at the weighing.
+	Goroutines int
 	// Pings is how many pings the clients answered before the weighing:
 	// proof that the heartbeat ran.
 	Pings int64
 }
 
 // PerGiB is how many such sessions one GiB of RSS holds.
-func (r RSSResult) PerGiB() float64 { return float64(1<<30) / r.RSSPer }
+func (r rssResult) PerGiB() float64 { return float64(1<<30) / r.RSSPer }
 
 // rssServer says how to start one server of the RSS measurement and read
 // its report: the line prefix it prints once weighed, and how to decode it.
@@ -66,7 +67,7 @@ func roleRSS(self proc.Self, name, mode string, ping time.Duration) rssServer {
 		},
 		done: "mem ",
 		decode: func(line string) (float64, int, error) {
-			r, err := decode[MemResult](line)
+			r, err := decode[memResult](line)
 			if err == nil && r.Reaped != 0 {
 				err = fmt.Errorf("%d sessions reaped while idle: the figure would not be of %d sessions", r.Reaped, r.Sessions)
 			}
@@ -118,7 +119,7 @@ func runRSS(self proc.Self, cfg Config, w io.Writer) error {
 		servers = append(servers, peerRSS(bin, cfg.Peer, ping))
 	}
 	for _, n := range cfg.RSSSessions {
-		res := map[string]RSSResult{}
+		res := map[string]rssResult{}
 		for _, s := range servers {
 			r, err := measureRSS(self, s, n)
 			if err != nil {
@@ -128,7 +129,7 @@ func runRSS(self proc.Self, cfg Config, w io.Writer) error {
 			fmt.Fprintf(w, "rss server=%q sessions=%d rss/session=%.0f heap+stack/session=%.0f sessions/GiB=%.0f goroutines=%d pings_answered=%d\n",
 				r.Server, r.Sessions, r.RSSPer, r.HeapStackPer, r.PerGiB(), r.Goroutines, r.Pings)
 		}
-		var peer *RSSResult
+		var peer *rssResult
 		if p, ok := res["peer "+cfg.Peer]; ok {
 			peer = &p
 		}
@@ -149,7 +150,7 @@ const (
 // server and the peer, each goal met or not. A peer that was not measured
 // is named with the reason, and its goal is "not judged".
 // The goals are judged at rssGoalSessions only, where the issue sets them.
-func rssSummary(l, naive RSSResult, peer *RSSResult, peerName, peerNote string) string {
+func rssSummary(l, naive rssResult, peer *rssResult, peerName, peerNote string) string {
 	judged := l.Sessions == rssGoalSessions
 	verdict := func(ok bool) string {
 		switch {
@@ -171,10 +172,10 @@ func rssSummary(l, naive RSSResult, peer *RSSResult, peerName, peerNote string) 
 		peerName, peer.RSSPer/1000, l.RSSPer/peer.RSSPer, verdict(l.RSSPer < peer.RSSPer))
 }
 
-func measureRSS(self proc.Self, s rssServer, n int) (RSSResult, error) {
+func measureRSS(self proc.Self, s rssServer, n int) (rssResult, error) {
 	srv, err := s.start(n)
 	if err != nil {
-		return RSSResult{}, err
+		return rssResult{}, err
 	}
 	defer srv.Kill()
 	var rss0 int64
@@ -184,25 +185,25 @@ func measureRSS(self proc.Self, s rssServer, n int) (RSSResult, error) {
 	})
 	defer killAll(fleets)
 	if err != nil {
-		return RSSResult{}, err
+		return rssResult{}, err
 	}
 	line, err := srv.Line(s.done, 5*time.Minute)
 	if err != nil {
-		return RSSResult{}, err
+		return rssResult{}, err
 	}
 	rss1, err := processRSS(srv.Pid())
 	if err != nil {
-		return RSSResult{}, err
+		return rssResult{}, err
 	}
 	pings, err := fleetPings(fleets)
 	if err != nil {
-		return RSSResult{}, err
+		return rssResult{}, err
 	}
 	hs, g, err := s.decode(line)
 	if err != nil {
-		return RSSResult{}, err
+		return rssResult{}, err
 	}
-	return RSSResult{Server: s.name, Sessions: int64(n), RSSPer: float64(rss1-rss0) / float64(n),
+	return rssResult{Server: s.name, Sessions: int64(n), RSSPer: float64(rss1-rss0) / float64(n),
 		HeapStackPer: hs, Goroutines: g, Pings: pings}, nil
 }
 

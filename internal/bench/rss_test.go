@@ -41,12 +41,12 @@ func TestProcessRSSNoSuchProcess(t *testing.T) {
 }
 
 func TestRSSSummary(t *testing.T) {
-	at := func(n int64, per float64) RSSResult { return RSSResult{Sessions: n, RSSPer: per} }
+	at := func(n int64, per float64) rssResult { return rssResult{Sessions: n, RSSPer: per} }
 	peer := at(5000, 4000)
 	tests := []struct {
 		name       string
-		l, naive   RSSResult
-		peer       *RSSResult
+		l, naive   rssResult
+		peer       *rssResult
 		note       string
 		want, deny []string
 	}{
@@ -96,7 +96,7 @@ func TestRSSSummary(t *testing.T) {
 }
 
 func TestPerGiB(t *testing.T) {
-	if got := (RSSResult{RSSPer: 4096}).PerGiB(); got != 262144 {
+	if got := (rssResult{RSSPer: 4096}).PerGiB(); got != 262144 {
 		t.Errorf("PerGiB at 4 KiB = %v, want 262144", got)
 	}
 }

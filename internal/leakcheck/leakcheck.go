@@ -21,7 +21,7 @@ const fdSlack = 2
 // Main runs the tests and returns the exit code: m's, or 1 if they
 // passed but leaked goroutines or descriptors.
 func Main(m *testing.M) int {
-	before := FDs()
+	before := fds()
 	code := m.Run()
 	if code != 0 {
 		return code
@@ -32,8 +32,8 @@ func Main(m *testing.M) int {
 	}
 	// Closes may still be in flight on goroutines goleak just saw end;
 	// give them a moment before counting.
-	after := FDs()
-	for deadline := time.Now().Add(2 * time.Second); after > before+fdSlack && time.Now().Before(deadline); after = FDs() {
+	after := fds()
+	for deadline := time.Now().Add(2 * time.Second); after > before+fdSlack && time.Now().Before(deadline); after = fds() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if after > before+fdSlack {
@@ -43,9 +43,9 @@ func Main(m *testing.M) int {
 	return 0
 }
 
-// FDs returns how many file descriptors this process holds (-1 where
+// fds returns how many file descriptors this process holds (-1 where
 // /proc is not available, which turns the check off).
-func FDs() int {
+func fds() int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return -1

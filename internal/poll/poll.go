@@ -5,10 +5,10 @@ package poll
 
 import "time"
 
-// Interval is how often Until checks its condition.
-const Interval = 5 * time.Millisecond
+// interval is how often Until checks its condition.
+const interval = 5 * time.Millisecond
 
-// Until checks cond every Interval until it holds or timeout has passed,
+// Until checks cond every interval until it holds or timeout has passed,
 // and reports whether it held (checked once more at the end).
 func Until(timeout time.Duration, cond func() bool) bool {
 	end := time.Now().Add(timeout)
@@ -16,7 +16,7 @@ func Until(timeout time.Duration, cond func() bool) bool {
 		if cond() {
 			return true
 		}
-		time.Sleep(Interval)
+		time.Sleep(interval)
 	}
 	return cond()
 }

@@ -19,8 +19,8 @@ import (
 // helper's own arguments, and extra environment (a test binary needs an
 // env var to act as the CLI).
 type Self struct {
-	Argv []string
-	Env  []string
+	Argv []string // the command line before the helper's arguments
+	Env  []string // extra environment, "KEY=value"
 }
 
 // Child is a running helper process whose stdout lines are read as they
@@ -84,20 +84,21 @@ func (c *Child) Line(prefix string, timeout time.Duration) (string, error) {
 	}
 }
 
-// Lines returns the helper's stdout lines, for a caller that reads them
-// all itself. Do not mix with Line.
-func (c *Child) Lines() <-chan string { return c.lines }
-
 // Stdin returns the helper's standard input.
 func (c *Child) Stdin() io.Writer { return c.stdin }
 
 // Pid returns the helper's process id.
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
 
-// Signal sends sig to the helper and returns when it was sent.
+// Signal sends sig to the helper and returns the time just before it was
+// sent. Stamped before, not after: a SIGKILL closes the helper's sockets
+// inside the call, and a server may read the reset and reap the session
+// before the call returns, which a later stamp would place before the
+// death (the demo's live_kept check then failed under load).
 func (c *Child) Signal(sig syscall.Signal) (time.Time, error) {
+	at := time.Now()
 	err := c.cmd.Process.Signal(sig)
-	return time.Now(), err
+	return at, err
 }
 
 // Kill ends the helper (continuing it first, in case it is stopped, so

@@ -17,8 +17,8 @@ import (
 	"testing"
 )
 
-// Env names the file rows are appended to. Unset: Add only logs.
-const Env = "LIFELINE_RELIABILITY_OUT"
+// env names the file rows are appended to. Unset: Add only logs.
+const env = "LIFELINE_RELIABILITY_OUT"
 
 // Row is one fault or bad input and what a run observed.
 type Row struct {
@@ -42,12 +42,12 @@ type Row struct {
 
 var mu sync.Mutex
 
-// Add logs r on t and, with Env set, appends it to that file.
+// Add logs r on t and, with env set, appends it to that file.
 func Add(t testing.TB, r Row) {
 	t.Helper()
 	r.Test = t.Name()
 	t.Logf("%s | %s | %s | bound %s | observed %s | %s", r.Section, r.Case, r.Path, r.Bound, r.Observed, r.Evidence)
-	path := os.Getenv(Env)
+	path := os.Getenv(env)
 	if path == "" {
 		return
 	}

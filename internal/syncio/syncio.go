@@ -14,6 +14,7 @@ type Writer struct {
 	W  io.Writer
 }
 
+// Write writes p to W under the lock.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -26,6 +27,7 @@ type Buffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends p to the buffer.
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
