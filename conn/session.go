@@ -129,22 +129,36 @@ func (s *Session) step(now time.Time, ev fsm.Event, cause error) {
 	s.mu.Unlock()
 }
 
-// stepLocked hands ev to the lifecycle and carries out what it answers. An
-// event the state does not take (a read error on a session already
-// reaped, say) changes nothing.
+// stepLocked is driveLocked with the close code fsm chooses.
 func (s *Session) stepLocked(now time.Time, ev fsm.Event, cause error) {
-	out, err := s.fs.Step(now, ev)
-	if err != nil {
-		return
-	}
-	s.applyLocked(out, cause)
+	_ = s.driveLocked(now, ev, cause, fsmCode)
 }
 
-// applyLocked carries out one step's output: count and log the transition,
-// then the actions in the order fsm gives them.
-func (s *Session) applyLocked(out fsm.Output, cause error) {
+// fsmCode tells driveLocked to close with the code fsm's actions carry.
+const fsmCode = -1
+
+// driveLocked is the one place a server session's lifecycle is stepped:
+// every goroutine that drives a session (handler, reader or poller,
+// writer, timer, Send, Shutdown, Fence) comes through here, on either
+// engine, so what a step does cannot differ between them. It hands ev,
+// observed at now, to fs and carries out the answer: count and log the
+// transition, observe it, tell the state hook, then the actions in the
+// order fsm gives them (a ping owed, a close frame owed, a reap), and
+// re-arm the timer. code overrides the close code a reap writes (the
+// code of a peer's close, echoed; 1002, 1007 or 1009 for a protocol
+// failure the framer found; 0 for none); fsmCode keeps fsm's. An event
+// the state does not take (a read error on a session already reaped,
+// say) changes nothing and returns fsm's error.
+func (s *Session) driveLocked(now time.Time, ev fsm.Event, cause error, code int) error {
+	out, err := s.fs.Step(now, ev)
+	if err != nil {
+		return err
+	}
 	srv := s.srv
 	if tr := out.Transition; tr != nil {
+		if cause == nil && tr.Trigger == fsm.PongTimeout {
+			cause = errSilent{s.fs.Liveness().PingInterval + s.fs.Liveness().PongTimeout}
+		}
 		srv.count(tr)
 		logTransition(srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
 		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
@@ -169,8 +183,11 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	}
 	switch {
 	case reap:
+		if code != fsmCode {
+			closeCode = code
+		}
 		s.reapLocked(reason, closeCode)
-		return
+		return nil
 	case closeCode != 0: // entering Closing: no more data, a close frame next
 		s.dropQueueLocked()
 		s.closeCode = int32(closeCode)
@@ -179,6 +196,7 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	if out.Transition != nil {
 		s.rescheduleLocked()
 	}
+	return nil
 }
 
 // rescheduleLocked arms the shared timer for the session's next deadline.
@@ -205,10 +223,7 @@ func (s *Session) pingEarlyLocked(now time.Time) {
 	if d, ok := s.fs.Deadline(); !open || !ok || !p.Equal(d) || !p.After(now) || p.Sub(now) > s.srv.tq.granularity() {
 		return
 	}
-	out, err := s.fs.Step(p, fsm.EvTick)
-	if err == nil {
-		s.applyLocked(out, nil)
-	}
+	s.stepLocked(p, fsm.EvTick, nil)
 }
 
 // reapLocked releases everything the session holds: its queue, its timer
@@ -297,7 +312,7 @@ func (s *Session) syncHeardLocked() {
 	if h := s.heard.Load(); h > s.stepped {
 		s.stepped = h
 		if !s.srv.hooks.ignorePongs() {
-			_, _ = s.fs.Step(s.srv.epoch.Add(time.Duration(h)), fsm.EvPong)
+			s.stepLocked(s.srv.epoch.Add(time.Duration(h)), fsm.EvPong, nil)
 		}
 	}
 }
@@ -313,14 +328,7 @@ func (s *Session) tick(now time.Time) {
 		return
 	}
 	s.syncHeardLocked()
-	out, err := s.fs.Step(now, fsm.EvTick)
-	if err == nil {
-		var cause error
-		if out.Transition != nil && out.Transition.Trigger == fsm.PongTimeout {
-			cause = errSilent{s.fs.Liveness().PingInterval + s.fs.Liveness().PongTimeout}
-		}
-		s.applyLocked(out, cause)
-	}
+	s.stepLocked(now, fsm.EvTick, nil)
 	s.pingEarlyLocked(now)
 	if s.fs.State() != fsm.Reaped {
 		s.rescheduleLocked()

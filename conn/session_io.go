@@ -64,11 +64,7 @@ func (s *Session) invalidText() {
 	if s.fs.State() == fsm.Reaped {
 		return
 	}
-	out, err := s.fs.Step(now, fsm.EvReadError)
-	if err != nil {
-		return
-	}
-	s.applyEcho(out, ErrInvalidUTF8, websocket.CloseInvalidFramePayloadData)
+	_ = s.driveLocked(now, fsm.EvReadError, ErrInvalidUTF8, websocket.CloseInvalidFramePayloadData)
 }
 
 // onMessage takes one application message off the reader.
@@ -116,34 +112,14 @@ func (s *Session) readFailed(err error) {
 		return
 	}
 	s.observeLocked(Observation{Kind: ObsReceive, At: now, Frame: FrameClose})
-	wasOpen := s.fs.Open()
-	out, serr := s.fs.Step(now, fsm.EvPeerClose)
-	if serr != nil {
-		return
-	}
 	echo := 0
-	if wasOpen { // the peer started the close: answer it
+	if s.fs.Open() { // the peer started the close: answer it
 		echo = ce.Code
 		if echo == websocket.CloseNoStatusReceived {
 			echo = websocket.CloseNormalClosure
 		}
 	}
-	s.applyEcho(out, err, echo)
-}
-
-// applyEcho is applyLocked for a reap whose close code is not fsm's: the
-// code of a peer's close, echoed, or 1007 for invalid UTF-8.
-func (s *Session) applyEcho(out fsm.Output, cause error, echo int) {
-	if tr := out.Transition; tr != nil {
-		s.srv.count(tr)
-		logTransition(s.srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
-		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
-	}
-	for _, a := range out.Actions {
-		if a.Kind == fsm.ActReap {
-			s.reapLocked(a.Reason, echo)
-		}
-	}
+	_ = s.driveLocked(now, fsm.EvPeerClose, err, echo)
 }
 
 // onPing runs on the reader when a ping arrives: a sign of life, and a
@@ -288,7 +264,7 @@ func (s *Session) nextLocked() (frame, bool) {
 		if len(s.queue) == 0 {
 			s.queue = nil // release the backing array while idle
 		}
-		if _, err := s.fs.Step(now, fsm.EvSent); err != nil && !s.srv.hooks.unguardedSend() {
+		if err := s.driveLocked(now, fsm.EvSent, nil, fsmCode); err != nil && !s.srv.hooks.unguardedSend() {
 			if m.done != nil {
 				m.done(s.closedErrLocked())
 			}
