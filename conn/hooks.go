@@ -55,6 +55,16 @@ type testHooks struct {
 	// report's server whose sessions accumulated (Server.Unproven and the
 	// metrics package's anomaly catch it).
 	leaky bool
+
+	// dropEvent makes the poller lose readiness events (EnginePoll): the
+	// bytes a peer sent, its pongs included, are never read.
+	dropEvent bool
+	// unmasked lets the poll engine's framer take client frames without a
+	// mask key, which RFC 6455 §5.1 says must fail the connection (1002).
+	unmasked bool
+	// unfedPongs reads pongs on the poll engine but never records them,
+	// so live peers look silent.
+	unfedPongs bool
 }
 
 func (h *testHooks) unguardedSend() bool  { return h != nil && h.unguarded }
@@ -68,6 +78,9 @@ func (h *testHooks) skipRedial() bool     { return h != nil && h.noRedial }
 func (h *testHooks) resetOnDial() bool    { return h != nil && h.resetAtConnect }
 func (h *testHooks) skipPoke() bool       { return h != nil && h.noPoke }
 func (h *testHooks) keepReaped() bool     { return h != nil && h.leaky }
+func (h *testHooks) dropReadiness() bool  { return h != nil && h.dropEvent }
+func (h *testHooks) unmaskedOK() bool     { return h != nil && h.unmasked }
+func (h *testHooks) pongsUnfed() bool     { return h != nil && h.unfedPongs }
 
 // defaultRand returns the jitter source a client gets when its config
 // names none: seeded at random per client, or, under the lockstep bug,

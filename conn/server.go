@@ -86,6 +86,12 @@ type ServerConfig struct {
 	// received (see Observer for the rules it must follow).
 	Observer Observer
 
+	// Engine chooses how sessions' connections are read and written after
+	// the upgrade. The zero value, EngineAuto, polls plain TCP connections
+	// on Linux (no goroutine and no buffer per idle session) and gives
+	// every other connection a reader goroutine; see Engine.
+	Engine Engine
+
 	// TimerGranularity is the resolution of the one timer all sessions
 	// share: deadlines are rounded up to it, so that sessions due close
 	// together are served by one wakeup. Pings and reaps may come up to
@@ -117,7 +123,7 @@ const (
 // Validate reports every field that breaks a rule, naming it.
 func (c ServerConfig) Validate() error {
 	var errs []error
-	errs = append(errs, c.Liveness.Validate())
+	errs = append(errs, c.Liveness.Validate(), c.Engine.validate())
 	if c.QueueSize < 0 {
 		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "QueueSize",
 			Rule: "must not be negative (0 means 64)", Value: c.QueueSize})
@@ -159,6 +165,7 @@ type Server struct {
 	queueSize int
 	readLimit int64
 	tq        *timerq
+	polls     *pollSet // EnginePoll's pollers; nil on the goroutine engine
 	hooks     *testHooks
 	stateHook SessionStateHook // cfg.Hook, if it implements it
 
@@ -215,6 +222,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if gran == 0 {
 		gran = defaultTimerGranularity
 	}
+	srv.polls = newPollSet(srv)
 	srv.tq = newTimerq(srv.clk, srv.epoch, gran, &srv.wg, func(s *Session, now time.Time) { s.tick(now) })
 	return srv, nil
 }
@@ -273,11 +281,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	s.ws = ws
-	ws.SetReadLimit(srv.readLimit)
-	ws.SetPingHandler(s.onPing)
-	ws.SetPongHandler(s.onPong)
-	ws.SetCloseHandler(ignoreClose)
+	start := srv.attach(s, ws)
 	s.heardAt(now)
 	s.stepLocked(now, fsm.EvUpgraded, nil)
 	s.setReadDeadlineLocked(now)
@@ -288,11 +292,32 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.cfg.OnOpen != nil {
 		srv.cfg.OnOpen(s, r)
 	}
-	srv.wg.Add(1)
-	// A fresh goroutine, not this handler's: net/http's serving goroutine
-	// has a grown stack and buffers that would live as long as the session
-	// (docs/decisions.md: 4 KB instead of 16 KB per idle session).
-	go s.readLoop()
+	start()
+}
+
+// attach gives the upgraded connection to the session, under s.mu, on
+// the engine the config chooses, and returns what starts reading it: the
+// caller runs that after OnOpen, so no message reaches OnMessage first.
+func (srv *Server) attach(s *Session, ws *websocket.Conn) (start func()) {
+	if srv.cfg.Engine != EngineGoroutine {
+		if w, start := srv.detach(s, ws); w != nil {
+			s.w = w
+			return start
+		}
+	}
+	s.w = gorillaWire{ws}
+	ws.SetReadLimit(srv.readLimit)
+	ws.SetPingHandler(s.onPing)
+	ws.SetPongHandler(s.onPong)
+	ws.SetCloseHandler(ignoreClose)
+	return func() {
+		srv.wg.Add(1)
+		// A fresh goroutine, not the handler's: net/http's serving
+		// goroutine has a grown stack and buffers that would live as long
+		// as the session (docs/decisions.md: 4 KB instead of 16 KB per
+		// idle session).
+		go s.readLoop(ws)
+	}
 }
 
 // newSession registers a Handshaking session, or reports why it cannot.

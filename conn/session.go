@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
@@ -21,7 +20,7 @@ import (
 // nil while empty, and the timer bookkeeping.
 type Session struct {
 	srv *Server
-	ws  *websocket.Conn // set once, under mu, at the upgrade
+	w   wire // set once, under mu, at the upgrade
 	fs  *fsm.Session
 	id  uint64
 
@@ -78,10 +77,10 @@ func (s *Session) Reason() fsm.Reason {
 func (s *Session) RemoteAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ws == nil {
+	if s.w == nil {
 		return nil
 	}
-	return s.ws.RemoteAddr()
+	return s.w.remoteAddr()
 }
 
 // Send queues one message for the session's writer and returns at once.
@@ -238,23 +237,18 @@ func (s *Session) reapLocked(reason fsm.Reason, closeCode int) {
 		s.srv.unregister(s)
 	}
 	s.srv.wg.Add(1)
-	go s.teardown(s.ws, closeCode, reason)
+	go s.teardown(s.w, closeCode, reason)
 }
 
-func (s *Session) teardown(ws *websocket.Conn, closeCode int, reason fsm.Reason) {
+func (s *Session) teardown(w wire, closeCode int, reason fsm.Reason) {
 	defer s.srv.wg.Done()
-	if ws != nil {
-		if closeCode != 0 {
-			wait := min(s.srv.live.WriteTimeout, closeFrameWait)
-			err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCode, ""), time.Now().Add(wait))
-			if err == nil {
-				s.srv.observe(Observation{Kind: ObsSend, Machine: fsm.MachineSession, ID: sessionID(s.id),
-					At: s.srv.clk.Now(), Frame: FrameClose})
-			}
+	if w != nil {
+		if w.closeWith(closeCode, min(s.srv.live.WriteTimeout, closeFrameWait)) {
+			s.srv.observe(Observation{Kind: ObsSend, Machine: fsm.MachineSession, ID: sessionID(s.id),
+				At: s.srv.clk.Now(), Frame: FrameClose})
 		}
-		_ = ws.Close()
 	}
-	if h := s.srv.cfg.Hook; h != nil && ws != nil {
+	if h := s.srv.cfg.Hook; h != nil && w != nil {
 		h.Closed(s, reason)
 	}
 	if s.srv.cfg.OnClose != nil {
@@ -343,7 +337,7 @@ func (s *Session) tick(now time.Time) {
 // headroom and moved only when the bound overtakes it: about once per
 // two intervals on an idle session instead of on every tick.
 func (s *Session) setReadDeadlineLocked(now time.Time) {
-	if s.ws == nil {
+	if s.w == nil {
 		return
 	}
 	l := s.fs.Liveness()
@@ -353,7 +347,7 @@ func (s *Session) setReadDeadlineLocked(now time.Time) {
 	}
 	by := need.Add(l.PingInterval)
 	s.readBy = int64(by.Sub(s.srv.epoch))
-	_ = s.ws.SetReadDeadline(time.Now().Add(by.Sub(now)))
+	s.w.setReadDeadline(time.Now().Add(by.Sub(now)))
 }
 
 // errSilent is the cause logged when a session's peer went silent.
