@@ -106,7 +106,7 @@ func parseFrame(b []byte, room int64, unmasked bool) (f wsFrame, n int, err erro
 	if masked {
 		keyLen = 4
 	}
-	if uint64(len(b)-hdr-keyLen) < size {
+	if len(b) < hdr+keyLen || uint64(len(b)-hdr-keyLen) < size {
 		return wsFrame{}, 0, nil
 	}
 	key := b[hdr : hdr+keyLen]

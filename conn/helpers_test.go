@@ -138,7 +138,7 @@ func serve(t testing.TB, cfg ServerConfig, observed bool) *testServer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(w, nil))
 	}
-	srv, err := NewServer(cfg)
+	srv, err := NewServer(withTestEngine(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
