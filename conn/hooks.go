@@ -56,9 +56,12 @@ type testHooks struct {
 	// metrics package's anomaly catch it).
 	leaky bool
 
-	// dropEvent makes the poller lose readiness events (EnginePoll): the
+	// dropEvent makes the poller lose input readiness (EnginePoll): the
 	// bytes a peer sent, its pongs included, are never read.
 	dropEvent bool
+	// dropOut makes the poller lose output readiness: a writer that found
+	// the socket full is never woken.
+	dropOut bool
 	// unmasked lets the poll engine's framer take client frames without a
 	// mask key, which RFC 6455 §5.1 says must fail the connection (1002).
 	unmasked bool
@@ -79,6 +82,7 @@ func (h *testHooks) resetOnDial() bool    { return h != nil && h.resetAtConnect 
 func (h *testHooks) skipPoke() bool       { return h != nil && h.noPoke }
 func (h *testHooks) keepReaped() bool     { return h != nil && h.leaky }
 func (h *testHooks) dropReadiness() bool  { return h != nil && h.dropEvent }
+func (h *testHooks) dropWritable() bool   { return h != nil && h.dropOut }
 func (h *testHooks) unmaskedOK() bool     { return h != nil && h.unmasked }
 func (h *testHooks) pongsUnfed() bool     { return h != nil && h.unfedPongs }
 

@@ -215,13 +215,10 @@ func (ps *pollSet) loop(ep, wakeFD int) {
 			if pc == nil {
 				continue
 			}
-			if ps.srv.hooks.dropReadiness() {
-				continue // the bug under test: a readiness event lost
-			}
-			if e.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+			if e.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 && !ps.srv.hooks.dropWritable() {
 				pc.onWritable()
 			}
-			if e.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+			if e.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 && !ps.srv.hooks.dropReadiness() {
 				pc.onReadable(buf)
 			}
 		}
