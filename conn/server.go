@@ -38,10 +38,11 @@ type ServerConfig struct {
 	// read what you need (an X-Self-ID header, say) and do not keep it.
 	OnOpen func(s *Session, r *http.Request)
 
-	// OnMessage is called for each application message, in order, on the
-	// session's reader goroutine; data is the caller's to keep. While it
-	// runs the session reads nothing, so a slow handler delays only its own
-	// session. A non-nil error counts as a recoverable protocol error:
+	// OnMessage is called for each application message, in order, on a
+	// goroutine of the session's own (its reader on EngineGoroutine; on
+	// EnginePoll one started for each burst of messages, never the
+	// poller's); data is the caller's to keep. While it runs the session
+	// reads nothing, so a slow handler delays only its own session. A non-nil error counts as a recoverable protocol error:
 	// the session turns Suspect, and Liveness.MaxErrors in a row close it.
 	OnMessage func(s *Session, t MessageType, data []byte) error
 
@@ -148,9 +149,12 @@ func (c ServerConfig) Validate() error {
 // until the session is reaped, whatever way its peer leaves (close frame,
 // RST, kill -9, a stopped process, a full send queue, idleness).
 //
-// Per session it runs one reader goroutine; a writer goroutine exists only
-// while the session has something to write; all sessions share one timer
-// goroutine (which exits when there are none). Nothing of a session
+// An idle session holds no goroutine on EnginePoll (the default for plain
+// TCP on Linux: one poller goroutine per Server reads every session) and
+// one reader goroutine on EngineGoroutine; a writer goroutine exists only
+// while the session has something to write, a handler goroutine only
+// while OnMessage runs; all sessions share one timer goroutine. The
+// poller and the timer exit when no session is left. Nothing of a session
 // survives its reap: its connection is closed and its goroutines return.
 //
 // Mount it on an http.Server; on the way down call Shutdown before the
