@@ -470,7 +470,7 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	serve := func(ln net.Listener) (*Server, *http.Server) {
-		s, err := NewServer(ServerConfig{Logger: quietLogger()})
+		s, err := NewServer(withTestEngine(ServerConfig{Logger: quietLogger()}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,9 +44,12 @@
 //	...
 //	srv.Shutdown(ctx) // close 1001, wait, force; then hs.Shutdown(ctx)
 //
-// Per session it runs one reader goroutine, a writer only while something
-// is queued, and a slot in one timer heap shared by all sessions; an idle
-// session costs 4.5 KiB (docs/benchmarks.md). A session is reaped, with
+// An idle session holds no goroutine and no buffer: on Linux its plain TCP
+// connection is read by one epoll loop per Server (EnginePoll; elsewhere,
+// and for TLS, a reader goroutine per session, EngineGoroutine), a writer
+// runs only while something is queued, and all sessions share one timer;
+// an idle session costs 1.3 KiB in-process, 4.6 KiB on EngineGoroutine
+// (docs/benchmarks.md, "conn: engine"). A session is reaped, with
 // its reason counted in Stats, when its peer closes, its connection fails
 // (kill -9 shows up here, as EOF or RST), it stays silent past PingInterval
 // + PongTimeout (a stopped process, a blackhole), it does not read fast

@@ -188,3 +188,15 @@ func ExampleClientConfig_outbox() {
 	// server got: event 2
 	// written: 2 dropped: 0
 }
+
+// A server whose sessions each keep a reader goroutine, as on systems
+// without epoll: the zero value, EngineAuto, polls plain TCP on Linux.
+func ExampleEngine() {
+	cfg := conn.ServerConfig{Engine: conn.EngineGoroutine}
+	srv, err := conn.NewServer(cfg)
+	fmt.Println(cfg.Engine, srv != nil, err)
+	fmt.Println(conn.ServerConfig{Engine: 7}.Validate() != nil)
+	// Output:
+	// goroutine true <nil>
+	// true
+}

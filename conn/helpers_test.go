@@ -127,7 +127,18 @@ func startObservedServer(t testing.TB, cfg ServerConfig) *testServer {
 	return serve(t, cfg, true)
 }
 
+// startHookedServer is startServer with the broken variant h installed.
+func startHookedServer(t testing.TB, cfg ServerConfig, h *testHooks) *testServer {
+	t.Helper()
+	return serveWith(t, cfg, false, h)
+}
+
 func serve(t testing.TB, cfg ServerConfig, observed bool) *testServer {
+	t.Helper()
+	return serveWith(t, cfg, observed, nil)
+}
+
+func serveWith(t testing.TB, cfg ServerConfig, observed bool, h *testHooks) *testServer {
 	t.Helper()
 	rec := newRecorder()
 	logs := &syncio.Buffer{}
@@ -138,10 +149,11 @@ func serve(t testing.TB, cfg ServerConfig, observed bool) *testServer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(w, nil))
 	}
-	srv, err := NewServer(cfg)
+	srv, err := NewServer(withTestEngine(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.hooks = h
 	hs := httptest.NewServer(srv)
 	ts := &testServer{Server: srv, http: hs, rec: rec, logs: logs, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/"}
 	t.Cleanup(func() {

@@ -69,6 +69,18 @@ type testHooks struct {
 	// a long outage go out late, in a burst (go-cqhttp #275's stale
 	// heartbeats).
 	stale bool
+	// dropEvent makes the poller lose input readiness (EnginePoll): the
+	// bytes a peer sent, its pongs included, are never read.
+	dropEvent bool
+	// dropOut makes the poller lose output readiness: a writer that found
+	// the socket full is never woken.
+	dropOut bool
+	// unmasked lets the poll engine's framer take client frames without a
+	// mask key, which RFC 6455 §5.1 says must fail the connection (1002).
+	unmasked bool
+	// unfedPongs reads pongs on the poll engine but never records them,
+	// so live peers look silent.
+	unfedPongs bool
 }
 
 func (h *testHooks) unguardedSend() bool  { return h != nil && h.unguarded }
@@ -85,6 +97,10 @@ func (h *testHooks) keepReaped() bool     { return h != nil && h.leaky }
 func (h *testHooks) dropRetryAfter() bool { return h != nil && h.deafToRetryAfter }
 func (h *testHooks) overtakeOutbox() bool { return h != nil && h.overtake }
 func (h *testHooks) staleOutbox() bool    { return h != nil && h.stale }
+func (h *testHooks) dropReadiness() bool  { return h != nil && h.dropEvent }
+func (h *testHooks) dropWritable() bool   { return h != nil && h.dropOut }
+func (h *testHooks) unmaskedOK() bool     { return h != nil && h.unmasked }
+func (h *testHooks) pongsUnfed() bool     { return h != nil && h.unfedPongs }
 
 // defaultRand returns the jitter source a client gets when its config
 // names none: seeded at random per client, or, under the lockstep bug,

@@ -2,6 +2,7 @@ package conn
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"testing"
 
@@ -15,6 +16,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(helperEnv); role != "" {
 		os.Exit(runHelper(role))
 	}
+	if _, err := testEngine(); err != nil {
+		panic(err)
+	}
 	if testSkip != "" {
 		flag.Parse()
 		if err := flag.Set("test.skip", testSkip); err != nil {
@@ -27,3 +31,32 @@ func TestMain(m *testing.M) {
 // testSkip, when set (mutation_test.go, -tags mutation), is the -test.skip
 // pattern the run uses.
 var testSkip string
+
+// engineEnv names the engine conn's real-socket tests run their servers
+// on: goroutine or poll; unset, the default (EngineAuto). It is read only
+// here, by the tests: `LIFELINE_ENGINE=goroutine go test ./conn/` runs
+// the same tests on the goroutine engine (docs/benchmarks.md, "conn:
+// engine").
+const engineEnv = "LIFELINE_ENGINE"
+
+// testEngine is the engine engineEnv asks for.
+func testEngine() (Engine, error) {
+	switch v := os.Getenv(engineEnv); v {
+	case "":
+		return EngineAuto, nil
+	case "goroutine":
+		return EngineGoroutine, nil
+	case "poll":
+		return EnginePoll, nil
+	default:
+		return 0, fmt.Errorf("%s=%q: want goroutine, poll or nothing", engineEnv, v)
+	}
+}
+
+// withTestEngine sets cfg.Engine from engineEnv unless the test chose one.
+func withTestEngine(cfg ServerConfig) ServerConfig {
+	if cfg.Engine == EngineAuto {
+		cfg.Engine, _ = testEngine()
+	}
+	return cfg
+}

@@ -53,7 +53,7 @@ func runHelper(role string) int {
 		}
 		return 0
 	case "server":
-		srv, err := NewServer(ServerConfig{Liveness: helperLiveness(), OnMessage: echo, Logger: quietLogger()})
+		srv, err := NewServer(withTestEngine(ServerConfig{Liveness: helperLiveness(), OnMessage: echo, Logger: quietLogger()}))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

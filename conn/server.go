@@ -38,10 +38,11 @@ type ServerConfig struct {
 	// read what you need (an X-Self-ID header, say) and do not keep it.
 	OnOpen func(s *Session, r *http.Request)
 
-	// OnMessage is called for each application message, in order, on the
-	// session's reader goroutine; data is the caller's to keep. While it
-	// runs the session reads nothing, so a slow handler delays only its own
-	// session. A non-nil error counts as a recoverable protocol error:
+	// OnMessage is called for each application message, in order, on a
+	// goroutine of the session's own (its reader on EngineGoroutine; on
+	// EnginePoll one started for each burst of messages, never the
+	// poller's); data is the caller's to keep. While it runs the session
+	// reads nothing, so a slow handler delays only its own session. A non-nil error counts as a recoverable protocol error:
 	// the session turns Suspect, and Liveness.MaxErrors in a row close it.
 	OnMessage func(s *Session, t MessageType, data []byte) error
 
@@ -94,6 +95,12 @@ type ServerConfig struct {
 	// received (see Observer for the rules it must follow).
 	Observer Observer
 
+	// Engine chooses how sessions' connections are read and written after
+	// the upgrade. The zero value, EngineAuto, polls plain TCP connections
+	// on Linux (no goroutine and no buffer per idle session) and gives
+	// every other connection a reader goroutine; see Engine.
+	Engine Engine
+
 	// TimerGranularity is the resolution of the one timer all sessions
 	// share: deadlines are rounded up to it, so that sessions due close
 	// together are served by one wakeup. Pings and reaps may come up to
@@ -125,7 +132,7 @@ const (
 // Validate reports every field that breaks a rule, naming it.
 func (c ServerConfig) Validate() error {
 	var errs []error
-	errs = append(errs, c.Liveness.Validate())
+	errs = append(errs, c.Liveness.Validate(), c.Engine.validate())
 	if c.QueueSize < 0 {
 		errs = append(errs, &fsm.FieldError{Policy: "ServerConfig", Field: "QueueSize",
 			Rule: "must not be negative (0 means 64)", Value: c.QueueSize})
@@ -153,9 +160,12 @@ func (c ServerConfig) Validate() error {
 // until the session is reaped, whatever way its peer leaves (close frame,
 // RST, kill -9, a stopped process, a full send queue, idleness).
 //
-// Per session it runs one reader goroutine; a writer goroutine exists only
-// while the session has something to write; all sessions share one timer
-// goroutine (which exits when there are none). Nothing of a session
+// An idle session holds no goroutine on EnginePoll (the default for plain
+// TCP on Linux: one poller goroutine per Server reads every session) and
+// one reader goroutine on EngineGoroutine; a writer goroutine exists only
+// while the session has something to write, a handler goroutine only
+// while OnMessage runs; all sessions share one timer goroutine. The
+// poller and the timer exit when no session is left. Nothing of a session
 // survives its reap: its connection is closed and its goroutines return.
 //
 // Mount it on an http.Server; on the way down call Shutdown before the
@@ -170,6 +180,7 @@ type Server struct {
 	queueSize int
 	readLimit int64
 	tq        *timerq
+	polls     *pollSet // EnginePoll's pollers; nil on the goroutine engine
 	hooks     *testHooks
 	stateHook SessionStateHook // cfg.Hook, if it implements it
 
@@ -231,6 +242,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if gran == 0 {
 		gran = defaultTimerGranularity
 	}
+	srv.polls = newPollSet(srv)
 	srv.tq = newTimerq(srv.clk, srv.epoch, gran, &srv.wg, func(s *Session, now time.Time) { s.tick(now) })
 	return srv, nil
 }
@@ -296,11 +308,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	s.ws = ws
-	ws.SetReadLimit(srv.readLimit)
-	ws.SetPingHandler(s.onPing)
-	ws.SetPongHandler(s.onPong)
-	ws.SetCloseHandler(ignoreClose)
+	start := srv.attach(s, ws)
 	s.heardAt(now)
 	s.stepLocked(now, fsm.EvUpgraded, nil)
 	s.setReadDeadlineLocked(now)
@@ -311,11 +319,32 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.cfg.OnOpen != nil {
 		srv.cfg.OnOpen(s, r)
 	}
-	srv.wg.Add(1)
-	// A fresh goroutine, not this handler's: net/http's serving goroutine
-	// has a grown stack and buffers that would live as long as the session
-	// (docs/decisions.md: 4 KB instead of 16 KB per idle session).
-	go s.readLoop()
+	start()
+}
+
+// attach gives the upgraded connection to the session, under s.mu, on
+// the engine the config chooses, and returns what starts reading it: the
+// caller runs that after OnOpen, so no message reaches OnMessage first.
+func (srv *Server) attach(s *Session, ws *websocket.Conn) (start func()) {
+	if srv.cfg.Engine != EngineGoroutine {
+		if w, start := srv.detach(s, ws); w != nil {
+			s.w = w
+			return start
+		}
+	}
+	s.w = gorillaWire{ws}
+	ws.SetReadLimit(srv.readLimit)
+	ws.SetPingHandler(s.onPing)
+	ws.SetPongHandler(s.onPong)
+	ws.SetCloseHandler(ignoreClose)
+	return func() {
+		srv.wg.Add(1)
+		// A fresh goroutine, not the handler's: net/http's serving
+		// goroutine has a grown stack and buffers that would live as long
+		// as the session (docs/decisions.md: 4 KB instead of 16 KB per
+		// idle session).
+		go s.readLoop(ws)
+	}
 }
 
 // admitted asks HandshakeRate's bucket about a request arriving now, and

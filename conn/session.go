@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/lifeline-go/lifeline/fsm"
 )
 
@@ -21,7 +20,7 @@ import (
 // nil while empty, and the timer bookkeeping.
 type Session struct {
 	srv *Server
-	ws  *websocket.Conn // set once, under mu, at the upgrade
+	w   wire // set once, under mu, at the upgrade
 	fs  *fsm.Session
 	id  uint64
 
@@ -78,10 +77,10 @@ func (s *Session) Reason() fsm.Reason {
 func (s *Session) RemoteAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ws == nil {
+	if s.w == nil {
 		return nil
 	}
-	return s.ws.RemoteAddr()
+	return s.w.remoteAddr()
 }
 
 // Send queues one message for the session's writer and returns at once.
@@ -129,22 +128,36 @@ func (s *Session) step(now time.Time, ev fsm.Event, cause error) {
 	s.mu.Unlock()
 }
 
-// stepLocked hands ev to the lifecycle and carries out what it answers. An
-// event the state does not take (a read error on a session already
-// reaped, say) changes nothing.
+// stepLocked is driveLocked with the close code fsm chooses.
 func (s *Session) stepLocked(now time.Time, ev fsm.Event, cause error) {
-	out, err := s.fs.Step(now, ev)
-	if err != nil {
-		return
-	}
-	s.applyLocked(out, cause)
+	_ = s.driveLocked(now, ev, cause, fsmCode)
 }
 
-// applyLocked carries out one step's output: count and log the transition,
-// then the actions in the order fsm gives them.
-func (s *Session) applyLocked(out fsm.Output, cause error) {
+// fsmCode tells driveLocked to close with the code fsm's actions carry.
+const fsmCode = -1
+
+// driveLocked is the one place a server session's lifecycle is stepped:
+// every goroutine that drives a session (handler, reader or poller,
+// writer, timer, Send, Shutdown, Fence) comes through here, on either
+// engine, so what a step does cannot differ between them. It hands ev,
+// observed at now, to fs and carries out the answer: count and log the
+// transition, observe it, tell the state hook, then the actions in the
+// order fsm gives them (a ping owed, a close frame owed, a reap), and
+// re-arm the timer. code overrides the close code a reap writes (the
+// code of a peer's close, echoed; 1002, 1007 or 1009 for a protocol
+// failure the framer found; 0 for none); fsmCode keeps fsm's. An event
+// the state does not take (a read error on a session already reaped,
+// say) changes nothing and returns fsm's error.
+func (s *Session) driveLocked(now time.Time, ev fsm.Event, cause error, code int) error {
+	out, err := s.fs.Step(now, ev)
+	if err != nil {
+		return err
+	}
 	srv := s.srv
 	if tr := out.Transition; tr != nil {
+		if cause == nil && tr.Trigger == fsm.PongTimeout {
+			cause = errSilent{s.fs.Liveness().PingInterval + s.fs.Liveness().PongTimeout}
+		}
 		srv.count(tr)
 		logTransition(srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
 		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
@@ -169,8 +182,11 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	}
 	switch {
 	case reap:
+		if code != fsmCode {
+			closeCode = code
+		}
 		s.reapLocked(reason, closeCode)
-		return
+		return nil
 	case closeCode != 0: // entering Closing: no more data, a close frame next
 		s.dropQueueLocked()
 		s.closeCode = int32(closeCode)
@@ -179,6 +195,7 @@ func (s *Session) applyLocked(out fsm.Output, cause error) {
 	if out.Transition != nil {
 		s.rescheduleLocked()
 	}
+	return nil
 }
 
 // rescheduleLocked arms the shared timer for the session's next deadline.
@@ -205,10 +222,7 @@ func (s *Session) pingEarlyLocked(now time.Time) {
 	if d, ok := s.fs.Deadline(); !open || !ok || !p.Equal(d) || !p.After(now) || p.Sub(now) > s.srv.tq.granularity() {
 		return
 	}
-	out, err := s.fs.Step(p, fsm.EvTick)
-	if err == nil {
-		s.applyLocked(out, nil)
-	}
+	s.stepLocked(p, fsm.EvTick, nil)
 }
 
 // reapLocked releases everything the session holds: its queue, its timer
@@ -223,23 +237,18 @@ func (s *Session) reapLocked(reason fsm.Reason, closeCode int) {
 		s.srv.unregister(s)
 	}
 	s.srv.wg.Add(1)
-	go s.teardown(s.ws, closeCode, reason)
+	go s.teardown(s.w, closeCode, reason)
 }
 
-func (s *Session) teardown(ws *websocket.Conn, closeCode int, reason fsm.Reason) {
+func (s *Session) teardown(w wire, closeCode int, reason fsm.Reason) {
 	defer s.srv.wg.Done()
-	if ws != nil {
-		if closeCode != 0 {
-			wait := min(s.srv.live.WriteTimeout, closeFrameWait)
-			err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCode, ""), time.Now().Add(wait))
-			if err == nil {
-				s.srv.observe(Observation{Kind: ObsSend, Machine: fsm.MachineSession, ID: sessionID(s.id),
-					At: s.srv.clk.Now(), Frame: FrameClose})
-			}
+	if w != nil {
+		if w.closeWith(closeCode, min(s.srv.live.WriteTimeout, closeFrameWait)) {
+			s.srv.observe(Observation{Kind: ObsSend, Machine: fsm.MachineSession, ID: sessionID(s.id),
+				At: s.srv.clk.Now(), Frame: FrameClose})
 		}
-		_ = ws.Close()
 	}
-	if h := s.srv.cfg.Hook; h != nil && ws != nil {
+	if h := s.srv.cfg.Hook; h != nil && w != nil {
 		h.Closed(s, reason)
 	}
 	if s.srv.cfg.OnClose != nil {
@@ -297,7 +306,7 @@ func (s *Session) syncHeardLocked() {
 	if h := s.heard.Load(); h > s.stepped {
 		s.stepped = h
 		if !s.srv.hooks.ignorePongs() {
-			_, _ = s.fs.Step(s.srv.epoch.Add(time.Duration(h)), fsm.EvPong)
+			s.stepLocked(s.srv.epoch.Add(time.Duration(h)), fsm.EvPong, nil)
 		}
 	}
 }
@@ -313,14 +322,7 @@ func (s *Session) tick(now time.Time) {
 		return
 	}
 	s.syncHeardLocked()
-	out, err := s.fs.Step(now, fsm.EvTick)
-	if err == nil {
-		var cause error
-		if out.Transition != nil && out.Transition.Trigger == fsm.PongTimeout {
-			cause = errSilent{s.fs.Liveness().PingInterval + s.fs.Liveness().PongTimeout}
-		}
-		s.applyLocked(out, cause)
-	}
+	s.stepLocked(now, fsm.EvTick, nil)
 	s.pingEarlyLocked(now)
 	if s.fs.State() != fsm.Reaped {
 		s.rescheduleLocked()
@@ -335,7 +337,7 @@ func (s *Session) tick(now time.Time) {
 // headroom and moved only when the bound overtakes it: about once per
 // two intervals on an idle session instead of on every tick.
 func (s *Session) setReadDeadlineLocked(now time.Time) {
-	if s.ws == nil {
+	if s.w == nil {
 		return
 	}
 	l := s.fs.Liveness()
@@ -345,7 +347,7 @@ func (s *Session) setReadDeadlineLocked(now time.Time) {
 	}
 	by := need.Add(l.PingInterval)
 	s.readBy = int64(by.Sub(s.srv.epoch))
-	_ = s.ws.SetReadDeadline(time.Now().Add(by.Sub(now)))
+	s.w.setReadDeadline(time.Now().Add(by.Sub(now)))
 }
 
 // errSilent is the cause logged when a session's peer went silent.

@@ -18,8 +18,8 @@ import (
 // return before the next read: an idle session's reader is parked inside
 // ReadMessage, and the stack it parks with is what stays resident (the
 // runtime shrinks it back to 2 KiB only if less than a quarter is in use).
-func (s *Session) readLoop() {
-	for s.readOne() {
+func (s *Session) readLoop(ws *websocket.Conn) {
+	for s.readOne(ws) {
 	}
 	s.srv.wg.Done()
 }
@@ -28,8 +28,8 @@ func (s *Session) readLoop() {
 // reports whether to read on. NextReader, not ReadMessage, so that the
 // chain parked under it is one frame shorter; the payload is read in a
 // separate call.
-func (s *Session) readOne() bool {
-	mt, r, err := s.ws.NextReader()
+func (s *Session) readOne(ws *websocket.Conn) bool {
+	mt, r, err := ws.NextReader()
 	if err != nil {
 		s.readFailed(err)
 		return false
@@ -58,17 +58,19 @@ func (s *Session) consume(mt int, r io.Reader) bool {
 // invalidText reaps the session for a text message that is not UTF-8:
 // a read error whose close frame says 1007 (invalid payload data).
 func (s *Session) invalidText() {
+	s.protocolFailed(ErrInvalidUTF8, websocket.CloseInvalidFramePayloadData)
+}
+
+// protocolFailed reaps the session for a read that broke the protocol,
+// with the close code that says how (1002, 1007, 1009).
+func (s *Session) protocolFailed(cause error, code int) {
 	now := s.srv.clk.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fs.State() == fsm.Reaped {
 		return
 	}
-	out, err := s.fs.Step(now, fsm.EvReadError)
-	if err != nil {
-		return
-	}
-	s.applyEcho(out, ErrInvalidUTF8, websocket.CloseInvalidFramePayloadData)
+	_ = s.driveLocked(now, fsm.EvReadError, cause, code)
 }
 
 // onMessage takes one application message off the reader.
@@ -116,34 +118,14 @@ func (s *Session) readFailed(err error) {
 		return
 	}
 	s.observeLocked(Observation{Kind: ObsReceive, At: now, Frame: FrameClose})
-	wasOpen := s.fs.Open()
-	out, serr := s.fs.Step(now, fsm.EvPeerClose)
-	if serr != nil {
-		return
-	}
 	echo := 0
-	if wasOpen { // the peer started the close: answer it
+	if s.fs.Open() { // the peer started the close: answer it
 		echo = ce.Code
 		if echo == websocket.CloseNoStatusReceived {
 			echo = websocket.CloseNormalClosure
 		}
 	}
-	s.applyEcho(out, err, echo)
-}
-
-// applyEcho is applyLocked for a reap whose close code is not fsm's: the
-// code of a peer's close, echoed, or 1007 for invalid UTF-8.
-func (s *Session) applyEcho(out fsm.Output, cause error, echo int) {
-	if tr := out.Transition; tr != nil {
-		s.srv.count(tr)
-		logTransition(s.srv.log, sessionID(s.id), tr, cause, endFacts(s.fs, tr)...)
-		s.observeLocked(Observation{Kind: ObsTransition, At: tr.At, Transition: *tr, Err: cause})
-	}
-	for _, a := range out.Actions {
-		if a.Kind == fsm.ActReap {
-			s.reapLocked(a.Reason, echo)
-		}
-	}
+	_ = s.driveLocked(now, fsm.EvPeerClose, err, echo)
 }
 
 // onPing runs on the reader when a ping arrives: a sign of life, and a
@@ -166,12 +148,17 @@ func (s *Session) onPing(payload string) error {
 // keeps a small frame: an idle session's heartbeat costs one atomic store
 // here, and this is the deepest point an idle reader's stack reaches.
 func (s *Session) onPong(payload string) error {
+	s.pongHeard(len(payload))
+	return nil
+}
+
+// pongHeard records a pong of n payload bytes, on either engine.
+func (s *Session) pongHeard(n int) {
 	now := s.srv.clk.Now()
 	s.heardAt(now)
 	if s.srv.cfg.Observer != nil {
-		s.observePong(now, len(payload))
+		s.observePong(now, n)
 	}
-	return nil
 }
 
 func (s *Session) observePong(now time.Time, n int) {
@@ -183,7 +170,7 @@ func (s *Session) observePong(now time.Time, n int) {
 // exists only while there is something to write, so an idle session costs
 // no goroutine for it.
 func (s *Session) wakeWriterLocked() {
-	if s.flags&flagWriting != 0 || s.ws == nil {
+	if s.flags&flagWriting != 0 || s.w == nil {
 		return
 	}
 	s.flags |= flagWriting
@@ -193,10 +180,9 @@ func (s *Session) wakeWriterLocked() {
 
 // frame is one write the writer owes.
 type frame struct {
-	kind    Frame
-	data    []byte
-	done    Delivered // an application message's SendNotify report
-	payload string    // control frames
+	kind Frame
+	data []byte
+	done Delivered // an application message's SendNotify report
 }
 
 // writeLoop writes what the session owes, one frame at a time, until
@@ -215,31 +201,21 @@ func (s *Session) writeLoop() {
 		}
 		s.mu.Unlock()
 		deadline := time.Now().Add(srv.live.WriteTimeout)
-		var err error
-		switch f.kind {
-		case FrameText, FrameBinary:
-			if err = s.ws.SetWriteDeadline(deadline); err == nil {
-				err = s.ws.WriteMessage(int(f.kind), f.data)
-			}
-			if f.done != nil {
-				s.mu.Lock()
-				f.done(err)
-				s.mu.Unlock()
-			}
-		case FrameClose:
-			err = s.ws.WriteControl(websocket.CloseMessage, f.data, deadline)
-		default:
-			// Pings and pongs go through the message writer, not
-			// WriteControl (which allocates and arms a lock timer), and
-			// with no write deadline: arming and disarming the socket's
-			// deadline timer per frame was a sixth of an idle server's
-			// CPU (docs/decisions.md). A control write cannot hang for
-			// long anyway: a peer that does not drain its socket does not
-			// answer pings either, and the liveness deadline reaps the
-			// session and closes the socket under the write.
-			if err = s.ws.SetWriteDeadline(time.Time{}); err == nil {
-				err = s.ws.WriteMessage(int(f.kind), []byte(f.payload))
-			}
+		if f.kind == FramePing || f.kind == FramePong {
+			// Pings and pongs are written with no write deadline: arming
+			// and disarming the socket's deadline timer per frame was a
+			// sixth of an idle server's CPU (docs/decisions.md). A control
+			// write cannot hang for long anyway: a peer that does not
+			// drain its socket does not answer pings either, and the
+			// liveness deadline reaps the session and closes the socket
+			// under the write.
+			deadline = time.Time{}
+		}
+		err := s.w.writeFrame(f.kind, f.data, deadline)
+		if f.done != nil {
+			s.mu.Lock()
+			f.done(err)
+			s.mu.Unlock()
 		}
 		if err != nil {
 			s.mu.Lock()
@@ -271,7 +247,7 @@ func (s *Session) nextLocked() (frame, bool) {
 	case s.flags&flagPong != 0:
 		s.flags &^= flagPong
 		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FramePong, Size: len(s.pong)})
-		return frame{kind: FramePong, payload: s.pong}, true
+		return frame{kind: FramePong, data: []byte(s.pong)}, true
 	case s.flags&flagPing != 0:
 		s.flags &^= flagPing
 		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FramePing})
@@ -288,7 +264,7 @@ func (s *Session) nextLocked() (frame, bool) {
 		if len(s.queue) == 0 {
 			s.queue = nil // release the backing array while idle
 		}
-		if _, err := s.fs.Step(now, fsm.EvSent); err != nil && !s.srv.hooks.unguardedSend() {
+		if err := s.driveLocked(now, fsm.EvSent, nil, fsmCode); err != nil && !s.srv.hooks.unguardedSend() {
 			if m.done != nil {
 				m.done(s.closedErrLocked())
 			}

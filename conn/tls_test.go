@@ -86,6 +86,16 @@ func TestClientOverTLS(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no echo over TLS")
 		}
+		// A TLS session is read by the goroutine engine whatever the
+		// config says: the poll engine reads plain TCP only.
+		for _, s := range srv.snapshot() {
+			s.mu.Lock()
+			_, ok := s.w.(gorillaWire)
+			s.mu.Unlock()
+			if !ok {
+				t.Errorf("session %d over TLS is not on the goroutine engine", s.ID())
+			}
+		}
 	})
 	t.Run("untrusted", func(t *testing.T) {
 		b := fastBackoff()

@@ -32,8 +32,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mo := metricsFlags(fs)
 	cl := clusterFlags(fs)
 	keyHeader := fs.String("key-header", "X-Key", "cluster: the request header whose value is a session's key (POST /send?key=); X-Self-ID for OneBot")
+	engineName := fs.String("engine", "auto", "how sessions are read: auto (poll for plain TCP on Linux), goroutine (a reader goroutine per session) or poll")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	engine, err := parseEngine(*engineName)
+	if err != nil {
+		return usageError{err}
 	}
 	if err := lim.check(); err != nil {
 		return usageError{err}
@@ -46,6 +51,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Liveness:  live,
 		Logger:    logger,
 		OnMessage: func(s *conn.Session, t conn.MessageType, data []byte) error { return s.Send(t, data) },
+		Engine:    engine,
 	}
 	if *token != "" {
 		cfg.Authorize = conn.BearerToken(*token)
@@ -156,4 +162,14 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, nil)), nil
 	}
 	return nil, fmt.Errorf("-log-format must be json or text, not %q", format)
+}
+
+// parseEngine reads --engine.
+func parseEngine(name string) (conn.Engine, error) {
+	for _, e := range []conn.Engine{conn.EngineAuto, conn.EngineGoroutine, conn.EnginePoll} {
+		if e.String() == name {
+			return e, nil
+		}
+	}
+	return 0, fmt.Errorf("--engine %q: want auto, goroutine or poll", name)
 }

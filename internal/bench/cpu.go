@@ -30,7 +30,7 @@ func runCPU(self proc.Self, cfg Config, w io.Writer) error {
 		n, ping, pong, cfg.CPUWindow, warmup)
 	fmt.Fprintf(w, "the clients answer pings and send nothing; they run in %d other processes\n", (n+fleetMax-1)/fleetMax)
 	res := map[string]cpuResult{}
-	for _, mode := range []string{"naive-heartbeat", "lifeline"} {
+	for _, mode := range []string{"naive-heartbeat", "lifeline-goroutine", "lifeline"} {
 		r, pings, err := measureCPU(self, mode, n, ping, pong, warmup, cfg.CPUWindow)
 		if err != nil {
 			return fmt.Errorf("%s: %w", mode, err)
@@ -46,6 +46,8 @@ func runCPU(self proc.Self, cfg Config, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "summary: lifeline %.2f%% of one core for %d idle sessions vs %.2f%% for the naive heartbeat: %.1fx less (goal <= 1%%: %s); sessions capped at %d by the server's descriptor limit %d\n",
 		100*l.CoreFrac, l.Sessions, 100*nv.CoreFrac, nv.CoreFrac/l.CoreFrac, verdict, l.Sessions, l.FDLimit)
+	g := res["lifeline-goroutine"]
+	fmt.Fprintf(w, "engine: poll %.2f%% of one core vs goroutine %.2f%%: %.1fx less\n", 100*l.CoreFrac, 100*g.CoreFrac, g.CoreFrac/l.CoreFrac)
 	return nil
 }
 

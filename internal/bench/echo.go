@@ -55,7 +55,7 @@ func runEcho(self proc.Self, cfg Config, w io.Writer) error {
 		echoSize, echoGap, cfg.EchoCount, cfg.EchoSessions, ping, pong)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	res := map[string]echoResult{}
-	for _, mode := range []string{"naive-heartbeat", "lifeline"} {
+	for _, mode := range []string{"naive-heartbeat", "lifeline-goroutine", "lifeline"} {
 		r, err := measureEcho(self, mode, cfg.EchoSessions, ping, pong, cfg.EchoCount)
 		if err != nil {
 			return fmt.Errorf("%s: %w", mode, err)
@@ -67,6 +67,8 @@ func runEcho(self proc.Self, cfg Config, w io.Writer) error {
 	l, n := res["lifeline"].Quantile(0.99), res["naive-heartbeat"].Quantile(0.99)
 	fmt.Fprintf(w, "summary: echo p99 with %d idle sessions heartbeating: lifeline %.3f ms vs gorilla's echo server %.3f ms in the same run (%.2fx); goal: no worse than today's goroutine-per-session lifeline, compared by this ratio across runs\n",
 		cfg.EchoSessions, ms(l), ms(n), float64(l)/float64(n))
+	g := res["lifeline-goroutine"].Quantile(0.99)
+	fmt.Fprintf(w, "engine: echo p99 on the poll engine %.3f ms, on the goroutine engine %.3f ms in the same run (%.2fx)\n", ms(l), ms(g), float64(l)/float64(g))
 	return nil
 }
 

@@ -24,7 +24,7 @@ func runMem(self proc.Self, cfg Config, w io.Writer) error {
 	fmt.Fprintf(w, "memory per idle session: %d sessions, heap in use + stack in use after GC, minus the same before any session\n", cfg.MemSessions)
 	fmt.Fprintf(w, "lifeline: conn.Server, ping every %s, pong timeout %s, weighed after %s of heartbeats\n", memPing, memPong, memSettle)
 	res := map[string]memResult{}
-	for _, mode := range []string{"naive", "lifeline"} {
+	for _, mode := range []string{"naive", "lifeline-goroutine", "lifeline"} {
 		r, err := measureMem(self, mode, cfg.MemSessions)
 		if err != nil {
 			return err
@@ -40,6 +40,8 @@ func runMem(self proc.Self, cfg Config, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "summary: lifeline %.2f KiB/session vs naive %.2f KiB/session: %.2fx less (goal <= 5 KiB and >= 3x: %s)\n",
 		l.PerSession/1024, n.PerSession/1024, n.PerSession/l.PerSession, verdict)
+	g := res["lifeline-goroutine"]
+	fmt.Fprintf(w, "engine: poll %.0f B/session vs goroutine %.0f B/session: %.2fx less\n", l.PerSession, g.PerSession, g.PerSession/l.PerSession)
 	return nil
 }
 

@@ -99,7 +99,10 @@ const cpuProfileEnv = "LIFELINE_BENCH_CPUPROFILE"
 //     handler, default buffers), no lifecycle, no heartbeat;
 //   - naive-heartbeat: the same with the straightforward heartbeat, a
 //     runtime timer per connection that writes a ping with WriteControl;
-//   - lifeline: conn.Server with liveness o.Ping/o.Pong.
+//   - lifeline: conn.Server with liveness o.Ping/o.Pong, its default
+//     engine (EngineAuto: the poll engine on Linux);
+//   - lifeline-goroutine: the same with EngineGoroutine, a reader
+//     goroutine per session.
 func buildServer(o RoleOptions) (http.Handler, func() int64, func() uint64, error) {
 	var n atomic.Int64
 	none := func() uint64 { return 0 }
@@ -108,7 +111,7 @@ func buildServer(o RoleOptions) (http.Handler, func() int64, func() uint64, erro
 		return naiveEcho(&n, 0), n.Load, none, nil
 	case "naive-heartbeat":
 		return naiveEcho(&n, o.Ping), n.Load, none, nil
-	case "lifeline":
+	case "lifeline", "lifeline-goroutine":
 		srv, err := lifelineServer(o)
 		if err != nil {
 			return nil, nil, nil, err
@@ -124,8 +127,12 @@ func buildServer(o RoleOptions) (http.Handler, func() int64, func() uint64, erro
 // test (a read engine, say) goes here, so that every measurement (mem,
 // cpu, rss, echo) gets it at once.
 func lifelineServer(o RoleOptions) (*conn.Server, error) {
+	engine := conn.EngineAuto
+	if o.Mode == "lifeline-goroutine" {
+		engine = conn.EngineGoroutine
+	}
 	return conn.NewServer(conn.ServerConfig{Liveness: fsm.Liveness{PingInterval: o.Ping, PongTimeout: o.Pong},
-		OnMessage: echo, Logger: discardLogger()})
+		OnMessage: echo, Logger: discardLogger(), Engine: engine})
 }
 
 // naiveEcho is the baseline: gorilla/websocket's plain echo server, the

@@ -108,7 +108,7 @@ func runRSS(self proc.Self, cfg Config, w io.Writer) error {
 	ping := cfg.RSSPing
 	fmt.Fprintf(w, "RSS per idle session: VmRSS of the server process (read from /proc, outside it) after the sessions, %s of heartbeats and two GCs, minus the same once it listens; ÷ sessions\n", rssSettle(ping))
 	fmt.Fprintf(w, "every server pings every %s (lifeline: pong timeout %s); clients in other processes\n", ping, rssPong(ping))
-	servers := []rssServer{roleRSS(self, "naive-heartbeat", "naive-heartbeat", ping), roleRSS(self, "lifeline", "lifeline", ping)}
+	servers := []rssServer{roleRSS(self, "naive-heartbeat", "naive-heartbeat", ping), roleRSS(self, "lifeline-goroutine", "lifeline-goroutine", ping), roleRSS(self, "lifeline", "lifeline", ping)}
 	peerNote := ""
 	bin, cleanup, err := buildPeer(cfg.PeerDir)
 	if err != nil {
@@ -134,6 +134,9 @@ func runRSS(self proc.Self, cfg Config, w io.Writer) error {
 			peer = &p
 		}
 		fmt.Fprintln(w, rssSummary(res["lifeline"], res["naive-heartbeat"], peer, cfg.Peer, peerNote))
+		if g, l := res["lifeline-goroutine"], res["lifeline"]; g.RSSPer > 0 && l.RSSPer > 0 {
+			fmt.Fprintf(w, "engine: at %d sessions the poll engine holds %.0f B RSS/session, the goroutine engine %.0f B: %.2fx less\n", n, l.RSSPer, g.RSSPer, g.RSSPer/l.RSSPer)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,125 @@
+//go:build linux
+
+package conn
+
+import (
+	"errors"
+	"io"
+
+	"github.com/gorilla/websocket"
+)
+
+// The poll engine's reader: what the bytes a read brought mean to the
+// session. The poller calls feed with each read; feed parses whole frames
+// with the framer (frame.go) and hands each to the same Session methods
+// the goroutine engine's reader calls (onPing, pongHeard, onMessage,
+// readFailed), so both engines step fsm through driveLocked alike.
+
+var (
+	// errEOF is the end of the connection without a close frame, as
+	// gorilla/websocket reports it (close code 1006, a read error).
+	errEOF = &websocket.CloseError{Code: websocket.CloseAbnormalClosure, Text: io.ErrUnexpectedEOF.Error()}
+	// errTornFrame: a write was cut short mid-frame, so the stream can
+	// carry nothing more.
+	errTornFrame = errors.New("conn: an earlier frame was cut short; the connection is unusable")
+)
+
+// feed parses the frames in b (after any incomplete one kept from earlier
+// reads) and hands each on. A whole application message goes to OnMessage
+// on a goroutine of the session's own, unless inHandler says this already
+// is that goroutine; the rest of b then waits for it (the poller stops
+// reading the session meanwhile, so a slow handler holds back only its
+// own peer, through TCP flow control). What is left of an incomplete
+// frame is copied: b is not kept.
+func (pc *pollConn) feed(b []byte, inHandler bool) {
+	s := pc.s
+	data := b
+	if pc.in != nil {
+		pc.in = append(pc.in, b...)
+		data = pc.in
+	}
+	limit, lax := s.srv.readLimit, s.srv.hooks.unmaskedOK() // lax: the bug under test
+	for {
+		f, n, err := parseFrame(data, pc.msg.room(limit), lax)
+		if err != nil {
+			pc.fail(err)
+			return
+		}
+		if n == 0 {
+			break
+		}
+		data = data[n:]
+		ev, op, payload, err := pc.msg.take(f)
+		if err != nil {
+			pc.fail(err)
+			return
+		}
+		switch ev {
+		case readPing:
+			s.onPing(string(payload))
+		case readPong:
+			if !s.srv.hooks.pongsUnfed() {
+				s.pongHeard(len(payload))
+			}
+		case readClose:
+			code, text, cerr := closePayload(payload)
+			if cerr != nil {
+				pc.fail(cerr)
+				return
+			}
+			pc.stopReading()
+			s.readFailed(&websocket.CloseError{Code: code, Text: text})
+			return
+		case readMessage:
+			if inHandler || s.srv.cfg.OnMessage == nil {
+				s.onMessage(int(op), payload)
+				continue
+			}
+			pc.in = keep(data)
+			pc.setBusy(true)
+			s.srv.wg.Add(1)
+			go pc.handle(int(op), payload)
+			return
+		}
+	}
+	pc.in = keep(data)
+}
+
+// handle runs OnMessage for one message off the poller, then the frames
+// read behind it, and gives the reader back to the poller.
+func (pc *pollConn) handle(mt int, data []byte) {
+	defer pc.s.srv.wg.Done()
+	pc.s.onMessage(mt, data)
+	pc.feed(nil, true)
+	pc.setBusy(false)
+}
+
+// keep returns a copy of what is left of an incomplete frame, or nil.
+func keep(rest []byte) []byte {
+	if len(rest) == 0 {
+		return nil
+	}
+	return append([]byte(nil), rest...)
+}
+
+// fail ends the read side for a frame that breaks the protocol, reaping
+// the session with the close code the framer chose (1002, 1007, 1009).
+func (pc *pollConn) fail(err error) {
+	pc.stopReading()
+	var fe *frameError
+	errors.As(err, &fe)
+	cause := err
+	switch fe.code {
+	case closeInvalidPayload:
+		cause = ErrInvalidUTF8
+	case closeMessageTooBig:
+		cause = websocket.ErrReadLimit
+	}
+	pc.s.protocolFailed(cause, fe.code)
+}
+
+// readError ends the read side for a failed read or EOF.
+func (pc *pollConn) readError(err error) {
+	pc.stopReading()
+	pc.s.readFailed(err)
+}
