@@ -220,7 +220,7 @@ func TestErrorsCountTheClosingOne(t *testing.T) {
 	s.Step(t0, EvUpgraded)
 	for i := 1; i <= 3; i++ {
 		s.Step(t0, EvProtocolError)
-		if s.errors != i {
+		if int(s.errors) != i {
 			t.Fatalf("after %d protocol errors the streak is %d", i, s.errors)
 		}
 	}

@@ -2,8 +2,6 @@ package fsm
 
 import (
 	"time"
-
-	"github.com/qmuntal/stateless"
 )
 
 // Session is the sans-I/O lifecycle of one server-side session, from the
@@ -19,21 +17,28 @@ type Session struct {
 	// cold session touches two cache lines, not five (the simulator at
 	// 10 000 sessions is bound by those misses).
 	state        State
+	reason       Reason
+	nacts        uint8 // actions of the last Step, in acts
+	errors       int32
 	lastHeard    time.Time // any frame
 	lastPing     time.Time
 	lastActivity time.Time // application messages, either way
 	l            Liveness
-	acts         []Action
 
 	inst         sessionInstance
-	machine      *stateless.StateMachine
 	created      time.Time
 	closingSince time.Time
-	errors       int
-	reason       Reason
 
 	trans Transition
+	// acts holds the last Step's actions: at most two (a close and a
+	// reap; a tick's ping comes alone). Kept inline rather than as a
+	// slice of its own, the session is one 384-byte object instead of a
+	// 320-byte one plus a 224-byte action buffer (docs/decisions.md).
+	acts [sessionMaxActions]Action
 }
+
+// sessionMaxActions is the most actions one session Step returns.
+const sessionMaxActions = 2
 
 type sessionInstance struct {
 	instanceCtx
@@ -43,7 +48,7 @@ type sessionInstance struct {
 func (i *sessionInstance) LifecycleState() State     { return i.s.state }
 func (i *sessionInstance) SetLifecycleState(s State) { i.s.state = s }
 func (i *sessionInstance) GuardHolds(g Guard) bool {
-	atLimit := i.s.errors+1 >= i.s.l.MaxErrors
+	atLimit := int(i.s.errors)+1 >= i.s.l.MaxErrors
 	switch g {
 	case BelowErrorLimit:
 		return !atLimit
@@ -60,11 +65,9 @@ func NewSession(now time.Time, l Liveness) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{
-		machine: shared.session(),
 		state:   Handshaking,
 		l:       l.WithDefaults(),
 		created: now,
-		acts:    make([]Action, 0, 3),
 	}
 	s.inst.s = s
 	return s, nil
@@ -122,7 +125,7 @@ func (s *Session) Deadline() (time.Time, bool) {
 // driver that writes to a closing or reaped session finds out. EvShutdown
 // or EvFence on a session already Closing or Reaped is a no-op.
 func (s *Session) Step(now time.Time, ev Event) (Output, error) {
-	s.acts = s.acts[:0]
+	s.nacts = 0
 	var tr Trigger
 	switch ev {
 	case EvTick:
@@ -159,14 +162,14 @@ func (s *Session) Step(now time.Time, ev Event) (Output, error) {
 		tr = t
 	}
 	if tr == 0 {
-		return Output{Actions: s.acts}, nil
+		return Output{Actions: s.actions()}, nil
 	}
 	from := s.state
-	if err := fire(s.machine, &s.inst, tr, ev); err != nil {
+	if err := fire(shared.session(), &s.inst, tr, ev); err != nil {
 		return Output{}, err
 	}
 	s.enter(now, from, tr)
-	return Output{Transition: &s.trans, Actions: s.acts}, nil
+	return Output{Transition: &s.trans, Actions: s.actions()}, nil
 }
 
 // sessionTriggers maps the events that name their trigger directly.
@@ -191,7 +194,7 @@ func (s *Session) due(now time.Time) Trigger {
 		}
 		if !now.Before(s.l.pingAt(s.lastHeard, s.lastPing, 0)) {
 			s.lastPing = now
-			s.acts = append(s.acts, Action{Kind: ActSendPing})
+			s.act(Action{Kind: ActSendPing})
 		}
 	case Closing:
 		if !now.Before(s.closingSince.Add(s.l.CloseTimeout)) {
@@ -230,21 +233,32 @@ func (s *Session) enter(now time.Time, from State, tr Trigger) {
 		s.reason = reasonOf[tr]
 		s.closingSince = now
 		code, _ := s.reason.closeCode()
-		s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
+		s.act(Action{Kind: ActClose, Code: code, Reason: s.reason})
 	case Reaped:
 		if from != Closing {
 			s.reason = reasonOf[tr]
 			// A close frame is only worth sending on an upgraded link whose
 			// write side still works; the reason says which.
 			if code, ok := s.reason.closeCode(); ok && from != Handshaking {
-				s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
+				s.act(Action{Kind: ActClose, Code: code, Reason: s.reason})
 			}
 		}
-		s.acts = append(s.acts, Action{Kind: ActReap, Reason: s.reason})
+		s.act(Action{Kind: ActReap, Reason: s.reason})
 	}
 	if to == Closing || to == Reaped {
 		s.trans.Reason = s.reason
 	}
+}
+
+// act appends a to the Step's actions.
+func (s *Session) act(a Action) {
+	s.acts[s.nacts] = a
+	s.nacts++
+}
+
+// actions returns the Step's actions, aliasing s (Output's contract).
+func (s *Session) actions() []Action {
+	return s.acts[:s.nacts:s.nacts]
 }
 
 func later(a, b time.Time) time.Time {
