@@ -61,7 +61,7 @@ func newPollHarness(t *testing.T, cfg ServerConfig, readBuf int, bug *testHooks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := &pollConn{set: srv.polls, s: s, addr: memAddr{}, fd: fds[0]}
+	pc := &pollConn{s: s, fd: fds[0]}
 	if !srv.polls.add(pc) {
 		t.Fatal("poll set refused the descriptor")
 	}
