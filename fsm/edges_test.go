@@ -283,3 +283,30 @@ func TestSetBackoffKeepsTheFirstPromise(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionActionsShareNothingWritable: a session's actions are slices
+// of tables every Session shares, so a driver that appends to one Step's
+// actions must not change what a later Step returns, its own or another
+// session's.
+func TestSessionActionsShareNothingWritable(t *testing.T) {
+	a, _ := NewSession(t0, Liveness{})
+	b, _ := NewSession(t0, Liveness{})
+	a.Step(t0, EvUpgraded)
+	b.Step(t0, EvUpgraded)
+	out, _ := a.Step(t0, EvShutdown) // Closing: a close frame owed
+	want := []Action{{Kind: ActClose, Code: 1001, Reason: ReasonShutdown}}
+	if !slices.Equal(out.Actions, want) {
+		t.Fatalf("shutdown actions %+v, want %+v", out.Actions, want)
+	}
+	_ = append(out.Actions, Action{Kind: ActSendPing}) // a careless driver
+	for _, s := range []*Session{a, b} {
+		if s == b {
+			b.Step(t0, EvShutdown)
+		}
+		out, _ = s.Step(t0, EvClosed)
+		want = []Action{{Kind: ActReap, Reason: ReasonShutdown}}
+		if !slices.Equal(out.Actions, want) {
+			t.Fatalf("reap after the close: actions %+v, want %+v", out.Actions, want)
+		}
+	}
+}

@@ -167,17 +167,13 @@ func (k ActionKind) String() string {
 // Action is one thing the driver must do. Only the fields its Kind names
 // are set. Actions of one Step come in the order they must be carried out:
 // tear-down first (abort, close, drop, reap), then new work (dial, ping).
-//
-// Kind and Reason sit together so the struct is 64 bytes, not 72: every
-// fsm.Session holds room for its actions (docs/decisions.md, "what an
-// idle session holds").
 type Action struct {
 	Kind    ActionKind
-	Reason  Reason        // ActReap, ActClose on a session, ActFence, ActDeclareDead: why
 	At      time.Time     // ActDial: attempt deadline; ActScheduleRetry: when the attempt is due
 	Attempt int           // ActDial, ActScheduleRetry: attempt number, 1-based
 	Delay   time.Duration // ActScheduleRetry: the backoff delay chosen
 	Code    int           // ActClose: WebSocket close code
+	Reason  Reason        // ActReap, ActClose on a session, ActFence, ActDeclareDead: why
 	// Incarnation numbers a node's lease: ActCreateLease, ActRenewLease,
 	// ActRemoveSessions, ActDeclareDead.
 	Incarnation uint64
@@ -205,8 +201,9 @@ type Transition struct {
 }
 
 // Output is what one Step produced. It aliases buffers owned by the
-// machine and stays valid until the next call that takes a time
-// (Step, SetBackoff).
+// machine (or, for a Session's actions, tables shared by every Session)
+// and stays valid until the next call that takes a time (Step,
+// SetBackoff). It is read-only.
 type Output struct {
 	// Transition is the state change this step made, or nil. A step makes at
 	// most one.

@@ -18,7 +18,7 @@ type Session struct {
 	// 10 000 sessions is bound by those misses).
 	state        State
 	reason       Reason
-	nacts        uint8 // actions of the last Step, in acts
+	acts         actList // the last Step's actions
 	errors       int32
 	lastHeard    time.Time // any frame
 	lastPing     time.Time
@@ -30,15 +30,35 @@ type Session struct {
 	closingSince time.Time
 
 	trans Transition
-	// acts holds the last Step's actions: at most two (a close and a
-	// reap; a tick's ping comes alone). Kept inline rather than as a
-	// slice of its own, the session is one 384-byte object instead of a
-	// 320-byte one plus a 224-byte action buffer (docs/decisions.md).
-	acts [sessionMaxActions]Action
 }
 
-// sessionMaxActions is the most actions one session Step returns.
-const sessionMaxActions = 2
+// actList names the actions of a session Step. They are a function of
+// the session's reason, so a Session keeps which list, one byte, and
+// Step returns a slice of sessionActs: 128 bytes less per session than
+// room for two actions of its own (docs/decisions.md, "what an idle
+// session holds").
+type actList uint8
+
+const (
+	actsNone      actList = iota
+	actsPing              // ActSendPing
+	actsClose             // ActClose (entering Closing)
+	actsCloseReap         // ActClose, ActReap (reaped straight from an open link)
+	actsReap              // ActReap
+)
+
+// sessionActs holds, for each reason, a session's close and its reap;
+// pingActs a tick's ping. Read-only, shared by every Session.
+var (
+	sessionActs = func() (t [len(reasonNames)][2]Action) {
+		for r := range t {
+			code, _ := Reason(r).closeCode()
+			t[r] = [2]Action{{Kind: ActClose, Code: code, Reason: Reason(r)}, {Kind: ActReap, Reason: Reason(r)}}
+		}
+		return t
+	}()
+	pingActs = [1]Action{{Kind: ActSendPing}}
+)
 
 type sessionInstance struct {
 	instanceCtx
@@ -125,7 +145,7 @@ func (s *Session) Deadline() (time.Time, bool) {
 // driver that writes to a closing or reaped session finds out. EvShutdown
 // or EvFence on a session already Closing or Reaped is a no-op.
 func (s *Session) Step(now time.Time, ev Event) (Output, error) {
-	s.nacts = 0
+	s.acts = actsNone
 	var tr Trigger
 	switch ev {
 	case EvTick:
@@ -194,7 +214,7 @@ func (s *Session) due(now time.Time) Trigger {
 		}
 		if !now.Before(s.l.pingAt(s.lastHeard, s.lastPing, 0)) {
 			s.lastPing = now
-			s.act(Action{Kind: ActSendPing})
+			s.acts = actsPing
 		}
 	case Closing:
 		if !now.Before(s.closingSince.Add(s.l.CloseTimeout)) {
@@ -232,33 +252,38 @@ func (s *Session) enter(now time.Time, from State, tr Trigger) {
 		}
 		s.reason = reasonOf[tr]
 		s.closingSince = now
-		code, _ := s.reason.closeCode()
-		s.act(Action{Kind: ActClose, Code: code, Reason: s.reason})
+		s.acts = actsClose
 	case Reaped:
 		if from != Closing {
 			s.reason = reasonOf[tr]
 			// A close frame is only worth sending on an upgraded link whose
 			// write side still works; the reason says which.
-			if code, ok := s.reason.closeCode(); ok && from != Handshaking {
-				s.act(Action{Kind: ActClose, Code: code, Reason: s.reason})
+			if _, ok := s.reason.closeCode(); ok && from != Handshaking {
+				s.acts = actsCloseReap
+				break
 			}
 		}
-		s.act(Action{Kind: ActReap, Reason: s.reason})
+		s.acts = actsReap
 	}
 	if to == Closing || to == Reaped {
 		s.trans.Reason = s.reason
 	}
 }
 
-// act appends a to the Step's actions.
-func (s *Session) act(a Action) {
-	s.acts[s.nacts] = a
-	s.nacts++
-}
-
-// actions returns the Step's actions, aliasing s (Output's contract).
+// actions returns the last Step's actions: a capped slice of the shared
+// read-only tables, so a caller can neither change nor append to them.
 func (s *Session) actions() []Action {
-	return s.acts[:s.nacts:s.nacts]
+	switch s.acts {
+	case actsPing:
+		return pingActs[:]
+	case actsClose:
+		return sessionActs[s.reason][0:1:1]
+	case actsCloseReap:
+		return sessionActs[s.reason][0:2:2]
+	case actsReap:
+		return sessionActs[s.reason][1:2:2]
+	}
+	return pingActs[:0:0]
 }
 
 func later(a, b time.Time) time.Time {
