@@ -310,3 +310,34 @@ func TestSessionActionsShareNothingWritable(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionStampsKeepTimes: a Session keeps its times as offsets from
+// its creation; what its accessors return must be the times it was
+// given (the zero time included), to the nanosecond, and its deadlines
+// must fall where they did with time.Time fields.
+func TestSessionStampsKeepTimes(t *testing.T) {
+	created := time.Now() // with a monotonic reading
+	s, _ := NewSession(created, Liveness{})
+	if !s.LastHeard().IsZero() || !s.LastActivity().IsZero() {
+		t.Fatalf("before the upgrade LastHeard %v LastActivity %v, want the zero time", s.LastHeard(), s.LastActivity())
+	}
+	up := created.Add(1500 * time.Millisecond)
+	s.Step(up, EvUpgraded)
+	heard := up.Add(7*time.Second + 3)
+	s.Step(heard, EvPong)
+	if got := s.LastHeard(); !got.Equal(heard) || got.Sub(heard) != 0 {
+		t.Fatalf("LastHeard %v, want %v", got, heard)
+	}
+	if got := s.LastActivity(); !got.Equal(up) {
+		t.Fatalf("LastActivity %v, want %v", got, up)
+	}
+	l := s.Liveness()
+	if d, _ := s.Deadline(); !d.Equal(heard.Add(l.PingInterval)) {
+		t.Fatalf("Deadline %v, want the ping at %v", d, heard.Add(l.PingInterval))
+	}
+	reap := heard.Add(l.PingInterval + l.PongTimeout)
+	s.Step(reap.Add(-1), EvTick) // the ping
+	if out, _ := s.Step(reap, EvTick); out.Transition == nil || out.Transition.Trigger != PongTimeout {
+		t.Fatalf("not reaped at the reap deadline: %+v", out.Transition)
+	}
+}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"math"
 	"time"
 )
 
@@ -20,14 +21,14 @@ type Session struct {
 	reason       Reason
 	acts         actList // the last Step's actions
 	errors       int32
-	lastHeard    time.Time // any frame
-	lastPing     time.Time
-	lastActivity time.Time // application messages, either way
+	lastHeard    stamp // any frame
+	lastPing     stamp
+	lastActivity stamp // application messages, either way
 	l            Liveness
 
 	inst         sessionInstance
-	created      time.Time
-	closingSince time.Time
+	created      time.Time // the base of every stamp
+	closingSince stamp
 
 	trans Transition
 }
@@ -88,9 +89,38 @@ func NewSession(now time.Time, l Liveness) (*Session, error) {
 		state:   Handshaking,
 		l:       l.WithDefaults(),
 		created: now,
+		// The zero time until set.
+		lastHeard: noStamp, lastPing: noStamp, lastActivity: noStamp, closingSince: noStamp,
 	}
 	s.inst.s = s
 	return s, nil
+}
+
+// stamp is a time kept as nanoseconds since the session was created: 8
+// bytes where a time.Time is 24, which with the shared action tables makes
+// a Session 192 bytes (docs/decisions.md, "what an idle session holds").
+// at turns it back into a time.Time by adding it to created, so a stamp
+// keeps created's monotonic reading and every comparison stays
+// monotonic-safe. A session's times lie within 292 years of its creation
+// (time.Duration's range). noStamp is the zero time.
+type stamp int64
+
+const noStamp stamp = math.MinInt64
+
+// stamp returns t as a stamp of s.
+func (s *Session) stamp(t time.Time) stamp {
+	if t.IsZero() {
+		return noStamp
+	}
+	return stamp(t.Sub(s.created))
+}
+
+// at returns the time st stands for.
+func (s *Session) at(st stamp) time.Time {
+	if st == noStamp {
+		return time.Time{}
+	}
+	return s.created.Add(time.Duration(st))
 }
 
 // State returns the current state.
@@ -103,10 +133,10 @@ func (s *Session) Open() bool { return s.state == Alive || s.state == Suspect }
 func (s *Session) Reason() Reason { return s.reason }
 
 // LastHeard returns when the peer was last heard from (any frame).
-func (s *Session) LastHeard() time.Time { return s.lastHeard }
+func (s *Session) LastHeard() time.Time { return s.at(s.lastHeard) }
 
 // LastActivity returns when an application message last went either way.
-func (s *Session) LastActivity() time.Time { return s.lastActivity }
+func (s *Session) LastActivity() time.Time { return s.at(s.lastActivity) }
 
 // NextPing returns when the next ping is due, and false unless the session
 // is open (Alive or Suspect). A driver that batches its timers should
@@ -115,7 +145,7 @@ func (s *Session) LastActivity() time.Time { return s.lastActivity }
 // this time once it is that close (package conn does, within its timer
 // granularity). An early ping only makes the session more careful.
 func (s *Session) NextPing() (time.Time, bool) {
-	return s.l.PingAt(s.lastHeard, s.lastPing), s.Open()
+	return s.l.PingAt(s.at(s.lastHeard), s.at(s.lastPing)), s.Open()
 }
 
 // Liveness returns the policy in force, defaults applied.
@@ -128,13 +158,14 @@ func (s *Session) Deadline() (time.Time, bool) {
 	case Handshaking:
 		return s.created.Add(s.l.HandshakeTimeout), true
 	case Alive, Suspect:
-		d := earliest(s.l.reapAt(s.lastHeard), s.l.pingAt(s.lastHeard, s.lastPing, 0))
-		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok {
+		heard := s.at(s.lastHeard)
+		d := earliest(s.l.reapAt(heard), s.l.pingAt(heard, s.at(s.lastPing), 0))
+		if idle, ok := s.l.IdleDeadline(s.at(s.lastActivity)); ok {
 			d = earliest(d, idle)
 		}
 		return d, true
 	case Closing:
-		return s.closingSince.Add(s.l.CloseTimeout), true
+		return s.at(s.closingSince).Add(s.l.CloseTimeout), true
 	}
 	return time.Time{}, false
 }
@@ -151,12 +182,12 @@ func (s *Session) Step(now time.Time, ev Event) (Output, error) {
 	case EvTick:
 		tr = s.due(now)
 	case EvPong:
-		if s.Open() && now.After(s.lastHeard) {
-			s.lastHeard = now
+		if s.Open() && now.After(s.at(s.lastHeard)) {
+			s.lastHeard = s.stamp(now)
 		}
 	case EvMessage:
 		if s.Open() {
-			s.lastHeard, s.lastActivity = later(s.lastHeard, now), later(s.lastActivity, now)
+			s.lastHeard, s.lastActivity = s.later(s.lastHeard, now), s.later(s.lastActivity, now)
 			if s.state == Suspect {
 				tr = Recovered
 			}
@@ -165,7 +196,7 @@ func (s *Session) Step(now time.Time, ev Event) (Output, error) {
 		if !s.Open() {
 			return Output{}, &UnhandledError{Machine: MachineSession, State: s.state, Event: ev}
 		}
-		s.lastActivity = later(s.lastActivity, now)
+		s.lastActivity = s.later(s.lastActivity, now)
 	case EvShutdown, EvFence:
 		if s.state == Closing || s.state == Reaped {
 			break
@@ -206,18 +237,19 @@ func (s *Session) due(now time.Time) Trigger {
 			return HandshakeTimeout
 		}
 	case Alive, Suspect:
-		if !now.Before(s.l.reapAt(s.lastHeard)) {
+		heard := s.at(s.lastHeard)
+		if !now.Before(s.l.reapAt(heard)) {
 			return PongTimeout
 		}
-		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok && !now.Before(idle) {
+		if idle, ok := s.l.IdleDeadline(s.at(s.lastActivity)); ok && !now.Before(idle) {
 			return IdleTimeout
 		}
-		if !now.Before(s.l.pingAt(s.lastHeard, s.lastPing, 0)) {
-			s.lastPing = now
+		if !now.Before(s.l.pingAt(heard, s.at(s.lastPing), 0)) {
+			s.lastPing = s.stamp(now)
 			s.acts = actsPing
 		}
 	case Closing:
-		if !now.Before(s.closingSince.Add(s.l.CloseTimeout)) {
+		if !now.Before(s.at(s.closingSince).Add(s.l.CloseTimeout)) {
 			return CloseTimeout
 		}
 	}
@@ -241,7 +273,8 @@ func (s *Session) enter(now time.Time, from State, tr Trigger) {
 	switch to {
 	case Alive:
 		if from == Handshaking {
-			s.lastHeard, s.lastActivity = now, now
+			s.lastHeard = s.stamp(now)
+			s.lastActivity = s.lastHeard
 		}
 		s.errors = 0
 	case Suspect:
@@ -251,7 +284,7 @@ func (s *Session) enter(now time.Time, from State, tr Trigger) {
 			s.errors++
 		}
 		s.reason = reasonOf[tr]
-		s.closingSince = now
+		s.closingSince = s.stamp(now)
 		s.acts = actsClose
 	case Reaped:
 		if from != Closing {
@@ -289,6 +322,14 @@ func (s *Session) actions() []Action {
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
+	}
+	return a
+}
+
+// later returns the later of a and b, as a stamp.
+func (s *Session) later(a stamp, b time.Time) stamp {
+	if b.After(s.at(a)) {
+		return s.stamp(b)
 	}
 	return a
 }
