@@ -446,5 +446,4 @@ func (pc *pollConn) closeWith(code int, wait time.Duration) bool {
 	return sent
 }
 
-func (pc *pollConn) setReadDeadline(time.Time) {} // the timer is the only reaper here
-func (pc *pollConn) remoteAddr() net.Addr      { return net.TCPAddrFromAddrPort(pc.addr) }
+func (pc *pollConn) remoteAddr() net.Addr { return net.TCPAddrFromAddrPort(pc.addr) }
