@@ -69,8 +69,17 @@ type pollConn struct {
 
 	wmu sync.Mutex // one frame written at a time
 
-	// The reader state, owned by the poller, or by the session's handler
-	// goroutine while busy.
+	// rd is the reader state, owned by the poller, or by the session's
+	// handler goroutine while busy; nil while no frame or message is
+	// incomplete, which is always on an idle session.
+	rd *pollReader
+}
+
+// pollReader is what a polled session's reader keeps between reads, only
+// while something is incomplete: behind a pointer, an idle pollConn is
+// 96 bytes instead of 144 (docs/decisions.md, "what an idle session
+// holds").
+type pollReader struct {
 	in  []byte // the start of a frame not yet whole; nil otherwise
 	msg msgAssembly
 }
@@ -281,7 +290,7 @@ func (pc *pollConn) stopReading() {
 	pc.reading = false
 	pc.updateLocked()
 	pc.fdmu.Unlock()
-	pc.in, pc.msg = nil, msgAssembly{}
+	pc.rd = nil
 }
 
 // setBusy hands the reader state to a handler goroutine (true) or back to
