@@ -71,15 +71,18 @@ type wire interface {
 	// waiting at most wait, then closes the connection. It reports
 	// whether the close frame was written.
 	closeWith(code int, wait time.Duration) bool
-	// setReadDeadline moves the read backstop (EngineGoroutine only).
-	setReadDeadline(t time.Time)
 	remoteAddr() net.Addr
 }
 
-// gorillaWire is EngineGoroutine's wire: gorilla/websocket's Conn.
-type gorillaWire struct{ *websocket.Conn }
+// gorillaWire is EngineGoroutine's wire: gorilla/websocket's Conn, and
+// the read deadline set on it (Session.setReadDeadlineLocked), kept here
+// rather than in every Session since polled sessions have none.
+type gorillaWire struct {
+	*websocket.Conn
+	readBy int64 // in ns since srv.epoch; under the Session's mu
+}
 
-func (g gorillaWire) writeFrame(kind Frame, data []byte, deadline time.Time) error {
+func (g *gorillaWire) writeFrame(kind Frame, data []byte, deadline time.Time) error {
 	if kind == FrameClose {
 		return g.WriteControl(websocket.CloseMessage, data, deadline)
 	}
@@ -91,7 +94,7 @@ func (g gorillaWire) writeFrame(kind Frame, data []byte, deadline time.Time) err
 	return g.WriteMessage(int(kind), data)
 }
 
-func (g gorillaWire) closeWith(code int, wait time.Duration) bool {
+func (g *gorillaWire) closeWith(code int, wait time.Duration) bool {
 	sent := false
 	if code != 0 {
 		sent = g.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(wait)) == nil
@@ -100,5 +103,4 @@ func (g gorillaWire) closeWith(code int, wait time.Duration) bool {
 	return sent
 }
 
-func (g gorillaWire) setReadDeadline(t time.Time) { _ = g.SetReadDeadline(t) }
-func (g gorillaWire) remoteAddr() net.Addr        { return g.RemoteAddr() }
+func (g *gorillaWire) remoteAddr() net.Addr { return g.RemoteAddr() }

@@ -33,14 +33,19 @@ var (
 // frame is copied: b is not kept.
 func (pc *pollConn) feed(b []byte, inHandler bool) {
 	s := pc.s
+	var rd pollReader // the reader state, here while feed runs (pc.rd between)
+	kept := pc.rd
+	if kept != nil {
+		rd, pc.rd = *kept, nil
+	}
 	data := b
-	if pc.in != nil {
-		pc.in = append(pc.in, b...)
-		data = pc.in
+	if rd.in != nil {
+		rd.in = append(rd.in, b...)
+		data = rd.in
 	}
 	limit, lax := s.srv.readLimit, s.srv.hooks.unmaskedOK() // lax: the bug under test
 	for {
-		f, n, err := parseFrame(data, pc.msg.room(limit), lax)
+		f, n, err := parseFrame(data, rd.msg.room(limit), lax)
 		if err != nil {
 			pc.fail(err)
 			return
@@ -49,7 +54,7 @@ func (pc *pollConn) feed(b []byte, inHandler bool) {
 			break
 		}
 		data = data[n:]
-		ev, op, payload, err := pc.msg.take(f)
+		ev, op, payload, err := rd.msg.take(f)
 		if err != nil {
 			pc.fail(err)
 			return
@@ -75,14 +80,30 @@ func (pc *pollConn) feed(b []byte, inHandler bool) {
 				s.onMessage(int(op), payload)
 				continue
 			}
-			pc.in = keep(data)
+			pc.keepReader(data, rd.msg, kept)
 			pc.setBusy(true)
 			s.srv.wg.Add(1)
 			go pc.handle(int(op), payload)
 			return
 		}
 	}
-	pc.in = keep(data)
+	pc.keepReader(data, rd.msg, kept)
+}
+
+// keepReader stores what the reader must keep between reads: a copy of
+// the rest of an incomplete frame and the message under way, or nothing
+// when neither is. reuse, if not nil, is the pollReader feed started
+// from: a message arriving over many reads costs one, not one per read.
+func (pc *pollConn) keepReader(rest []byte, msg msgAssembly, reuse *pollReader) {
+	if len(rest) == 0 && msg.op == 0 {
+		pc.rd = nil
+		return
+	}
+	if reuse == nil {
+		reuse = new(pollReader)
+	}
+	*reuse = pollReader{in: keep(rest), msg: msg}
+	pc.rd = reuse
 }
 
 // handle runs OnMessage for one message off the poller, then the frames

@@ -56,6 +56,27 @@ func TestServerEngineInUse(t *testing.T) {
 	}
 }
 
+// TestServerRemoteAddrIsThePeers: the session reports the dialing
+// socket's own address, on either engine (the poll engine keeps it as a
+// netip.AddrPort and builds the net.Addr when asked), before and after
+// the reap.
+func TestServerRemoteAddrIsThePeers(t *testing.T) {
+	ts := startServer(t, ServerConfig{OnMessage: echo})
+	ws := dialRaw(t, ts.url, nil)
+	s := onlySession(t, ts)
+	want := ws.LocalAddr().String()
+	if got := s.RemoteAddr(); got == nil || got.Network() != "tcp" || got.String() != want {
+		t.Fatalf("RemoteAddr() = %v, want tcp %s", got, want)
+	}
+	_ = ws.Close()
+	if !poll.Until(5*time.Second, func() bool { return s.State() == fsm.Reaped }) {
+		t.Fatalf("session not reaped after its peer closed: %s", s.State())
+	}
+	if got := s.RemoteAddr(); got == nil || got.String() != want {
+		t.Fatalf("RemoteAddr() after the reap = %v, want %s", got, want)
+	}
+}
+
 // livePeer is a gorilla client that answers every ping and hands each
 // message it reads to msgs; done closes when its connection ends.
 type livePeer struct {

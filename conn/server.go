@@ -332,7 +332,7 @@ func (srv *Server) attach(s *Session, ws *websocket.Conn) (start func()) {
 			return start
 		}
 	}
-	s.w = gorillaWire{ws}
+	s.w = &gorillaWire{Conn: ws}
 	ws.SetReadLimit(srv.readLimit)
 	ws.SetPingHandler(s.onPing)
 	ws.SetPongHandler(s.onPong)

@@ -16,8 +16,9 @@ import (
 // valid handle after it is reaped: Send then returns ErrSessionClosed.
 //
 // The struct is kept small on purpose (docs/decisions.md, the per-session
-// memory budget): the fsm lifecycle, the connection, a send queue that is
-// nil while empty, and the timer bookkeeping.
+// memory budget, and "what an idle session holds"): the fsm lifecycle,
+// the connection, what the writer owes (nil while nothing is), and the
+// timer bookkeeping: 96 bytes.
 type Session struct {
 	srv *Server
 	w   wire // set once, under mu, at the upgrade
@@ -29,19 +30,39 @@ type Session struct {
 	// step); the next tick hands it to fs before deciding anything.
 	heard atomic.Int64
 
-	mu        sync.Mutex
-	stepped   int64      // the heard value fs has seen
-	queue     []outgoing // application messages not yet written; nil when empty
-	pong      string     // payload of the pong owed (flagPong)
-	closeCode int32      // close code the writer owes (Closing), 0 for none
-	flags     uint8
+	mu    sync.Mutex
+	flags uint8
+	owed  *owed // what the writer owes beyond a ping; nil while nothing
 	// tqSlot is the timer wheel slot the session is queued in (0: none),
 	// tqPrev and tqNext its neighbours there.
 	tqSlot         int64
 	tqPrev, tqNext *Session
-	// readBy is the read deadline set on the socket, in ns since
-	// srv.epoch; it is moved only when the liveness bound passes it.
-	readBy int64
+}
+
+// owed is what a session's writer owes beyond a ping. It is allocated when
+// the first of it is owed and dropped when the writer finds nothing left
+// (or the session is reaped), so an idle session holds a nil pointer
+// instead of these 48 bytes.
+type owed struct {
+	queue     []outgoing // application messages not yet written; nil when empty
+	pong      string     // payload of the pong owed (flagPong)
+	closeCode int32      // close code the writer owes (Closing), 0 for none
+}
+
+// oweLocked returns what the writer owes, allocating it if nothing was.
+func (s *Session) oweLocked() *owed {
+	if s.owed == nil {
+		s.owed = new(owed)
+	}
+	return s.owed
+}
+
+// queuedLocked returns how many application messages wait for the writer.
+func (s *Session) queuedLocked() int {
+	if s.owed == nil {
+		return 0
+	}
+	return len(s.owed.queue)
 }
 
 type outgoing struct {
@@ -106,13 +127,14 @@ func (s *Session) send(t MessageType, data []byte, done Delivered) error {
 		s.observeLocked(Observation{Kind: ObsRefused, At: now, Frame: Frame(t), Size: len(data), Err: err})
 		return err
 	}
-	if len(s.queue) >= s.srv.queueSize {
-		s.stepLocked(now, fsm.EvSlowConsumer, fmt.Errorf("send queue full (%d messages)", len(s.queue)))
+	if n := s.queuedLocked(); n >= s.srv.queueSize {
+		s.stepLocked(now, fsm.EvSlowConsumer, fmt.Errorf("send queue full (%d messages)", n))
 		err := s.closedErrLocked()
 		s.observeLocked(Observation{Kind: ObsRefused, At: now, Frame: Frame(t), Size: len(data), Err: err})
 		return err
 	}
-	s.queue = append(s.queue, outgoing{t, data, done})
+	o := s.oweLocked()
+	o.queue = append(o.queue, outgoing{t, data, done})
 	s.wakeWriterLocked()
 	return nil
 }
@@ -189,7 +211,7 @@ func (s *Session) driveLocked(now time.Time, ev fsm.Event, cause error, code int
 		return nil
 	case closeCode != 0: // entering Closing: no more data, a close frame next
 		s.dropQueueLocked()
-		s.closeCode = int32(closeCode)
+		s.oweLocked().closeCode = int32(closeCode)
 		s.wakeWriterLocked()
 	}
 	if out.Transition != nil {
@@ -231,7 +253,7 @@ func (s *Session) pingEarlyLocked(now time.Time) {
 func (s *Session) reapLocked(reason fsm.Reason, closeCode int) {
 	s.dropQueueLocked()
 	s.flags &^= flagPing | flagPong
-	s.closeCode = 0
+	s.owed = nil // the queue dropped, no pong or close frame owed
 	s.srv.tq.remove(s)
 	if !s.srv.hooks.keepReaped() {
 		s.srv.unregister(s)
@@ -284,16 +306,20 @@ func (s *Session) forceClose(now time.Time) {
 }
 
 func (s *Session) dropQueueLocked() {
-	if n := len(s.queue); n > 0 {
+	if s.owed == nil {
+		return
+	}
+	q := s.owed.queue
+	if n := len(q); n > 0 {
 		s.srv.dropped.Add(uint64(n))
-		for _, m := range s.queue {
+		for _, m := range q {
 			if m.done != nil {
 				m.done(s.closedErrLocked())
 			}
 		}
 	}
-	clear(s.queue)
-	s.queue = nil
+	clear(q)
+	s.owed.queue = nil
 }
 
 // heardAt records that a frame was read at t.
@@ -303,11 +329,11 @@ func (s *Session) heardAt(t time.Time) {
 
 // syncHeardLocked hands the latest frame time the reader recorded to fs.
 func (s *Session) syncHeardLocked() {
-	if h := s.heard.Load(); h > s.stepped {
-		s.stepped = h
-		if !s.srv.hooks.ignorePongs() {
-			s.stepLocked(s.srv.epoch.Add(time.Duration(h)), fsm.EvPong, nil)
-		}
+	// fs's own LastHeard says what it has seen, so the Session keeps no
+	// copy (8 bytes): a frame heard while fs takes no pongs (Handshaking,
+	// Closing) is offered again at the next tick, and changes nothing.
+	if h := s.heard.Load(); h > int64(s.fs.LastHeard().Sub(s.srv.epoch)) && !s.srv.hooks.ignorePongs() {
+		s.stepLocked(s.srv.epoch.Add(time.Duration(h)), fsm.EvPong, nil)
 	}
 }
 
@@ -331,23 +357,26 @@ func (s *Session) tick(now time.Time) {
 }
 
 // setReadDeadlineLocked keeps the socket's read deadline past the
-// liveness bound. The timer reaps first; the deadline is a backstop that
-// unblocks the reader should the timer ever not run. Moving a deadline
-// costs a runtime timer update, so it is set with a ping interval of
-// headroom and moved only when the bound overtakes it: about once per
-// two intervals on an idle session instead of on every tick.
+// liveness bound, on EngineGoroutine (the poll engine has no reader to
+// unblock: its timer is the only reaper). The timer reaps first; the
+// deadline is a backstop that unblocks the reader should the timer ever
+// not run. Moving a deadline costs a runtime timer update, so it is set
+// with a ping interval of headroom and moved only when the bound
+// overtakes it: about once per two intervals on an idle session instead
+// of on every tick.
 func (s *Session) setReadDeadlineLocked(now time.Time) {
-	if s.w == nil {
+	g, ok := s.w.(*gorillaWire)
+	if !ok {
 		return
 	}
 	l := s.fs.Liveness()
 	need := l.ReapDeadline(s.fs.LastHeard()).Add(l.PongTimeout)
-	if int64(need.Sub(s.srv.epoch)) <= s.readBy {
+	if int64(need.Sub(s.srv.epoch)) <= g.readBy {
 		return
 	}
 	by := need.Add(l.PingInterval)
-	s.readBy = int64(by.Sub(s.srv.epoch))
-	s.w.setReadDeadline(time.Now().Add(by.Sub(now)))
+	g.readBy = int64(by.Sub(s.srv.epoch))
+	_ = g.SetReadDeadline(time.Now().Add(by.Sub(now)))
 }
 
 // errSilent is the cause logged when a session's peer went silent.

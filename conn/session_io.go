@@ -136,7 +136,7 @@ func (s *Session) onPing(payload string) error {
 	s.mu.Lock()
 	s.observeLocked(Observation{Kind: ObsReceive, At: now, Frame: FramePing, Size: len(payload)})
 	if s.fs.Open() {
-		s.pong = payload
+		s.oweLocked().pong = payload
 		s.flags |= flagPong
 		s.wakeWriterLocked()
 	}
@@ -196,6 +196,7 @@ func (s *Session) writeLoop() {
 		f, ok := s.nextLocked()
 		if !ok {
 			s.flags &^= flagWriting
+			s.owed = nil // all of it written (or dropped)
 			s.mu.Unlock()
 			return
 		}
@@ -243,26 +244,30 @@ func (s *Session) nextLocked() (frame, bool) {
 	if s.fs.State() == fsm.Reaped && !s.srv.hooks.unguardedSend() {
 		return frame{}, false
 	}
+	o := s.owed
+	if o == nil {
+		o = &owed{} // nothing owed but perhaps a ping: read as empty
+	}
 	switch {
 	case s.flags&flagPong != 0:
 		s.flags &^= flagPong
-		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FramePong, Size: len(s.pong)})
-		return frame{kind: FramePong, data: []byte(s.pong)}, true
+		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FramePong, Size: len(o.pong)})
+		return frame{kind: FramePong, data: []byte(o.pong)}, true
 	case s.flags&flagPing != 0:
 		s.flags &^= flagPing
 		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FramePing})
 		return frame{kind: FramePing}, true
-	case s.closeCode != 0:
-		code := int(s.closeCode)
-		s.closeCode = 0
+	case o.closeCode != 0:
+		code := int(o.closeCode)
+		o.closeCode = 0
 		s.observeLocked(Observation{Kind: ObsSend, At: now, Frame: FrameClose})
 		return frame{kind: FrameClose, data: websocket.FormatCloseMessage(code, "")}, true
-	case len(s.queue) > 0:
-		m := s.queue[0]
-		s.queue[0] = outgoing{}
-		s.queue = s.queue[1:]
-		if len(s.queue) == 0 {
-			s.queue = nil // release the backing array while idle
+	case len(o.queue) > 0:
+		m := o.queue[0]
+		o.queue[0] = outgoing{}
+		o.queue = o.queue[1:]
+		if len(o.queue) == 0 {
+			o.queue = nil // release the backing array while idle
 		}
 		if err := s.driveLocked(now, fsm.EvSent, nil, fsmCode); err != nil && !s.srv.hooks.unguardedSend() {
 			if m.done != nil {

@@ -90,7 +90,7 @@ func TestClientOverTLS(t *testing.T) {
 		// config says: the poll engine reads plain TCP only.
 		for _, s := range srv.snapshot() {
 			s.mu.Lock()
-			_, ok := s.w.(gorillaWire)
+			_, ok := s.w.(*gorillaWire)
 			s.mu.Unlock()
 			if !ok {
 				t.Errorf("session %d over TLS is not on the goroutine engine", s.ID())

@@ -220,7 +220,7 @@ func TestErrorsCountTheClosingOne(t *testing.T) {
 	s.Step(t0, EvUpgraded)
 	for i := 1; i <= 3; i++ {
 		s.Step(t0, EvProtocolError)
-		if s.errors != i {
+		if int(s.errors) != i {
 			t.Fatalf("after %d protocol errors the streak is %d", i, s.errors)
 		}
 	}
@@ -281,5 +281,63 @@ func TestSetBackoffKeepsTheFirstPromise(t *testing.T) {
 		if at, _ := c.RetryAt(); at.Before(t0.Add(10 * time.Second)) {
 			t.Fatalf("after change %d the retry moved to +%s, before the first policy's promise of +10s", i+1, at.Sub(t0))
 		}
+	}
+}
+
+// TestSessionActionsShareNothingWritable: a session's actions are slices
+// of tables every Session shares, so a driver that appends to one Step's
+// actions must not change what a later Step returns, its own or another
+// session's.
+func TestSessionActionsShareNothingWritable(t *testing.T) {
+	a, _ := NewSession(t0, Liveness{})
+	b, _ := NewSession(t0, Liveness{})
+	a.Step(t0, EvUpgraded)
+	b.Step(t0, EvUpgraded)
+	out, _ := a.Step(t0, EvShutdown) // Closing: a close frame owed
+	want := []Action{{Kind: ActClose, Code: 1001, Reason: ReasonShutdown}}
+	if !slices.Equal(out.Actions, want) {
+		t.Fatalf("shutdown actions %+v, want %+v", out.Actions, want)
+	}
+	_ = append(out.Actions, Action{Kind: ActSendPing}) // a careless driver
+	for _, s := range []*Session{a, b} {
+		if s == b {
+			b.Step(t0, EvShutdown)
+		}
+		out, _ = s.Step(t0, EvClosed)
+		want = []Action{{Kind: ActReap, Reason: ReasonShutdown}}
+		if !slices.Equal(out.Actions, want) {
+			t.Fatalf("reap after the close: actions %+v, want %+v", out.Actions, want)
+		}
+	}
+}
+
+// TestSessionStampsKeepTimes: a Session keeps its times as offsets from
+// its creation; what its accessors return must be the times it was
+// given (the zero time included), to the nanosecond, and its deadlines
+// must fall where they did with time.Time fields.
+func TestSessionStampsKeepTimes(t *testing.T) {
+	created := time.Now() // with a monotonic reading
+	s, _ := NewSession(created, Liveness{})
+	if !s.LastHeard().IsZero() || !s.LastActivity().IsZero() {
+		t.Fatalf("before the upgrade LastHeard %v LastActivity %v, want the zero time", s.LastHeard(), s.LastActivity())
+	}
+	up := created.Add(1500 * time.Millisecond)
+	s.Step(up, EvUpgraded)
+	heard := up.Add(7*time.Second + 3)
+	s.Step(heard, EvPong)
+	if got := s.LastHeard(); !got.Equal(heard) || got.Sub(heard) != 0 {
+		t.Fatalf("LastHeard %v, want %v", got, heard)
+	}
+	if got := s.LastActivity(); !got.Equal(up) {
+		t.Fatalf("LastActivity %v, want %v", got, up)
+	}
+	l := s.Liveness()
+	if d, _ := s.Deadline(); !d.Equal(heard.Add(l.PingInterval)) {
+		t.Fatalf("Deadline %v, want the ping at %v", d, heard.Add(l.PingInterval))
+	}
+	reap := heard.Add(l.PingInterval + l.PongTimeout)
+	s.Step(reap.Add(-1), EvTick) // the ping
+	if out, _ := s.Step(reap, EvTick); out.Transition == nil || out.Transition.Trigger != PongTimeout {
+		t.Fatalf("not reaped at the reap deadline: %+v", out.Transition)
 	}
 }

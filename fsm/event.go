@@ -201,8 +201,9 @@ type Transition struct {
 }
 
 // Output is what one Step produced. It aliases buffers owned by the
-// machine and stays valid until the next call that takes a time
-// (Step, SetBackoff).
+// machine (or, for a Session's actions, tables shared by every Session)
+// and stays valid until the next call that takes a time (Step,
+// SetBackoff). It is read-only.
 type Output struct {
 	// Transition is the state change this step made, or nil. A step makes at
 	// most one.

@@ -1,9 +1,8 @@
 package fsm
 
 import (
+	"math"
 	"time"
-
-	"github.com/qmuntal/stateless"
 )
 
 // Session is the sans-I/O lifecycle of one server-side session, from the
@@ -19,21 +18,48 @@ type Session struct {
 	// cold session touches two cache lines, not five (the simulator at
 	// 10 000 sessions is bound by those misses).
 	state        State
-	lastHeard    time.Time // any frame
-	lastPing     time.Time
-	lastActivity time.Time // application messages, either way
+	reason       Reason
+	acts         actList // the last Step's actions
+	errors       int32
+	lastHeard    stamp // any frame
+	lastPing     stamp
+	lastActivity stamp // application messages, either way
 	l            Liveness
-	acts         []Action
 
 	inst         sessionInstance
-	machine      *stateless.StateMachine
-	created      time.Time
-	closingSince time.Time
-	errors       int
-	reason       Reason
+	created      time.Time // the base of every stamp
+	closingSince stamp
 
 	trans Transition
 }
+
+// actList names the actions of a session Step. They are a function of
+// the session's reason, so a Session keeps which list, one byte, and
+// Step returns a slice of sessionActs: 128 bytes less per session than
+// room for two actions of its own (docs/decisions.md, "what an idle
+// session holds").
+type actList uint8
+
+const (
+	actsNone      actList = iota
+	actsPing              // ActSendPing
+	actsClose             // ActClose (entering Closing)
+	actsCloseReap         // ActClose, ActReap (reaped straight from an open link)
+	actsReap              // ActReap
+)
+
+// sessionActs holds, for each reason, a session's close and its reap;
+// pingActs a tick's ping. Read-only, shared by every Session.
+var (
+	sessionActs = func() (t [len(reasonNames)][2]Action) {
+		for r := range t {
+			code, _ := Reason(r).closeCode()
+			t[r] = [2]Action{{Kind: ActClose, Code: code, Reason: Reason(r)}, {Kind: ActReap, Reason: Reason(r)}}
+		}
+		return t
+	}()
+	pingActs = [1]Action{{Kind: ActSendPing}}
+)
 
 type sessionInstance struct {
 	instanceCtx
@@ -43,7 +69,7 @@ type sessionInstance struct {
 func (i *sessionInstance) LifecycleState() State     { return i.s.state }
 func (i *sessionInstance) SetLifecycleState(s State) { i.s.state = s }
 func (i *sessionInstance) GuardHolds(g Guard) bool {
-	atLimit := i.s.errors+1 >= i.s.l.MaxErrors
+	atLimit := int(i.s.errors)+1 >= i.s.l.MaxErrors
 	switch g {
 	case BelowErrorLimit:
 		return !atLimit
@@ -60,14 +86,41 @@ func NewSession(now time.Time, l Liveness) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{
-		machine: shared.session(),
 		state:   Handshaking,
 		l:       l.WithDefaults(),
 		created: now,
-		acts:    make([]Action, 0, 3),
+		// The zero time until set.
+		lastHeard: noStamp, lastPing: noStamp, lastActivity: noStamp, closingSince: noStamp,
 	}
 	s.inst.s = s
 	return s, nil
+}
+
+// stamp is a time kept as nanoseconds since the session was created: 8
+// bytes where a time.Time is 24, which with the shared action tables makes
+// a Session 192 bytes (docs/decisions.md, "what an idle session holds").
+// at turns it back into a time.Time by adding it to created, so a stamp
+// keeps created's monotonic reading and every comparison stays
+// monotonic-safe. A session's times lie within 292 years of its creation
+// (time.Duration's range). noStamp is the zero time.
+type stamp int64
+
+const noStamp stamp = math.MinInt64
+
+// stamp returns t as a stamp of s.
+func (s *Session) stamp(t time.Time) stamp {
+	if t.IsZero() {
+		return noStamp
+	}
+	return stamp(t.Sub(s.created))
+}
+
+// at returns the time st stands for.
+func (s *Session) at(st stamp) time.Time {
+	if st == noStamp {
+		return time.Time{}
+	}
+	return s.created.Add(time.Duration(st))
 }
 
 // State returns the current state.
@@ -80,10 +133,10 @@ func (s *Session) Open() bool { return s.state == Alive || s.state == Suspect }
 func (s *Session) Reason() Reason { return s.reason }
 
 // LastHeard returns when the peer was last heard from (any frame).
-func (s *Session) LastHeard() time.Time { return s.lastHeard }
+func (s *Session) LastHeard() time.Time { return s.at(s.lastHeard) }
 
 // LastActivity returns when an application message last went either way.
-func (s *Session) LastActivity() time.Time { return s.lastActivity }
+func (s *Session) LastActivity() time.Time { return s.at(s.lastActivity) }
 
 // NextPing returns when the next ping is due, and false unless the session
 // is open (Alive or Suspect). A driver that batches its timers should
@@ -92,7 +145,7 @@ func (s *Session) LastActivity() time.Time { return s.lastActivity }
 // this time once it is that close (package conn does, within its timer
 // granularity). An early ping only makes the session more careful.
 func (s *Session) NextPing() (time.Time, bool) {
-	return s.l.PingAt(s.lastHeard, s.lastPing), s.Open()
+	return s.l.PingAt(s.at(s.lastHeard), s.at(s.lastPing)), s.Open()
 }
 
 // Liveness returns the policy in force, defaults applied.
@@ -105,13 +158,14 @@ func (s *Session) Deadline() (time.Time, bool) {
 	case Handshaking:
 		return s.created.Add(s.l.HandshakeTimeout), true
 	case Alive, Suspect:
-		d := earliest(s.l.reapAt(s.lastHeard), s.l.pingAt(s.lastHeard, s.lastPing, 0))
-		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok {
+		heard := s.at(s.lastHeard)
+		d := earliest(s.l.reapAt(heard), s.l.pingAt(heard, s.at(s.lastPing), 0))
+		if idle, ok := s.l.IdleDeadline(s.at(s.lastActivity)); ok {
 			d = earliest(d, idle)
 		}
 		return d, true
 	case Closing:
-		return s.closingSince.Add(s.l.CloseTimeout), true
+		return s.at(s.closingSince).Add(s.l.CloseTimeout), true
 	}
 	return time.Time{}, false
 }
@@ -122,18 +176,18 @@ func (s *Session) Deadline() (time.Time, bool) {
 // driver that writes to a closing or reaped session finds out. EvShutdown
 // or EvFence on a session already Closing or Reaped is a no-op.
 func (s *Session) Step(now time.Time, ev Event) (Output, error) {
-	s.acts = s.acts[:0]
+	s.acts = actsNone
 	var tr Trigger
 	switch ev {
 	case EvTick:
 		tr = s.due(now)
 	case EvPong:
-		if s.Open() && now.After(s.lastHeard) {
-			s.lastHeard = now
+		if s.Open() && now.After(s.at(s.lastHeard)) {
+			s.lastHeard = s.stamp(now)
 		}
 	case EvMessage:
 		if s.Open() {
-			s.lastHeard, s.lastActivity = later(s.lastHeard, now), later(s.lastActivity, now)
+			s.lastHeard, s.lastActivity = s.later(s.lastHeard, now), s.later(s.lastActivity, now)
 			if s.state == Suspect {
 				tr = Recovered
 			}
@@ -142,7 +196,7 @@ func (s *Session) Step(now time.Time, ev Event) (Output, error) {
 		if !s.Open() {
 			return Output{}, &UnhandledError{Machine: MachineSession, State: s.state, Event: ev}
 		}
-		s.lastActivity = later(s.lastActivity, now)
+		s.lastActivity = s.later(s.lastActivity, now)
 	case EvShutdown, EvFence:
 		if s.state == Closing || s.state == Reaped {
 			break
@@ -159,14 +213,14 @@ func (s *Session) Step(now time.Time, ev Event) (Output, error) {
 		tr = t
 	}
 	if tr == 0 {
-		return Output{Actions: s.acts}, nil
+		return Output{Actions: s.actions()}, nil
 	}
 	from := s.state
-	if err := fire(s.machine, &s.inst, tr, ev); err != nil {
+	if err := fire(shared.session(), &s.inst, tr, ev); err != nil {
 		return Output{}, err
 	}
 	s.enter(now, from, tr)
-	return Output{Transition: &s.trans, Actions: s.acts}, nil
+	return Output{Transition: &s.trans, Actions: s.actions()}, nil
 }
 
 // sessionTriggers maps the events that name their trigger directly.
@@ -183,18 +237,19 @@ func (s *Session) due(now time.Time) Trigger {
 			return HandshakeTimeout
 		}
 	case Alive, Suspect:
-		if !now.Before(s.l.reapAt(s.lastHeard)) {
+		heard := s.at(s.lastHeard)
+		if !now.Before(s.l.reapAt(heard)) {
 			return PongTimeout
 		}
-		if idle, ok := s.l.IdleDeadline(s.lastActivity); ok && !now.Before(idle) {
+		if idle, ok := s.l.IdleDeadline(s.at(s.lastActivity)); ok && !now.Before(idle) {
 			return IdleTimeout
 		}
-		if !now.Before(s.l.pingAt(s.lastHeard, s.lastPing, 0)) {
-			s.lastPing = now
-			s.acts = append(s.acts, Action{Kind: ActSendPing})
+		if !now.Before(s.l.pingAt(heard, s.at(s.lastPing), 0)) {
+			s.lastPing = s.stamp(now)
+			s.acts = actsPing
 		}
 	case Closing:
-		if !now.Before(s.closingSince.Add(s.l.CloseTimeout)) {
+		if !now.Before(s.at(s.closingSince).Add(s.l.CloseTimeout)) {
 			return CloseTimeout
 		}
 	}
@@ -218,7 +273,8 @@ func (s *Session) enter(now time.Time, from State, tr Trigger) {
 	switch to {
 	case Alive:
 		if from == Handshaking {
-			s.lastHeard, s.lastActivity = now, now
+			s.lastHeard = s.stamp(now)
+			s.lastActivity = s.lastHeard
 		}
 		s.errors = 0
 	case Suspect:
@@ -228,28 +284,52 @@ func (s *Session) enter(now time.Time, from State, tr Trigger) {
 			s.errors++
 		}
 		s.reason = reasonOf[tr]
-		s.closingSince = now
-		code, _ := s.reason.closeCode()
-		s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
+		s.closingSince = s.stamp(now)
+		s.acts = actsClose
 	case Reaped:
 		if from != Closing {
 			s.reason = reasonOf[tr]
 			// A close frame is only worth sending on an upgraded link whose
 			// write side still works; the reason says which.
-			if code, ok := s.reason.closeCode(); ok && from != Handshaking {
-				s.acts = append(s.acts, Action{Kind: ActClose, Code: code, Reason: s.reason})
+			if _, ok := s.reason.closeCode(); ok && from != Handshaking {
+				s.acts = actsCloseReap
+				break
 			}
 		}
-		s.acts = append(s.acts, Action{Kind: ActReap, Reason: s.reason})
+		s.acts = actsReap
 	}
 	if to == Closing || to == Reaped {
 		s.trans.Reason = s.reason
 	}
 }
 
+// actions returns the last Step's actions: a capped slice of the shared
+// read-only tables, so a caller can neither change nor append to them.
+func (s *Session) actions() []Action {
+	switch s.acts {
+	case actsPing:
+		return pingActs[:]
+	case actsClose:
+		return sessionActs[s.reason][0:1:1]
+	case actsCloseReap:
+		return sessionActs[s.reason][0:2:2]
+	case actsReap:
+		return sessionActs[s.reason][1:2:2]
+	}
+	return pingActs[:0:0]
+}
+
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
+	}
+	return a
+}
+
+// later returns the later of a and b, as a stamp.
+func (s *Session) later(a stamp, b time.Time) stamp {
+	if b.After(s.at(a)) {
+		return s.stamp(b)
 	}
 	return a
 }

@@ -147,14 +147,14 @@ func TestSessionIdleTimeout(t *testing.T) {
 			}
 		}
 	}
-	if s.State() != Closing || s.Reason() != ReasonIdleTimeout || s.closingSince != t0.Add(6*time.Minute) {
-		t.Fatalf("%s %s at +%v", s.State(), s.Reason(), s.closingSince.Sub(t0))
+	if s.State() != Closing || s.Reason() != ReasonIdleTimeout || s.at(s.closingSince) != t0.Add(6*time.Minute) {
+		t.Fatalf("%s %s at +%v", s.State(), s.Reason(), s.at(s.closingSince).Sub(t0))
 	}
-	s.Step(s.closingSince.Add(time.Second), EvClosed)
+	s.Step(s.at(s.closingSince).Add(time.Second), EvClosed)
 	if s.State() != Reaped || s.Reason() != ReasonIdleTimeout {
 		t.Fatalf("%s %s", s.State(), s.Reason())
 	}
-	if by, _ := l.IdleReapDeadline(t0.Add(time.Minute)); by.Before(s.closingSince.Add(time.Second)) {
+	if by, _ := l.IdleReapDeadline(t0.Add(time.Minute)); by.Before(s.at(s.closingSince).Add(time.Second)) {
 		t.Fatal("reaped after the idle oracle's bound")
 	}
 }
@@ -298,7 +298,7 @@ func TestPropSessionReapsDeadNotLive(t *testing.T) { rapid.Check(t, sessionWorld
 
 // No ping: a quiet but live peer is never asked to speak, so it is reaped.
 func TestPropSessionCatchesMissingPing(t *testing.T) {
-	msg := proptest.ExpectFailure(t, sessionWorld(func(s *Session) { s.lastPing = t0.Add(1000 * time.Hour) }))
+	msg := proptest.ExpectFailure(t, sessionWorld(func(s *Session) { s.lastPing = s.stamp(t0.Add(1000 * time.Hour)) }))
 	if !strings.Contains(msg, "live peer reaped") {
 		t.Fatalf("caught, but not as a live peer reaped:\n%s", msg)
 	}

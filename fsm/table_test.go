@@ -215,12 +215,12 @@ func sessionInput(s *Session, tr Trigger) (Event, time.Time) {
 	case HandshakeTimeout:
 		return EvTick, t0.Add(s.l.HandshakeTimeout)
 	case PongTimeout:
-		return EvTick, s.l.ReapDeadline(s.lastHeard)
+		return EvTick, s.l.ReapDeadline(s.at(s.lastHeard))
 	case CloseTimeout:
-		return EvTick, s.closingSince.Add(s.l.CloseTimeout)
+		return EvTick, s.at(s.closingSince).Add(s.l.CloseTimeout)
 	case IdleTimeout:
 		s.l.IdleTimeout = time.Second
-		return EvTick, s.lastActivity.Add(time.Second)
+		return EvTick, s.at(s.lastActivity).Add(time.Second)
 	case Recovered:
 		return EvMessage, t0
 	case Shutdown:

@@ -92,6 +92,11 @@ type memResult struct {
 // window to, for finding where the time goes.
 const cpuProfileEnv = "LIFELINE_BENCH_CPUPROFILE"
 
+// heapProfileEnv names a file a mem-server writes its heap profile to,
+// right after it weighed its sessions, for finding where their bytes go
+// (go tool pprof -sample_index=inuse_space).
+const heapProfileEnv = "LIFELINE_BENCH_HEAPPROFILE"
+
 // buildServer returns the server of mode o.Mode and how to count its open
 // and reaped sessions:
 //
@@ -175,6 +180,9 @@ func echo(s *conn.Session, t conn.MessageType, data []byte) error { return s.Sen
 // stack they cost, measured after two GCs against the same before any
 // session.
 func memServer(ctx context.Context, o RoleOptions) error {
+	if os.Getenv(heapProfileEnv) != "" {
+		runtime.MemProfileRate = 1 // every allocation, to count bytes per session
+	}
 	h, sessions, reaped, err := buildServer(o)
 	if err != nil {
 		return err
@@ -189,6 +197,12 @@ func memServer(ctx context.Context, o RoleOptions) error {
 		return err
 	}
 	after := heapStack()
+	if f := os.Getenv(heapProfileEnv); f != "" {
+		if fh, err := os.Create(f); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(fh, 0)
+			_ = fh.Close()
+		}
+	}
 	n := sessions()
 	emit("mem", memResult{
 		Mode: o.Mode, Sessions: n,
