@@ -40,7 +40,7 @@ func (pc *pollConn) feed(b []byte, inHandler bool) {
 	}
 	limit, lax := s.srv.readLimit, s.srv.hooks.unmaskedOK() // lax: the bug under test
 	for {
-		f, n, err := parseFrame(data, pc.msg.room(limit), lax)
+		f, n, err := pc.msg.next(data, limit, lax)
 		if err != nil {
 			pc.fail(err)
 			return
