@@ -4,9 +4,15 @@ package conn
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lifeline-go/lifeline/internal/poll"
 )
 
 // TestPollTrickledFrameCopiesLinearly: a frame that arrives in many small
@@ -44,5 +50,121 @@ func TestPollTrickledFrameCopiesLinearly(t *testing.T) {
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8*size {
 		t.Fatalf("reading a %d-byte frame in %d-byte reads allocated %d bytes (%.0f× the frame); want under 8×",
 			size, seg, alloc, float64(alloc)/size)
+	}
+}
+
+// TestPollChurn: many sessions connect, echo and go at once on the poll
+// engine, half by a close frame and half by dropping the TCP connection,
+// while other goroutines Send to every registered session, so teardowns,
+// descriptor numbers reused by the next dup, the poller stopping and
+// restarting and Sends during teardown all race (run it with -race).
+// Every peer gets back its own message and nobody else's; afterwards no
+// session, no poller and no descriptor is left.
+func TestPollChurn(t *testing.T) {
+	const rounds, clients, spammers, spamSends = 4, 24, 3, 3000
+	ts := startServer(t, ServerConfig{Engine: EnginePoll, OnMessage: echo, QueueSize: 1 << 16})
+	fdsBefore := openFDs(t)
+	done := make(chan struct{})
+	var spam sync.WaitGroup
+	for range spammers {
+		spam.Add(1)
+		go func() {
+			defer spam.Done()
+			for sent := 0; sent < spamSends; {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				for _, s := range ts.snapshot() {
+					_ = s.Send(TextMessage, []byte("spam"))
+					sent++
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	errs := make(chan error, rounds*clients)
+	for r := range rounds {
+		var wg sync.WaitGroup
+		for c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := churnClient(ts.url, fmt.Sprintf("round %d client %d", r, c), c%2 == 0); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	close(done)
+	spam.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if !poll.Until(10*time.Second, func() bool { return ts.Stats().Registered == 0 }) {
+		t.Fatalf("sessions left after every peer went: %+v", ts.Stats())
+	}
+	ps := ts.polls
+	if !poll.Until(5*time.Second, func() bool {
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		return !ps.running
+	}) {
+		ps.mu.Lock()
+		t.Fatalf("the poller still runs with no session (attached %d)", ps.n)
+	}
+	ps.mu.Lock()
+	n := ps.n
+	ps.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the poll set counts %d sessions attached after all were reaped", n)
+	}
+	if !poll.Until(5*time.Second, func() bool { return openFDs(t) <= fdsBefore }) {
+		t.Fatalf("%d descriptors open after the churn, %d before", openFDs(t), fdsBefore)
+	}
+}
+
+// churnClient dials, sends msg, reads until its echo (skipping the
+// spammers' messages) and goes: by a close frame (gently) or by closing
+// the TCP connection.
+func churnClient(url, msg string, gently bool) error {
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		return fmt.Errorf("%s: dial: %w", msg, err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		return fmt.Errorf("%s: write: %w", msg, err)
+	}
+	for {
+		_, got, err := ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("%s: read before the echo: %w", msg, err)
+		}
+		if string(got) == msg {
+			break
+		}
+		if string(got) != "spam" {
+			return fmt.Errorf("%s: got %q, another session's message", msg, got)
+		}
+	}
+	if !gently {
+		return nil
+	}
+	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(5*time.Second)); err != nil {
+		return fmt.Errorf("%s: close: %w", msg, err)
+	}
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+				return fmt.Errorf("%s: the server answered the close with %v, want 1000", msg, err)
+			}
+			return nil
+		}
 	}
 }
