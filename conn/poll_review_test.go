@@ -3,11 +3,15 @@
 package conn
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,4 +171,108 @@ func churnClient(url, msg string, gently bool) error {
 			return nil
 		}
 	}
+}
+
+// TestPollDetachFailureFallsBack: when the poll set cannot take a
+// session (here: no descriptor left for the epoll set once the socket's
+// own was duplicated), the session gets the goroutine engine on its
+// still-open connection, as detach promises, and echoes. The engine used
+// to close the connection before asking the poll set, so the fallback
+// ran on a closed socket and the peer was cut off at once.
+func TestPollDetachFailureFallsBack(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skip(err)
+	}
+	accepted := make(chan struct{}, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan *Session, 1)
+	srv, err := NewServer(ServerConfig{Engine: EnginePoll, OnMessage: echo, Logger: quietLogger(),
+		OnOpen: func(s *Session, _ *http.Request) { opened <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv}
+	go func() { _ = hs.Serve(signalListener{ln, accepted}) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		_ = hs.Close()
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-accepted
+	// Leave exactly one descriptor number free: the dup takes it, and
+	// the epoll set cannot be made.
+	low := lim
+	low.Cur = uint64(openFDs(t) + 64)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skip(err)
+	}
+	var filler []int
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		filler = append(filler, fd)
+	}
+	_ = syscall.Close(filler[len(filler)-1])
+	filler = filler[:len(filler)-1]
+	restore := func() {
+		for _, fd := range filler {
+			_ = syscall.Close(fd)
+		}
+		filler = nil
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	defer restore()
+	req := "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	s := <-opened
+	restore()
+	s.mu.Lock()
+	_, polled := s.w.(*pollConn)
+	s.mu.Unlock()
+	if polled {
+		t.Fatal("the session was polled; the check needs the poll set to fail")
+	}
+	if _, err := c.Write(rawFrame(0x80|opText, []byte("still here"))); err != nil {
+		t.Fatalf("write after the fallback: %v", err)
+	}
+	op, p, err := readServerFrame(br)
+	if err != nil || op != opText || string(p) != "still here" {
+		t.Fatalf("after the fallback the peer read %x %q, %v; want the echo", op, p, err)
+	}
+}
+
+// signalListener reports each accepted connection on accepted.
+type signalListener struct {
+	net.Listener
+	accepted chan struct{}
+}
+
+func (l signalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		select {
+		case l.accepted <- struct{}{}:
+		default:
+		}
+	}
+	return c, err
 }
