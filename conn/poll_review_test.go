@@ -5,6 +5,7 @@ package conn
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -275,4 +276,69 @@ func (l signalListener) Accept() (net.Conn, error) {
 		}
 	}
 	return c, err
+}
+
+// TestShutdownWithParkedWriter: a peer that stopped reading leaves the
+// session's writer waiting for room in the socket; Shutdown(ctx) still
+// returns ctx's error once ctx ends, within the close frame's wait, on
+// both engines, and the session is reaped.
+func TestShutdownWithParkedWriter(t *testing.T) {
+	for _, e := range []Engine{EngineGoroutine, EnginePoll} {
+		t.Run(e.String(), func(t *testing.T) {
+			live := fastLiveness()
+			live.PingInterval, live.CloseTimeout, live.WriteTimeout = 10*time.Second, 10*time.Second, 10*time.Second
+			ts := startServer(t, ServerConfig{Engine: e, Liveness: live})
+			c, _ := rawUpgrade(t, ts) // the peer reads nothing from here on
+			// A fixed receive buffer: no autotuning that would open the
+			// window now and then and wake the parked writer.
+			if err := c.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+				t.Fatal(err)
+			}
+			s := onlySession(t, ts)
+			// More than the socket buffers hold (loopback's receive buffer
+			// autotunes up to 32 MiB here), so the writer is still parked
+			// when Shutdown begins.
+			written := make(chan error, 1)
+			if err := s.SendNotify(BinaryMessage, make([]byte, 96<<20), func(err error) { written <- err }); err != nil {
+				t.Fatal(err)
+			}
+			if !poll.Until(5*time.Second, func() bool {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return s.queue == nil
+			}) {
+				t.Fatal("the writer never took the message")
+			}
+			if e == EnginePoll {
+				s.mu.Lock()
+				pc := s.w.(*pollConn)
+				s.mu.Unlock()
+				if !poll.Until(5*time.Second, func() bool {
+					pc.fdmu.Lock()
+					defer pc.fdmu.Unlock()
+					return pc.wantOut
+				}) {
+					t.Fatal("the writer never waited for room")
+				}
+			}
+			const grace = 200 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			start := time.Now()
+			err := ts.Shutdown(ctx)
+			took := time.Since(start)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Shutdown = %v, want the deadline (the peer never answered)", err)
+			}
+			if max := grace + min(live.WriteTimeout, closeFrameWait) + 500*time.Millisecond; took > max {
+				t.Fatalf("Shutdown took %s with a parked writer, want under %s", took, max)
+			}
+			if st := ts.Stats(); st.Registered != 0 {
+				t.Fatalf("sessions left after Shutdown: %+v", st)
+			}
+			if err := <-written; err == nil || errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("Delivered(%v); want the write cut short: the check needs a writer parked at Shutdown", err)
+			}
+		})
+	}
 }
