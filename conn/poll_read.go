@@ -67,8 +67,7 @@ func (pc *pollConn) feed(b []byte, inHandler bool) {
 				pc.fail(cerr)
 				return
 			}
-			pc.stopReading()
-			s.readFailed(&websocket.CloseError{Code: code, Text: text})
+			pc.end(func() { s.readFailed(&websocket.CloseError{Code: code, Text: text}) })
 			return
 		case readMessage:
 			if inHandler || s.srv.cfg.OnMessage == nil {
@@ -112,7 +111,6 @@ func (pc *pollConn) keep(rest []byte) []byte {
 // fail ends the read side for a frame that breaks the protocol, reaping
 // the session with the close code the framer chose (1002, 1007, 1009).
 func (pc *pollConn) fail(err error) {
-	pc.stopReading()
 	var fe *frameError
 	errors.As(err, &fe)
 	cause := err
@@ -122,11 +120,26 @@ func (pc *pollConn) fail(err error) {
 	case closeMessageTooBig:
 		cause = websocket.ErrReadLimit
 	}
-	pc.s.protocolFailed(cause, fe.code)
+	pc.end(func() { pc.s.protocolFailed(cause, fe.code) })
 }
 
 // readError ends the read side for a failed read or EOF.
 func (pc *pollConn) readError(err error) {
+	pc.end(func() { pc.s.readFailed(err) })
+}
+
+// end stops reading and hands the step that ends the read side to a
+// goroutine of the session's own: that step reaps the session, and a reap
+// runs the application's code (Delivered for each message still queued,
+// the state hook, the Observer), which must not stall the one poller
+// every session shares (TestBlockedDeliveredStallsOnlyItsSession). It
+// happens once per session, like the teardown's goroutine.
+func (pc *pollConn) end(step func()) {
 	pc.stopReading()
-	pc.s.readFailed(err)
+	srv := pc.s.srv
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		step()
+	}()
 }

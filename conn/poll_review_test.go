@@ -342,3 +342,62 @@ func TestShutdownWithParkedWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockedDeliveredStallsOnlyItsSession: a Delivered callback that
+// blocks while its session is reaped for a bad frame holds up that
+// session alone; another session still echoes. (Delivered runs on "the
+// goroutine that closed the session": on the poll engine that must not be
+// the one poller that reads every session.)
+func TestBlockedDeliveredStallsOnlyItsSession(t *testing.T) {
+	for _, e := range []Engine{EngineGoroutine, EnginePoll} {
+		t.Run(e.String(), func(t *testing.T) {
+			opened := make(chan *Session, 2)
+			ts := startServer(t, ServerConfig{Engine: e, OnMessage: echo,
+				OnOpen: func(s *Session, _ *http.Request) { opened <- s }})
+			release := make(chan struct{})
+			defer close(release)      // before the cleanup's Shutdown, which waits for it
+			a, _ := rawUpgrade(t, ts) // reads nothing
+			if err := a.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+				t.Fatal(err)
+			}
+			sa := <-opened
+			// A message bigger than the socket buffers keeps A's writer
+			// busy, so the next one stays queued.
+			if err := sa.Send(BinaryMessage, make([]byte, 96<<20)); err != nil {
+				t.Fatal(err)
+			}
+			if !poll.Until(5*time.Second, func() bool {
+				sa.mu.Lock()
+				defer sa.mu.Unlock()
+				return sa.queue == nil
+			}) {
+				t.Fatal("A's writer never took the big message")
+			}
+			blocked := make(chan struct{})
+			if err := sa.SendNotify(TextMessage, []byte("queued"), func(error) {
+				close(blocked)
+				<-release
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// An unmasked frame: A is reaped on its read side, which drops
+			// the queued message and calls its Delivered.
+			if _, err := a.Write([]byte{0x81, 0x00}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-blocked:
+			case <-time.After(5 * time.Second):
+				t.Fatal("A was not reaped for its bad frame")
+			}
+			b := dialRaw(t, ts.url, nil)
+			_ = b.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if err := b.WriteMessage(websocket.TextMessage, []byte("b")); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := b.ReadMessage(); err != nil || string(got) != "b" {
+				t.Fatalf("B's echo: %q, %v, while A's Delivered blocks; want B unaffected", got, err)
+			}
+		})
+	}
+}
