@@ -3,7 +3,6 @@
 package conn
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -233,17 +232,7 @@ func TestPollDetachFailureFallsBack(t *testing.T) {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 	defer restore()
-	req := "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	br := upgradeConn(t, c)
 	s := <-opened
 	restore()
 	s.mu.Lock()
@@ -302,13 +291,7 @@ func TestShutdownWithParkedWriter(t *testing.T) {
 			if err := s.SendNotify(BinaryMessage, make([]byte, 96<<20), func(err error) { written <- err }); err != nil {
 				t.Fatal(err)
 			}
-			if !poll.Until(5*time.Second, func() bool {
-				s.mu.Lock()
-				defer s.mu.Unlock()
-				return s.queue == nil
-			}) {
-				t.Fatal("the writer never took the message")
-			}
+			waitDequeued(t, s)
 			if e == EnginePoll {
 				s.mu.Lock()
 				pc := s.w.(*pollConn)
@@ -366,13 +349,7 @@ func TestBlockedDeliveredStallsOnlyItsSession(t *testing.T) {
 			if err := sa.Send(BinaryMessage, make([]byte, 96<<20)); err != nil {
 				t.Fatal(err)
 			}
-			if !poll.Until(5*time.Second, func() bool {
-				sa.mu.Lock()
-				defer sa.mu.Unlock()
-				return sa.queue == nil
-			}) {
-				t.Fatal("A's writer never took the big message")
-			}
+			waitDequeued(t, sa)
 			blocked := make(chan struct{})
 			if err := sa.SendNotify(TextMessage, []byte("queued"), func(error) {
 				close(blocked)
@@ -399,5 +376,17 @@ func TestBlockedDeliveredStallsOnlyItsSession(t *testing.T) {
 				t.Fatalf("B's echo: %q, %v, while A's Delivered blocks; want B unaffected", got, err)
 			}
 		})
+	}
+}
+
+// waitDequeued waits until s's writer has taken every queued message.
+func waitDequeued(t *testing.T, s *Session) {
+	t.Helper()
+	if !poll.Until(5*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.queue == nil
+	}) {
+		t.Fatal("the writer never took the queued message")
 	}
 }
