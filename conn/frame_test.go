@@ -43,7 +43,7 @@ func TestParseFrame(t *testing.T) {
 		{"control opcode 0xb", clientFrame(true, 0xb, nil), 100, 0, 0, false, "", closeProtocolError},
 		{"fragmented ping", clientFrame(false, opPing, nil), 100, 0, 0, false, "", closeProtocolError},
 		{"long close", clientFrame(true, opClose, bytes.Repeat([]byte("x"), 126)), 1000, 0, 0, false, "", closeProtocolError},
-		{"length top bit", []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1}, 1 << 40, 0, 0, false, "", closeProtocolError},
+		{"length top bit", []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1}, 1 << 40, 0, 0, false, "", closeMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := append([]byte(nil), tc.in...)
@@ -173,7 +173,7 @@ func framerRun(b []byte, chunk int, limit int64) []string {
 		in = append(in, b[:k]...)
 		b = b[k:]
 		for {
-			f, n, err := parseFrame(in, m.room(limit), false)
+			f, n, err := m.next(in, limit, false)
 			if err == nil && n > 0 {
 				var ev readEvent
 				var data []byte

@@ -172,6 +172,12 @@ func rawUpgrade(t testing.TB, ts *testServer) (net.Conn, *bufio.Reader) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	return c, upgradeConn(t, c)
+}
+
+// upgradeConn sends a WebSocket upgrade request on c and reads the 101.
+func upgradeConn(t testing.TB, c net.Conn) *bufio.Reader {
+	t.Helper()
 	req := "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
 	if _, err := c.Write([]byte(req)); err != nil {
@@ -183,7 +189,7 @@ func rawUpgrade(t testing.TB, ts *testServer) (net.Conn, *bufio.Reader) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	return c, br
+	return br
 }
 
 // maskedFrame encodes one client frame (clients must mask).

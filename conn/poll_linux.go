@@ -122,11 +122,11 @@ func (srv *Server) detach(s *Session, ws *websocket.Conn) (wire, func()) {
 		addr = ta.AddrPort()
 	}
 	pc := &pollConn{s: s, addr: addr, fd: fd}
-	_ = tc.Close() // the socket lives on in fd
 	if !ps.add(pc) {
-		_ = syscall.Close(fd)
+		_ = syscall.Close(fd) // tc stays open for the goroutine engine
 		return nil, nil
 	}
+	_ = tc.Close() // the socket lives on in fd
 	return pc, pc.startReading
 }
 

@@ -45,7 +45,7 @@ func (pc *pollConn) feed(b []byte, inHandler bool) {
 	}
 	limit, lax := s.srv.readLimit, s.srv.hooks.unmaskedOK() // lax: the bug under test
 	for {
-		f, n, err := parseFrame(data, rd.msg.room(limit), lax)
+		f, n, err := rd.msg.next(data, limit, lax)
 		if err != nil {
 			pc.fail(err)
 			return
@@ -72,37 +72,48 @@ func (pc *pollConn) feed(b []byte, inHandler bool) {
 				pc.fail(cerr)
 				return
 			}
-			pc.stopReading()
-			s.readFailed(&websocket.CloseError{Code: code, Text: text})
+			pc.end(func() { s.readFailed(&websocket.CloseError{Code: code, Text: text}) })
 			return
 		case readMessage:
 			if inHandler || s.srv.cfg.OnMessage == nil {
 				s.onMessage(int(op), payload)
 				continue
 			}
-			pc.keepReader(data, rd.msg, kept)
+			pc.keepReader(data, rd, kept)
 			pc.setBusy(true)
 			s.srv.wg.Add(1)
 			go pc.handle(int(op), payload)
 			return
 		}
 	}
-	pc.keepReader(data, rd.msg, kept)
+	pc.keepReader(data, rd, kept)
 }
 
-// keepReader stores what the reader must keep between reads: a copy of
-// the rest of an incomplete frame and the message under way, or nothing
-// when neither is. reuse, if not nil, is the pollReader feed started
-// from: a message arriving over many reads costs one, not one per read.
-func (pc *pollConn) keepReader(rest []byte, msg msgAssembly, reuse *pollReader) {
-	if len(rest) == 0 && msg.op == 0 {
+// keepReader stores what the reader must keep between reads: the rest of
+// an incomplete frame and the message under way, or nothing when neither
+// is. reuse, if not nil, is the pollReader feed started from: a message
+// arriving over many reads costs one, not one per read. The rest is
+// copied out of the poller's buffer, or moved to the front of the
+// session's own (rd.in, of which it is the tail), so that a frame read in
+// many small reads costs copying in proportion to its size, not to its
+// size times the reads (TestPollTrickledFrameCopiesLinearly).
+func (pc *pollConn) keepReader(rest []byte, rd pollReader, reuse *pollReader) {
+	if len(rest) == 0 && rd.msg.op == 0 {
 		pc.rd = nil
 		return
 	}
 	if reuse == nil {
 		reuse = new(pollReader)
 	}
-	*reuse = pollReader{in: keep(rest), msg: msg}
+	in := []byte(nil)
+	switch {
+	case len(rest) == 0:
+	case rd.in != nil:
+		in = append(rd.in[:0], rest...)
+	default:
+		in = append([]byte(nil), rest...)
+	}
+	*reuse = pollReader{in: in, msg: rd.msg}
 	pc.rd = reuse
 }
 
@@ -115,18 +126,9 @@ func (pc *pollConn) handle(mt int, data []byte) {
 	pc.setBusy(false)
 }
 
-// keep returns a copy of what is left of an incomplete frame, or nil.
-func keep(rest []byte) []byte {
-	if len(rest) == 0 {
-		return nil
-	}
-	return append([]byte(nil), rest...)
-}
-
 // fail ends the read side for a frame that breaks the protocol, reaping
 // the session with the close code the framer chose (1002, 1007, 1009).
 func (pc *pollConn) fail(err error) {
-	pc.stopReading()
 	var fe *frameError
 	errors.As(err, &fe)
 	cause := err
@@ -136,11 +138,26 @@ func (pc *pollConn) fail(err error) {
 	case closeMessageTooBig:
 		cause = websocket.ErrReadLimit
 	}
-	pc.s.protocolFailed(cause, fe.code)
+	pc.end(func() { pc.s.protocolFailed(cause, fe.code) })
 }
 
 // readError ends the read side for a failed read or EOF.
 func (pc *pollConn) readError(err error) {
+	pc.end(func() { pc.s.readFailed(err) })
+}
+
+// end stops reading and hands the step that ends the read side to a
+// goroutine of the session's own: that step reaps the session, and a reap
+// runs the application's code (Delivered for each message still queued,
+// the state hook, the Observer), which must not stall the one poller
+// every session shares (TestBlockedDeliveredStallsOnlyItsSession). It
+// happens once per session, like the teardown's goroutine.
+func (pc *pollConn) end(step func()) {
 	pc.stopReading()
-	pc.s.readFailed(err)
+	srv := pc.s.srv
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		step()
+	}()
 }

@@ -112,6 +112,14 @@ func (s *Session) readFailed(err error) {
 	// gorilla reports a connection that ended without a close frame (EOF
 	// after kill -9, say) as close code 1006, which no peer can send: that
 	// is a read error, not a peer close.
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// gorilla writes 1009 itself for a message over the limit, but
+		// nothing for a frame length with its top bit set, which it also
+		// reports as ErrReadLimit: the reap writes 1009 (gorilla drops it
+		// after a close frame already sent), as the poll engine does.
+		_ = s.driveLocked(now, fsm.EvReadError, err, websocket.CloseMessageTooBig)
+		return
+	}
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code == websocket.CloseAbnormalClosure {
 		s.stepLocked(now, fsm.EvReadError, err)
