@@ -27,3 +27,8 @@ func TestMain(m *testing.M) {
 // testSkip, when set (mutation_test.go, -tags mutation), is the -test.skip
 // pattern the run uses.
 var testSkip string
+
+// liveWindow is how many ping intervals the keep-alive tests
+// (TestClientKeepsLiveLink, TestServerKeepsLivePeer) watch a live link
+// for: ten by default, fewer in the mutation run (mutation_test.go).
+var liveWindow = 10
