@@ -18,6 +18,16 @@ import (
 // run (scripts/mutation --conn) found unpinned: each names the surviving
 // mutants it kills.
 
+// readAll reads ws until it fails, so that its control frames are handled
+// (a ping answered, unless a handler says otherwise; a close echoed).
+func readAll(ws *websocket.Conn) {
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
 // stateRec is a SessionHook and SessionStateHook that records the state
 // changes it is told of.
 type stateRec struct {
@@ -52,13 +62,7 @@ func TestSessionStateHookToldChangesOnly(t *testing.T) {
 		return nil
 	}})
 	ws := dialRaw(t, ts.url, nil)
-	go func() { // reads, so the close handshake completes
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
+	go readAll(ws) // so the close handshake completes
 	// Suspect, Suspect again, Alive; then three in a row: Suspect,
 	// Suspect, Suspect, Closing (MaxErrors), Reaped.
 	for _, m := range []string{"junk", "junk", "{}", "junk", "junk", "junk"} {
@@ -90,13 +94,7 @@ func TestSessionPongTimeoutCause(t *testing.T) {
 	ts := startServer(t, ServerConfig{Liveness: live})
 	ws := dialRaw(t, ts.url, nil)
 	ws.SetPingHandler(func(string) error { return nil }) // hears pings, never answers
-	go func() {
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
+	go readAll(ws)
 	ts.rec.wait(t, 5*time.Second, "the reap", countTo(fsm.Reaped, 1))
 	var reaps []map[string]any
 	for _, l := range logLines(t, ts.logs) {
@@ -153,13 +151,7 @@ func TestObserverSeesControlFrames(t *testing.T) {
 	// answers them and still reads.
 	ws := dialRaw(t, ts.url, nil)
 	ws.SetPingHandler(func(string) error { return nil })
-	go func() {
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
+	go readAll(ws)
 	ts.rec.wait(t, 5*time.Second, "the server's close frame to the silent peer", func(obs []Observation) bool {
 		return slices.ContainsFunc(obs, func(o Observation) bool {
 			return o.Kind == ObsSend && o.Frame == FrameClose && o.ID == "2"
