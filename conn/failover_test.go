@@ -103,6 +103,10 @@ type hookRec struct {
 	opened []uint64
 	closed map[uint64]fsm.Reason
 	done   chan struct{}
+	// once gets a value per Opened call (buffered: the test sizes it):
+	// Opened runs after the session is Alive, so seeing it Alive does not
+	// mean it was reported.
+	once chan struct{}
 }
 
 func (h *hookRec) Admit(*http.Request) error { h.mu.Lock(); defer h.mu.Unlock(); return h.refuse }
@@ -110,6 +114,7 @@ func (h *hookRec) Opened(s *Session, _ *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.opened = append(h.opened, s.ID())
+	h.once <- struct{}{}
 }
 func (h *hookRec) Closed(s *Session, r fsm.Reason) {
 	h.mu.Lock()
@@ -127,7 +132,9 @@ func (h *hookRec) Closed(s *Session, r fsm.Reason) {
 // and opens nothing; each session is reported opened and closed once;
 // Fence reaps every session with the reason it is given.
 func TestSessionHookAdmitOpenedClosedAndFence(t *testing.T) {
-	h := &hookRec{closed: map[uint64]fsm.Reason{}, done: make(chan struct{}, 1), refuse: errors.New("fenced")}
+	const n = 3
+	h := &hookRec{closed: map[uint64]fsm.Reason{}, done: make(chan struct{}, 1), once: make(chan struct{}, 2*n),
+		refuse: errors.New("fenced")}
 	ts := startServer(t, ServerConfig{Hook: h})
 	if got := upgradeStatus(t, ts.url, nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("refused by Admit: HTTP %d, want 503", got)
@@ -135,13 +142,19 @@ func TestSessionHookAdmitOpenedClosedAndFence(t *testing.T) {
 	h.mu.Lock()
 	h.refuse = nil
 	h.mu.Unlock()
-	const n = 3
 	for range n {
 		c, rec, _ := newTestClient(t, ClientConfig{URL: ts.url, Backoff: fastBackoff()})
 		runClient(t, c)
 		rec.wait(t, 5*time.Second, "Connected", countTo(fsm.Connected, 1))
 	}
 	ts.rec.wait(t, 5*time.Second, "3 Alive", countTo(fsm.Alive, n))
+	for i := range n {
+		select {
+		case <-h.once:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Opened called %d times, want %d", i, n)
+		}
+	}
 	h.mu.Lock()
 	if len(h.opened) != n {
 		t.Errorf("opened %v, want %d sessions", h.opened, n)

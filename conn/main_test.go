@@ -60,3 +60,8 @@ func withTestEngine(cfg ServerConfig) ServerConfig {
 	}
 	return cfg
 }
+
+// liveWindow is how many ping intervals the keep-alive tests
+// (TestClientKeepsLiveLink, TestServerKeepsLivePeer) watch a live link
+// for: ten by default, fewer in the mutation run (mutation_test.go).
+var liveWindow = 10

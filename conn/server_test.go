@@ -126,11 +126,11 @@ func TestServerKeepsLivePeer(t *testing.T) {
 	live := fastLiveness()
 	ts := startServer(t, ServerConfig{Liveness: live})
 	ws := dialRaw(t, ts.url, nil)
-	ten := make(chan struct{})
+	heard := make(chan struct{})
 	var pings atomic.Int32
 	ws.SetPingHandler(func(p string) error {
-		if pings.Add(1) == 10 {
-			close(ten)
+		if pings.Add(1) == int32(liveWindow) {
+			close(heard)
 		}
 		return ws.WriteControl(websocket.PongMessage, []byte(p), time.Now().Add(time.Second))
 	})
@@ -142,9 +142,9 @@ func TestServerKeepsLivePeer(t *testing.T) {
 		}
 	}()
 	select {
-	case <-ten:
-	case <-time.After(15 * live.PingInterval): // a ping per interval of silence, each after a round trip
-		t.Fatalf("the peer heard %d pings in fifteen ping intervals", pings.Load())
+	case <-heard:
+	case <-time.After(time.Duration(liveWindow+5) * live.PingInterval): // a ping per interval of silence, each after a round trip
+		t.Fatalf("the peer heard %d pings in %d ping intervals, want %d", pings.Load(), liveWindow+5, liveWindow)
 	}
 	if st := ts.Stats(); st.Open != 1 || st.ReapedTotal != 0 {
 		t.Fatalf("a live peer was reaped: %+v", st)

@@ -25,6 +25,17 @@ func TestNamesPastTheEnd(t *testing.T) {
 		{JitterKind(len(jitterNames)).String(), "JitterKind(5)"},
 		{Reason(len(reasonNames)).String(), "Reason(" + strconv.Itoa(len(reasonNames)) + ")"},
 		{Guard(len(guardNames)).String(), "Guard(" + strconv.Itoa(len(guardNames)) + ")"},
+		// Values no constant names (the zero values included).
+		{Machine(0).String(), "Machine(0)"},
+		{Machine(200).String(), "Machine(200)"},
+		{State(0).String(), "State(0)"},
+		{State(99).String(), "State(99)"},
+		{Trigger(0).String(), "Trigger(0)"},
+		{Trigger(199).String(), "Trigger(199)"},
+		{Event(0).String(), "Event(0)"},
+		{Event(250).String(), "Event(250)"},
+		{ActionKind(0).String(), "ActionKind(0)"},
+		{ActionKind(240).String(), "ActionKind(240)"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)

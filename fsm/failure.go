@@ -29,10 +29,10 @@ type Failure struct {
 // String names the failure the way logs and Stats show it: "http 401",
 // "close 1008" or "network".
 func (f Failure) String() string {
-	switch {
-	case f.Status != 0:
+	if f.Status != 0 {
 		return "http " + strconv.Itoa(f.Status)
-	case f.Code != 0:
+	}
+	if f.Code != 0 {
 		return "close " + strconv.Itoa(f.Code)
 	}
 	return "network"
@@ -149,12 +149,11 @@ func (p FailurePolicy) Validate() error {
 	}
 	for i, r := range p.Rules {
 		f := "Rules[" + strconv.Itoa(i) + "]"
-		switch {
-		case (r.Status == 0) == (r.Code == 0):
+		if (r.Status == 0) == (r.Code == 0) {
 			bad(f, "must set exactly one of Status and Code", r)
-		case r.Status != 0 && (r.Status < 100 || r.Status > 599 || r.Status == 101):
+		} else if r.Status != 0 && (r.Status < 100 || r.Status > 599 || r.Status == 101) {
 			bad(f+".Status", "must be an HTTP status other than 101", r.Status)
-		case r.Code != 0 && (r.Code < 1000 || r.Code > 4999 || r.Code == 1000):
+		} else if r.Code != 0 && (r.Code < 1001 || r.Code > 4999) {
 			bad(f+".Code", "must be a close code within 1001-4999", r.Code)
 		}
 		if int(r.Class) >= len(classNames) {

@@ -36,12 +36,13 @@ func (g GiveUpCause) String() string {
 // deadline is judged at failures only, so the client gives up at the first
 // failure at or past it: at most Max plus ConnectTimeout after it.
 func (c *Client) giveUp(now time.Time) GiveUpCause {
-	switch {
-	case c.class == Fatal:
+	if c.class == Fatal {
 		return GiveUpFatal
-	case c.b.GivesUpAfter(c.failures + 1):
+	}
+	if c.b.GivesUpAfter(c.failures + 1) {
 		return GiveUpAttempts
-	case c.b.GiveUpAfter > 0 && !now.Before(c.offlineSince.Add(c.b.GiveUpAfter)):
+	}
+	if c.b.GiveUpAfter > 0 && !now.Before(c.offlineSince.Add(c.b.GiveUpAfter)) {
 		return GiveUpOffline
 	}
 	return GiveUpNone

@@ -113,21 +113,24 @@ func (n *Node) Deadline() (time.Time, bool) {
 func (n *Node) Step(now time.Time, ev Event) (Output, error) {
 	n.acts = n.acts[:0]
 	var tr Trigger
-	switch {
-	case ev == EvLeave:
+	if ev == EvLeave {
 		if n.state != Left {
 			tr = Leave
 		}
-	case n.fenceDue(now):
-		tr = FenceDue
-	case ev == EvTick:
+		return n.fire(now, tr, ev)
+	}
+	if n.fenceDue(now) {
+		return n.fire(now, FenceDue, ev)
+	}
+	switch ev {
+	case EvTick:
 		tr = n.due(now)
-	case ev == EvLeaseFailed:
+	case EvLeaseFailed:
 		n.inflight = false
 		if n.state == Member {
 			tr = RenewFailed
 		}
-	case ev == EvEngineUp:
+	case EvEngineUp:
 		if n.state == Fenced {
 			tr = Rejoin
 		}
