@@ -91,7 +91,7 @@ type Config struct {
 	// pending then may move, but never before the old policy's earliest
 	// bound, and must come by the later of that bound and the new latest.
 	BackoffChanges []BackoffChange
-	// Outbox is the clients' outbox policy, the oracle of (n): its bounds
+	// Outbox is the clients' outbox policy, the oracle of (o): its bounds
 	// and Age. The zero value means fsm's outbox defaults (100 messages,
 	// 1 MiB, 30s), used only when a run carries outbox records.
 	Outbox fsm.Outbox

@@ -65,7 +65,7 @@ func TestOutboxFaithful(t *testing.T) {
 	}
 }
 
-// Without a configured outbox, (n) judges by fsm's defaults.
+// Without a configured outbox, (o) judges by fsm's defaults.
 func TestOutboxDefaultPolicy(t *testing.T) {
 	judgeTable(t, invariant.Config{}, []trace.Record{start(0), obQueued(0, 1, 10), obWritten(30*time.Second, 1)}, time.Minute, "")
 	judgeTable(t, invariant.Config{}, []trace.Record{start(0), obQueued(0, 1, 10), obWritten(31*time.Second, 1)}, time.Minute, "older than Age 30s")

@@ -28,7 +28,7 @@ type Suite struct {
 	registry registry
 	herd     herd
 	cluster  cluster
-	outboxOn bool // the run carried outbox records: (n) has something to judge
+	outboxOn bool // the run carried outbox records: (o) has something to judge
 	finished bool
 }
 
@@ -218,7 +218,7 @@ func (s *Suite) Violations() []Violation { return s.kept }
 // Verdicts returns, per invariant in letter order, how often it was
 // checked and violated. Invariants left out by Config.Only are omitted, and
 // so are the cluster's, (h) to (k), on a run without cluster records, and
-// the outbox's (n) on a run without outbox records.
+// the outbox's (o) on a run without outbox records.
 func (s *Suite) Verdicts() []Verdict {
 	var out []Verdict
 	for _, i := range All {
