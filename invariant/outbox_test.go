@@ -21,7 +21,7 @@ func obDropped(at time.Duration, seq uint64, r fsm.DropReason) trace.Record {
 	return trace.Record{At: at, Kind: trace.OutboxDropped, ID: 0, Inc: seq, Code: uint16(r)}
 }
 
-// (n) on hand-written traces: each rule of the outbox, kept and broken.
+// (o) on hand-written traces: each rule of the outbox, kept and broken.
 func TestOutboxFaithful(t *testing.T) {
 	c := cfg
 	c.Outbox = fsm.Outbox{Count: 2, Bytes: 100, Age: 10 * time.Second}
