@@ -120,7 +120,9 @@ func (b Backoff) spread(k int, alive, out, prefix []float64) {
 // statistic (the maximum over every start time), which sits well above a
 // single window's count: over 1 000 sampled uniform fleets (500 or 1 000
 // clients, windows a tenth to a fiftieth of the spread) its median was
-// 2.5 and its maximum 5.4 standard deviations above n×p.
+// 2.5 and its maximum 5.4 standard deviations above n×p; over 8 000
+// simulated restarts of 1 000 clients on drawn policies (loopback path)
+// its median was 1.8, its 99.9th percentile 4.6 and its maximum 5.1.
 func HerdLimit(n int, p float64) int {
 	mean := float64(n) * p
 	return int(math.Ceil(mean + 6*math.Sqrt(mean*(1-p)) + 1))

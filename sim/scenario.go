@@ -43,7 +43,10 @@ type Scenario struct {
 	// ServerLiveness decides when a server reaps a session.
 	ServerLiveness fsm.Liveness
 	// Latency is the one-way delay of every frame when no Latency fault
-	// applies. The zero value means 20ms plus up to 10ms uniform jitter.
+	// applies. The zero value means 20ms plus up to 10ms uniform jitter,
+	// so no delay at all cannot be asked for: Base 1ns is the fastest
+	// path (a generator drawing both fields from 0 gets the default
+	// whenever both come out 0).
 	Latency Latency
 	// EventInterval is how often a server writes an application message on
 	// each open session (the events a OneBot server pushes). Zero means
