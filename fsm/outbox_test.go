@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,7 +177,115 @@ func TestDropReasonNames(t *testing.T) {
 		}
 		seen[r.String()] = true
 	}
-	if DropReason(0).String() != "DropReason(0)" {
-		t.Error(DropReason(0).String())
+	// Either side of the names: no name, and no index past the table.
+	for _, r := range []DropReason{0, DropGaveUp + 1} {
+		if want := "DropReason(" + strconv.Itoa(int(r)) + ")"; r.String() != want {
+			t.Errorf("%q, want %q", r.String(), want)
+		}
+	}
+}
+
+// The outbox's bounds at exactly their values: a message of exactly Bytes
+// fits an empty outbox, messages summing to exactly Bytes or numbering
+// exactly Count are all held, and one more byte or message drops the
+// oldest.
+func TestOutboxQueueExactBounds(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	for _, tt := range []struct {
+		name  string
+		sizes []int
+		drops []string // "seq:reason", over the whole run
+		held  int
+		err   error // of the last push
+	}{
+		{"one message of exactly Bytes", []int{100}, nil, 1, nil},
+		{"one byte over Bytes", []int{101}, nil, 0, ErrOutboxTooLarge},
+		{"two summing to exactly Bytes", []int{60, 40}, nil, 2, nil},
+		{"two summing to one byte over", []int{60, 41}, []string{"1:over_bytes"}, 1, nil},
+		{"exactly Count", []int{1, 1, 1}, nil, 3, nil},
+		{"one over Count", []int{1, 1, 1, 1}, []string{"1:over_count"}, 3, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := NewOutboxQueue[int](Outbox{Count: 3, Bytes: 100, Age: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var drops []OutboxDrop[int]
+			for i, size := range tt.sizes {
+				_, drops, err = q.Push(t0, size, i, drops)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Errorf("last push: %v, want %v", err, tt.err)
+			}
+			var got []string
+			for _, d := range drops {
+				got = append(got, itoa(d.Seq)+":"+d.Reason.String())
+			}
+			if strings.Join(got, " ") != strings.Join(tt.drops, " ") || q.Len() != tt.held {
+				t.Errorf("dropped %v, held %d; want %v, %d", got, q.Len(), tt.drops, tt.held)
+			}
+		})
+	}
+}
+
+// Push reclaims the taken prefix once it is half the array or more, and
+// not before: a full queue that keeps dropping its oldest then copies
+// each message a bounded number of times, and its array stays bounded.
+func TestOutboxQueueReclaimsAtHalf(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	for _, tt := range []struct {
+		taken          int // of 4 queued, before the fifth push
+		wantLen, wantH int // len(q.items) and q.head after it
+	}{
+		{1, 5, 1}, // a quarter taken: kept
+		{2, 3, 0}, // exactly half: reclaimed
+		{3, 2, 0}, // three quarters: reclaimed
+	} {
+		q, err := NewOutboxQueue[int](Outbox{Count: 8, Bytes: 100, Age: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			_, _, _ = q.Push(t0, 1, i, nil)
+		}
+		for range tt.taken {
+			_, _, _ = q.Next(t0, nil)
+		}
+		_, _, _ = q.Push(t0, 1, 4, nil)
+		if len(q.items) != tt.wantLen || q.head != tt.wantH || q.Len() != 5-tt.taken {
+			t.Errorf("%d taken: array %d, head %d, held %d; want %d, %d, %d",
+				tt.taken, len(q.items), q.head, q.Len(), tt.wantLen, tt.wantH, 5-tt.taken)
+		}
+		if m, _ := q.Oldest(); m.Seq != uint64(tt.taken+1) {
+			t.Errorf("%d taken: oldest %d, want %d", tt.taken, m.Seq, tt.taken+1)
+		}
+	}
+}
+
+// A failed write moves its message from written to dropped: Written
+// counts only what was written, and Total every drop once.
+func TestOutboxCounts(t *testing.T) {
+	q, err := NewOutboxQueue[int](Outbox{Count: 3, Bytes: 100, Age: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(0, 0)
+	for i := range 2 {
+		_, _, _ = q.Push(t0, 1, i, nil)
+	}
+	m, _, _ := q.Next(t0, nil)
+	_, _, _ = q.Next(t0, nil)
+	q.Failed(m, DropWriteFailed)
+	if c := q.Counts(); c.Enqueued != 2 || c.Written != 1 || c.Dropped.WriteFailed != 1 || c.Dropped.Total() != 1 {
+		t.Errorf("counts %+v, want 2 enqueued, 1 written, 1 write failed", c)
+	}
+	d := DropCounts{OverCount: 1, OverBytes: 2, Expired: 4, WriteFailed: 8, Stopped: 16, GaveUp: 32}
+	if got := d.Total(); got != 63 {
+		t.Errorf("Total of %+v = %d, want 63", d, got)
+	}
+	for _, r := range DropReasons() {
+		if d.Of(r) == 0 {
+			t.Errorf("Of(%s) = 0", r)
+		}
 	}
 }

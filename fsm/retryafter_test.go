@@ -18,6 +18,10 @@ func TestParseRetryAfter(t *testing.T) {
 		{"3", 3 * time.Second, false},
 		{" 120 ", 2 * time.Minute, false},
 		{"99999999999999999999999", maxRetryAfter, false}, // hostile: capped by the client, not an error
+		// Either side of the largest whole-second Duration: the last digit
+		// that fits is kept, one more caps.
+		{"9223372036", 9223372036 * time.Second, false},
+		{"92233720360", maxRetryAfter, false},
 		{"Sun, 29 Nov 2026 23:00:30 GMT", 30 * time.Second, false},
 		{"Sunday, 29-Nov-26 23:01:00 GMT", time.Minute, false},
 		{"Sun Nov 29 23:00:05 2026", 5 * time.Second, false},
@@ -255,5 +259,104 @@ func TestRetryAfterSpreadMeasured(t *testing.T) {
 	}
 	if with.last > 8*time.Second { // 5 s at the rate, plus the 0–2 s between a slot and its rounded-up, spread return
 		t.Errorf("with the spread the 500 took %s at 100/s", with.last)
+	}
+}
+
+// countRand is a Rand that counts its draws.
+type countRand struct{ n int }
+
+func (c *countRand) Float64() float64 { c.n++; return 0.5 }
+
+// RetryAfterWait reads r only when there is a spread to draw in: not
+// under JitterNone (where r may be nil), not when the floor reaches Max,
+// and not without a Retry-After; so a driver's random stream is the same
+// whether or not a failure carried one it could not use.
+func TestRetryAfterWaitDrawsOnlyASpread(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		b         Backoff
+		draw, ra  time.Duration
+		want      time.Duration
+		wantDraws int
+	}{
+		{"JitterNone: the floor exactly", Backoff{Jitter: JitterNone}, time.Second, 2 * time.Second, 2 * time.Second, 0},
+		{"floor at Max: no room above it", Backoff{Max: 5 * time.Second}, time.Second, 5 * time.Second, 5 * time.Second, 0},
+		{"no Retry-After: the draw", DefaultBackoff(), time.Second, 0, time.Second, 0},
+		{"a spread: one draw", Backoff{Max: 5 * time.Second}, time.Second, 2 * time.Second, 2*time.Second + 500*time.Millisecond, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Rand // nil: a draw panics where none is expected
+			c := &countRand{}
+			if tc.wantDraws > 0 {
+				r = c
+			}
+			if got := tc.b.RetryAfterWait(tc.draw, tc.ra, r); got != tc.want || c.n != tc.wantDraws {
+				t.Errorf("wait %s after %d draws, want %s after %d", got, c.n, tc.want, tc.wantDraws)
+			}
+		})
+	}
+	// No Retry-After is no floor, whatever the policy, even one Validate
+	// refuses (a negative RetryAfterMax).
+	for _, ra := range []time.Duration{0, -time.Second} {
+		if f := (Backoff{RetryAfterMax: -time.Second}).RetryAfterFloor(ra); f != 0 {
+			t.Errorf("RetryAfterFloor(%s) = %s, want 0", ra, f)
+		}
+	}
+}
+
+// The token bucket at its exact points, one handshake per second and a
+// burst of one: a refusal with half a token owes half a second (told 1 s,
+// rounded up); the bucket holds a token again at exactly 1/R; the
+// refusal whose slot is exactly MaxRetryAfterAnswer away is told the cap
+// and, like every one past it, takes no slot, so the next refusal a
+// second later is given that slot (59 s).
+func TestAdmissionExactPoints(t *testing.T) {
+	if h := (HandshakeRate{}).WithDefaults(); h != (HandshakeRate{}) {
+		t.Errorf("an off HandshakeRate got defaults: %+v", h)
+	}
+	type step struct {
+		at   time.Duration // from t0
+		ok   bool
+		ra   time.Duration
+		note string
+	}
+	ms := time.Millisecond
+	sec := time.Second
+	a, err := NewAdmission(HandshakeRate{PerSecond: 1, Burst: 1}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []step{
+		{0, true, 0, "the burst"},
+		{500 * ms, false, sec, "half a token: slot 0.5 s away"},
+		{500 * ms, false, 2 * sec, "the next slot: 1.5 s away"},
+		{sec, true, 0, "exactly 1/R later: a token"},
+		{sec, false, 2 * sec, "slots t0+1s, t0+2s were given: this one t0+3s"},
+	}
+	for i, s := range steps {
+		if ok, ra := a.Admit(t0.Add(s.at)); ok != s.ok || ra != s.ra {
+			t.Errorf("step %d (%s): ok %v, Retry-After %s; want %v, %s", i, s.note, ok, ra, s.ok, s.ra)
+		}
+	}
+
+	b, err := NewAdmission(HandshakeRate{PerSecond: 1, Burst: 1}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps = []step{{0, true, 0, "the burst"}}
+	for k := 1; k < 60; k++ {
+		steps = append(steps, step{0, false, time.Duration(k) * sec, "slot k s away"})
+	}
+	steps = append(steps,
+		step{0, false, MaxRetryAfterAnswer, "exactly the cap away: told the cap, no slot"},
+		step{0, false, MaxRetryAfterAnswer, "past the cap: told the cap, no slot"},
+		step{sec, true, 0, "a token again"},
+		step{sec, false, 59 * sec, "the slot at the cap, 59 s away now"},
+		step{sec, false, MaxRetryAfterAnswer, "the next one, 60 s away: the cap"},
+	)
+	for i, s := range steps {
+		if ok, ra := b.Admit(t0.Add(s.at)); ok != s.ok || ra != s.ra {
+			t.Errorf("cap step %d (%s): ok %v, Retry-After %s; want %v, %s", i, s.note, ok, ra, s.ok, s.ra)
+		}
 	}
 }

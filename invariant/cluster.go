@@ -156,11 +156,10 @@ func (c *cluster) observe(s *Suite, r *trace.Record, idx int) {
 		n := c.node(r.Server)
 		n.ends = append(n.ends, leaseEnd{r.Inc, r.At})
 	case trace.Transition:
-		switch {
-		case r.Machine == fsm.MachineNode:
+		if r.Machine == fsm.MachineNode {
 			n := c.node(r.ID)
 			n.state, n.inc = r.To, r.Inc
-		case r.Machine == fsm.MachinePeer && r.To == fsm.Alive:
+		} else if r.Machine == fsm.MachinePeer && r.To == fsm.Alive {
 			c.node(r.ID).knew[[2]uint64{uint64(r.Peer), r.Inc}] = true
 		}
 	case trace.Declared:

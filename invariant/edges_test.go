@@ -249,6 +249,19 @@ func TestHandshakeBound(t *testing.T) {
 	expect(t, nil, hs(10*time.Second+1), time.Minute, "reaped at 10.000000001s; handshaking since 0s, bound 10s")
 }
 
+// A peer dead before its handshake finished: the session may take the
+// later of the liveness bound and the handshake bound (created +
+// HandshakeTimeout), here the handshake's, 60 s after it was created.
+func TestDeadBeforeUpgrade(t *testing.T) {
+	long := func(c *invariant.Config) { c.Liveness.HandshakeTimeout = time.Minute }
+	deadHs := func(at time.Duration) []trace.Record {
+		return []trace.Record{dial(0, 0, 1), reg(0, 0, 0), {At: time.Second, Kind: trace.PeerDead, ID: 0, LastSign: time.Second},
+			sess(at, 0, fsm.Handshaking, fsm.Reaped, fsm.HandshakeTimeout)}
+	}
+	expect(t, long, deadHs(time.Minute), 2*time.Minute, "")
+	expect(t, long, deadHs(time.Minute+1), 2*time.Minute, "(c) dead_reaped violated at 1m0.000000001s by session 0: reaped at 1m0.000000001s")
+}
+
 // Two policy changes at one instant are in order.
 func TestBackoffChangesAtOneInstant(t *testing.T) {
 	c := invariant.Config{BackoffChanges: []invariant.BackoffChange{{At: time.Second}, {At: time.Second}}}

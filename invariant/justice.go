@@ -48,10 +48,9 @@ func (s *Suite) judgeEnd(f *sessionFacts, r *trace.Record, idx int) {
 	case fsm.IdleTimeout:
 		s.check(LiveKept)
 		due, on := s.o.idleDeadline(f.lastActivity)
-		switch {
-		case !on:
+		if !on {
 			s.fail(LiveKept, r.At, fsm.MachineSession, r.ID, idx, "closed for idleness with IdleTimeout off")
-		case r.At < due:
+		} else if r.At < due {
 			s.fail(LiveKept, r.At, fsm.MachineSession, r.ID, idx,
 				"closed for idleness %s after the last application message at %s; IdleTimeout is %s",
 				r.At-f.lastActivity, f.lastActivity, s.o.l.IdleTimeout)

@@ -104,42 +104,43 @@ func (s *Suite) outbox(r *trace.Record, idx int) {
 				m.bytes, p.Bytes, m.q[m.head].seq)
 		}
 	case trace.OutboxWritten:
+		// (if-chains, not tagless switches: gremlins can tell whether an
+		// if's condition ran, not a case's; docs/decisions.md.)
 		i := m.find(r.Inc)
-		switch {
-		case i == 0:
+		if i == 0 {
 			if msg := m.take(0); r.At-msg.at > p.Age {
 				fail("message %d written %s after it was queued (at %s), older than Age %s: sent late", r.Inc, r.At-msg.at, msg.at, p.Age)
 			}
-		case i > 0:
+		} else if i > 0 {
 			fail("message %d written before message %d, queued earlier: out of order (or %d was lost without being counted)",
 				r.Inc, m.q[m.head].seq, m.q[m.head].seq)
 			m.take(i)
-		case r.Inc > m.last:
+		} else if r.Inc > m.last {
 			m.last = r.Inc
 			if n := m.len(); n > 0 {
 				fail("message %d written at once while %d queued messages (the oldest %d) wait: it overtook them", r.Inc, n, m.q[m.head].seq)
 			}
-		default:
+		} else {
 			fail("message %d written, but it is not held: written twice, or after it was dropped", r.Inc)
 		}
 	case trace.OutboxDropped:
 		reason := fsm.DropReason(r.Code)
 		i := m.find(r.Inc)
-		switch {
-		case i < 0:
+		if i < 0 {
 			fail("message %d dropped (%s), but it is not held", r.Inc, reason)
-		case i > 0:
+			return
+		}
+		if i > 0 {
 			fail("message %d dropped (%s) while message %d, queued earlier, is held: drops take the oldest first", r.Inc, reason, m.q[m.head].seq)
 			m.take(i)
-		default:
-			n := m.len()
-			msg := m.take(0)
-			switch age := r.At - msg.at; {
-			case reason == fsm.DropExpired && age <= p.Age:
-				fail("message %d dropped as expired after %s, within Age %s", r.Inc, age, p.Age)
-			case reason == fsm.DropOverCount && n < p.Count:
-				fail("message %d dropped for the count bound with %d held, under Count %d", r.Inc, n, p.Count)
-			}
+			return
+		}
+		n := m.len()
+		msg := m.take(0)
+		if age := r.At - msg.at; reason == fsm.DropExpired && age <= p.Age {
+			fail("message %d dropped as expired after %s, within Age %s", r.Inc, age, p.Age)
+		} else if reason == fsm.DropOverCount && n < p.Count {
+			fail("message %d dropped for the count bound with %d held, under Count %d", r.Inc, n, p.Count)
 		}
 	}
 }

@@ -17,10 +17,10 @@ import (
 // failureOf reads a Down record's code as the failure table does: below
 // 1000 an HTTP status, else a close code.
 func failureOf(code uint16) fsm.Failure {
-	switch {
-	case code == 0:
+	if code == 0 {
 		return fsm.Failure{}
-	case code < 1000:
+	}
+	if code < 1000 {
 		return fsm.Failure{Status: int(code)}
 	}
 	return fsm.Failure{Code: int(code)}
@@ -44,8 +44,7 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 	if c.nudged {
 		s.check(ReconnectFloor) // a nudge arms the rule for this attempt
 	}
-	switch {
-	case c.permanent:
+	if c.permanent {
 		sched := s.o.fp.Schedule
 		s.check(PermanentSlow)
 		if lo := sched.Earliest(int(c.rejections)); since < lo {
@@ -59,7 +58,8 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 				r.Attempt, since, c.rejections, c.lastFail, hi)
 		}
 		return true
-	case c.nudged && since < s.retries.lowest(s, c):
+	}
+	if c.nudged && since < s.retries.lowest(s, c) {
 		// Brought forward by a reconnect-now: the floor, not the
 		// schedule's earliest (or a policy change's promise), bounds it.
 		// At or after that earliest the schedule allowed it anyway, and
@@ -85,10 +85,10 @@ func (s *Suite) policyDial(c *clientFacts, r *trace.Record, idx int) bool {
 // reconnect-now or reset (its attempt is judged at the dial), or a
 // rejection's delay against the slow schedule.
 func (s *Suite) policyTransition(c *clientFacts, r *trace.Record, idx int) bool {
-	switch {
-	case r.Trigger == fsm.ReconnectNow || r.Trigger == fsm.ResetBackoff:
+	if r.Trigger == fsm.ReconnectNow || r.Trigger == fsm.ResetBackoff {
 		return true
-	case r.To == fsm.Rejected:
+	}
+	if r.To == fsm.Rejected {
 		s.check(PermanentSlow)
 		if lo := s.o.fp.Schedule.Earliest(int(c.rejections)); r.Delay < lo {
 			s.fail(PermanentSlow, r.At, fsm.MachineClient, r.ID, idx,

@@ -51,6 +51,16 @@ func TestPolicyV2Checks(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) { judgeTable(t, c, tt.recs, tt.end, tt.want) })
 	}
+	// A nudged retry at exactly the schedule's earliest is the schedule's:
+	// (a) and (b) judge it, and a floor longer than that earliest does not
+	// bind it (just under the earliest, the floor does).
+	c.Backoff.ReconnectFloor = 2 * time.Second
+	nudged := func(at time.Duration) []trace.Record {
+		return []trace.Record{start(0), dial(0, 0, 1), down(0, 0), dial(0, 0, 2), down(0, 0), rec(500*ms, trace.Nudge, 0), dial(at, 0, 3)}
+	}
+	judgeTable(t, c, nudged(time.Second), 2*time.Second, "")
+	judgeTable(t, c, nudged(time.Second-1), 2*time.Second,
+		"(m) reconnect_floor violated at 999.999999ms by client 0: attempt 3 started 999.999999ms after attempt 2, which a reconnect-now may not bring closer than the floor 2s")
 }
 
 // judgeTable runs recs through a Suite for c, finishing at end, and fails

@@ -13,13 +13,12 @@ func (s *Suite) sessionTransition(r *trace.Record, idx int) {
 	f := s.session(r.ID)
 	f.known = true
 	f.state = r.To
-	switch {
-	case r.From == fsm.Handshaking && r.To == fsm.Alive:
+	if r.From == fsm.Handshaking && r.To == fsm.Alive {
 		f.upgradedOK, f.upgraded, f.lastActivity = true, r.At, r.At
-	case r.To == fsm.Closing && !f.closing:
+	} else if r.To == fsm.Closing && !f.closing {
 		f.closing, f.closingAt = true, r.At
 		s.judgeEnd(f, r, idx)
-	case r.To == fsm.Reaped:
+	} else if r.To == fsm.Reaped {
 		f.reaped = true
 		s.checkReapBy(f, r.ID, r.At, r.At, idx, false)
 		if r.From != fsm.Closing {
@@ -61,11 +60,10 @@ func (s *Suite) checkReapBy(f *sessionFacts, id uint32, t, at time.Duration, idx
 	if f.dead || f.sendFailed {
 		s.check(DeadReaped)
 		if b := s.deadBound(f); t > b+s.o.slack {
-			switch {
-			case f.sendFailed && f.sendFailedAt == b:
+			if f.sendFailed && f.sendFailedAt == b {
 				s.fail(DeadReaped, at, fsm.MachineSession, id, idx,
 					"%s, but a send failed at %s (the fast tier reaps at once)", verb, f.sendFailedAt)
-			default:
+			} else {
 				s.fail(DeadReaped, at, fsm.MachineSession, id, idx,
 					"%s; peer dead, last sign of life at %s, liveness bound %s", verb, f.lastSign, b)
 			}

@@ -54,14 +54,13 @@ func (g *registry) settled(s *Suite, r *trace.Record, idx int) {
 	if live == g.total && orphanClient == trace.NoID && orphanSession == trace.NoID {
 		return
 	}
-	switch {
-	case orphanSession != trace.NoID:
+	if orphanSession != trace.NoID {
 		s.fail(RegistryMatches, r.At, fsm.MachineSession, orphanSession, idx,
 			"settled with %d registered sessions for %d live peers; this one has no live peer", g.total, live)
-	case orphanClient != trace.NoID:
+	} else if orphanClient != trace.NoID {
 		s.fail(RegistryMatches, r.At, fsm.MachineClient, orphanClient, idx,
 			"settled with %d registered sessions for %d live peers; this client is up on no registered session", g.total, live)
-	default:
+	} else {
 		s.fail(RegistryMatches, r.At, 0, 0, idx, "settled with %d registered sessions for %d live peers", g.total, live)
 	}
 }

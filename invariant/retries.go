@@ -40,11 +40,10 @@ func (rt *retries) dial(s *Suite, r *trace.Record, idx int) {
 	c := s.client(r.ID)
 	s.check(NoEarlyRetry)
 	s.check(BoundedRetries)
-	switch {
-	case c.exhausted || c.gaveUp:
+	if c.exhausted || c.gaveUp {
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,
 			"attempt %d started after failure %d had exhausted MaxAttempts=%d or GiveUpAfter=%s", r.Attempt, c.n, s.o.b.MaxAttempts, s.o.b.GiveUpAfter)
-	case s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts && !c.moved:
+	} else if s.o.b.MaxAttempts > 0 && int(c.n)+1 > s.o.b.MaxAttempts && !c.moved {
 		// (A retry pending when the policy changed still happens: a new
 		// MaxAttempts applies from the next failure, as fsm states.)
 		s.fail(BoundedRetries, r.At, fsm.MachineClient, r.ID, idx,

@@ -37,6 +37,10 @@ func TestRetryAfterFloor(t *testing.T) {
 			"(b) bounded_retries"},
 		{"a retry at once, the Retry-After ignored", []trace.Record{start(0), dial(0, 0, 1), down503(0, 0, 3*s), dial(0, 0, 2)}, s,
 			"(n) retry_after_floor violated at 0s by client 0: attempt 2 came 0s after failure 1 at 0s, whose Retry-After floor is 3s (RetryAfterMax 30s)"},
+		// A failure later than 0 s: the gap is counted from the failure,
+		// not from the trace's start (nor summed with it).
+		{"too soon after a later failure", []trace.Record{start(0), dial(5*s, 0, 1), down503(5*s, 0, 3*s), dial(7*s, 0, 2)}, 8 * s,
+			"(n) retry_after_floor violated at 7s by client 0: attempt 2 came 2s after failure 1 at 5s, whose Retry-After floor is 3s (RetryAfterMax 30s)"},
 		{"a nudge does not excuse it", []trace.Record{start(0), dial(0, 0, 1), down503(0, 0, 3*s), rec(2*s, trace.Nudge, 0), dial(2*s, 0, 2)}, 3 * s,
 			"(n) retry_after_floor"},
 		{"a hostile value is capped", []trace.Record{start(0), dial(0, 0, 1), down503(0, 0, 1000*time.Hour), dial(30*s, 0, 2)}, 31 * s, ""},
