@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -424,6 +425,7 @@ type soak struct {
 	self     string
 
 	s        *server
+	cur      atomic.Pointer[conn.Server] // s.srv, for the watchdog
 	addr     string
 	seed     uint64
 	children []*proc.Child // connected directly
@@ -498,6 +500,7 @@ func (sk *soak) start() error {
 		return err
 	}
 	sk.addr = sk.s.addr
+	sk.cur.Store(sk.s.srv)
 	for range sk.p.proxied {
 		bh, err := newBlackhole(sk.addr)
 		if err != nil {
@@ -543,8 +546,11 @@ func (sk *soak) restart(before map[string]uint64) error {
 			delta(before, sk.s.srv.Stats().Reaped), n, err)
 	}
 	var err error
-	sk.s, err = startServer(sk.addr, sk.pingless)
-	return err
+	if sk.s, err = startServer(sk.addr, sk.pingless); err != nil {
+		return err
+	}
+	sk.cur.Store(sk.s.srv)
+	return nil
 }
 
 // killRound kills killFraction % of the directly connected processes and
@@ -673,10 +679,14 @@ func TestChurnSoak(t *testing.T) {
 		}
 	}
 
+	wd := startWatchdog(t, sk.cur.Load)
 	counts, worst, err := sk.churn(start, func(what string) { check(what) })
 	if err != nil {
-		t.Fatal(err)
+		msg := wd.explain()
+		wd.close()
+		t.Fatalf("%v\n%s", err, msg)
 	}
+	wd.close()
 	end := measure()
 	t.Logf("%s of churn: %v; every event's reaps exactly as accounted, open sessions = live clients (%d) after every one, settled within %s at worst (bound %s)",
 		p.duration, counts, p.procs*perProc, worst.Round(time.Millisecond), settleBound)
