@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -679,14 +680,10 @@ func TestChurnSoak(t *testing.T) {
 		}
 	}
 
-	wd := startWatchdog(t, sk.cur.Load)
 	counts, worst, err := sk.churn(start, func(what string) { check(what) })
 	if err != nil {
-		msg := wd.explain()
-		wd.close()
-		t.Fatalf("%v\n%s", err, msg)
+		t.Fatal(err)
 	}
-	wd.close()
 	end := measure()
 	t.Logf("%s of churn: %v; every event's reaps exactly as accounted, open sessions = live clients (%d) after every one, settled within %s at worst (bound %s)",
 		p.duration, counts, p.procs*perProc, worst.Round(time.Millisecond), settleBound)
@@ -728,6 +725,8 @@ func (sk *soak) churn(start time.Time, check func(string)) (map[string]int, time
 	sort.SliceStable(plan, func(i, j int) bool { return plan[i].at < plan[j].at })
 	counts := map[string]int{}
 	var worst time.Duration
+	wd := startWatchdog(sk.t, sk.cur.Load)
+	defer wd.close()
 	for _, d := range plan {
 		time.Sleep(time.Until(start.Add(d.at))) // the churn's own cadence
 		counts[d.kind]++
@@ -747,11 +746,11 @@ func (sk *soak) churn(start time.Time, check func(string)) (map[string]int, time
 			want, err = sk.blackholeRound(rng)
 		}
 		if err != nil {
-			return counts, worst, fmt.Errorf("%s: %w", what, err)
+			return counts, worst, fmt.Errorf("%s: %w\n%s", what, err, wd.explain())
 		}
 		took, err := sk.settle(what, before, want)
 		if err != nil {
-			return counts, worst, err
+			return counts, worst, fmt.Errorf("%w\n%s", err, wd.explain())
 		}
 		sk.last = sk.s.srv.Stats().Reaped
 		worst = max(worst, took)
@@ -772,6 +771,7 @@ func TestChurnSoakCatchesServerThatNeverPings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("LIFELINE_SOAK_PPROF", t.TempDir()) // the watchdog's dump, removed with the test
 	sk := &soak{t: t, pingless: true, self: self,
 		// The first event comes after live's reap deadline (3.5 s), so its
 		// account is the first to see the live clients reaped for silence.
@@ -789,6 +789,15 @@ func TestChurnSoakCatchesServerThatNeverPings(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "live clients reaped for silence") {
 		t.Fatalf("soak against a server that never pings: %v; want the live clients' pong_timeout reaps named", err)
+	}
+	// The watchdog explains the failure: the goroutine dump, written at
+	// the burst (all 60 sessions reaped together) or at the failure.
+	m := regexp.MustCompile(`watchdog: goroutines in (\S+)`).FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("the failure carries no watchdog report: %v", err)
+	}
+	if b, rerr := os.ReadFile(m[1]); rerr != nil || !strings.Contains(string(b), "goroutine ") {
+		t.Fatalf("the watchdog's goroutine dump %s: %v, %.200s", m[1], rerr, b)
 	}
 	t.Logf("caught: %v", err)
 }
