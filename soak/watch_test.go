@@ -28,7 +28,11 @@ import (
 //   - how late its own sleep woke (this process's scheduling stall: a
 //     second or more means every goroutine of the server, its poller and
 //     timer included, may have been off the CPU that long),
-//   - the server's pong_timeout count and open sessions,
+//   - the server's pong_timeout count and open sessions, and its Health:
+//     how long ago its timer last ran and its poller last woke, and how
+//     many sessions its readers have not heard from within the liveness
+//     bound (reaps with none unheard: frames read but not believed; a
+//     timer or poller seconds behind: that loop stalled),
 //   - the runtime's scheduling latency and GC pause histograms (their
 //     worst bucket since the previous sample);
 //
@@ -50,17 +54,31 @@ const (
 
 // watchSample is one sample of the watchdog.
 type watchSample struct {
-	at       time.Time
-	late     time.Duration // how much later than watchPeriod the sample came
-	pongTO   uint64        // the server's pong_timeout reaps (of its current instance)
-	open     int64
-	schedMax float64 // worst scheduling latency bucket hit since the previous sample, s
-	gcMax    float64 // worst GC pause bucket hit since the previous sample, s
+	at     time.Time
+	late   time.Duration // how much later than watchPeriod the sample came
+	pongTO uint64        // the server's pong_timeout reaps (of its current instance)
+	open   int64
+	// From the server's Health: how long ago its timer last ran and its
+	// poller last woke, and how many sessions its readers have not heard
+	// from within the liveness bound.
+	timerAge, pollerAge time.Duration
+	unheard             int
+	schedMax            float64 // worst scheduling latency bucket hit since the previous sample, s
+	gcMax               float64 // worst GC pause bucket hit since the previous sample, s
 }
 
 func (w watchSample) String() string {
-	return fmt.Sprintf("%s late %s pong_timeout %d open %d sched≤%s gc≤%s", w.at.Format("15:04:05.000"),
-		w.late.Round(time.Millisecond), w.pongTO, w.open, secs(w.schedMax), secs(w.gcMax))
+	return fmt.Sprintf("%s late %s pong_timeout %d open %d unheard %d timer -%s poller -%s sched≤%s gc≤%s",
+		w.at.Format("15:04:05.000"), w.late.Round(time.Millisecond), w.pongTO, w.open, w.unheard,
+		w.timerAge.Round(time.Millisecond), w.pollerAge.Round(time.Millisecond), secs(w.schedMax), secs(w.gcMax))
+}
+
+// age is how long before at t was; -1 for the zero time (never).
+func age(at, t time.Time) time.Duration {
+	if t.IsZero() {
+		return -1
+	}
+	return at.Sub(t)
 }
 
 func secs(s float64) string {
@@ -122,6 +140,8 @@ func (w *watchdog) run() {
 			}
 			st := srv.Stats()
 			s.pongTO, s.open = st.Reaped[fsm.ReasonPongTimeout.String()], st.Open
+			h := srv.Health()
+			s.timerAge, s.pollerAge, s.unheard = age(h.At, h.TimerAt), age(h.At, h.PollerAt), h.Unheard
 			w.add(s)
 		}
 	}
