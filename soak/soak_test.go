@@ -56,7 +56,11 @@ import (
 // clients killed each minute, a restart every 3 minutes, a silence round
 // every 90 s); a shorter duration scales the short cadence to it.
 // LIFELINE_SOAK=off skips it. LIFELINE_SOAK_PPROF=dir writes a heap
-// profile (every allocation sampled) at every check.
+// profile (every allocation sampled) at every check. A watchdog
+// (watch_test.go) samples the server's Health and this process's stalls
+// while the churn runs; a failure carries its last 10 s of samples and
+// the name of a goroutine dump (in LIFELINE_SOAK_PPROF, else the system's
+// temporary directory).
 
 const (
 	roleEnv      = "LIFELINE_SOAK_ROLE"
