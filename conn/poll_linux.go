@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -36,6 +37,10 @@ type pollSet struct {
 	conns   []*pollConn // by descriptor
 	n       int         // sessions attached
 	running bool
+
+	// wokeAt is when the loop last returned from epoll_wait, in ns since
+	// srv.epoch (0: never): Server.Health reports it.
+	wokeAt atomic.Int64
 }
 
 func newPollSet(srv *Server) *pollSet {
@@ -191,6 +196,7 @@ func (ps *pollSet) loop(ep, wakeFD int) {
 	var drain [64]byte
 	for {
 		n, err := syscall.EpollWait(ep, events, -1)
+		ps.wokeAt.Store(int64(ps.srv.clk.Now().Sub(ps.srv.epoch)))
 		if err == syscall.EINTR {
 			n, err = 0, nil
 		}
@@ -456,3 +462,12 @@ func (pc *pollConn) closeWith(code int, wait time.Duration) bool {
 }
 
 func (pc *pollConn) remoteAddr() net.Addr { return net.TCPAddrFromAddrPort(pc.addr) }
+
+// pollerWokeAt returns when the loop last returned from epoll_wait, in ns
+// since srv.epoch, 0 if never (or ps is nil: the goroutine engine).
+func (ps *pollSet) pollerWokeAt() int64 {
+	if ps == nil {
+		return 0
+	}
+	return ps.wokeAt.Load()
+}

@@ -13,4 +13,7 @@ type pollSet struct{}
 
 func newPollSet(*Server) *pollSet { return nil }
 
+// pollerWokeAt: there is no poller.
+func (*pollSet) pollerWokeAt() int64 { return 0 }
+
 func (srv *Server) detach(*Session, *websocket.Conn) (wire, func()) { return nil, nil }

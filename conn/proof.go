@@ -1,5 +1,7 @@
 package conn
 
+import "time"
+
 // Unproven counts the registered sessions whose peer the server can no
 // longer prove alive: upgraded, and nothing heard from the peer for longer
 // than any bound the server keeps — the liveness window (PingInterval +
@@ -12,12 +14,17 @@ package conn
 // the HTTP server bound them). It visits every session under the
 // registry's lock: call it when metrics are collected, not per message.
 func (srv *Server) Unproven() int {
-	now := int64(srv.clk.Now().Sub(srv.epoch))
-	bound := int64(srv.live.PingInterval + 2*srv.live.PongTimeout + srv.live.CloseTimeout)
+	return srv.unheardFor(srv.clk.Now(), srv.live.PingInterval+2*srv.live.PongTimeout+srv.live.CloseTimeout)
+}
+
+// unheardFor counts the upgraded, registered sessions whose reader has
+// recorded no frame for longer than bound at now (Unproven, Health).
+func (srv *Server) unheardFor(now time.Time, bound time.Duration) int {
+	ns := int64(now.Sub(srv.epoch))
 	n := 0
 	srv.mu.Lock()
 	for _, s := range srv.sessions {
-		if h := s.heard.Load(); h > 0 && now-h > bound {
+		if h := s.heard.Load(); h > 0 && ns-h > int64(bound) {
 			n++
 		}
 	}

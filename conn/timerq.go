@@ -2,6 +2,7 @@ package conn
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -43,6 +44,10 @@ type timerq struct {
 	nextAt  int64         // slot the sleeping loop wakes at
 	wake    chan struct{} // cap 1: a deadline before nextAt was queued
 	due     []*Session    // the loop's batch buffer, reused
+
+	// ranAt is when the loop last looked for due sessions, in ns since
+	// epoch (0: never): Server.Health reports it.
+	ranAt atomic.Int64
 }
 
 func newTimerq(clk clock.Clock, epoch time.Time, gran time.Duration, wg *sync.WaitGroup, fire func(*Session, time.Time)) *timerq {
@@ -146,6 +151,7 @@ func (q *timerq) loop() {
 			return
 		}
 		now := q.clk.Now()
+		q.ranAt.Store(int64(now.Sub(q.epoch)))
 		due := q.due[:0]
 		for until := q.nowSlot(now); q.cursor < until; {
 			q.cursor++

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +56,11 @@ import (
 // clients killed each minute, a restart every 3 minutes, a silence round
 // every 90 s); a shorter duration scales the short cadence to it.
 // LIFELINE_SOAK=off skips it. LIFELINE_SOAK_PPROF=dir writes a heap
-// profile (every allocation sampled) at every check.
+// profile (every allocation sampled) at every check. A watchdog
+// (watch_test.go) samples the server's Health and this process's stalls
+// while the churn runs; a failure carries its last 10 s of samples and
+// the name of a goroutine dump (in LIFELINE_SOAK_PPROF, else the system's
+// temporary directory).
 
 const (
 	roleEnv      = "LIFELINE_SOAK_ROLE"
@@ -424,6 +430,7 @@ type soak struct {
 	self     string
 
 	s        *server
+	cur      atomic.Pointer[conn.Server] // s.srv, for the watchdog
 	addr     string
 	seed     uint64
 	children []*proc.Child // connected directly
@@ -498,6 +505,7 @@ func (sk *soak) start() error {
 		return err
 	}
 	sk.addr = sk.s.addr
+	sk.cur.Store(sk.s.srv)
 	for range sk.p.proxied {
 		bh, err := newBlackhole(sk.addr)
 		if err != nil {
@@ -543,8 +551,11 @@ func (sk *soak) restart(before map[string]uint64) error {
 			delta(before, sk.s.srv.Stats().Reaped), n, err)
 	}
 	var err error
-	sk.s, err = startServer(sk.addr, sk.pingless)
-	return err
+	if sk.s, err = startServer(sk.addr, sk.pingless); err != nil {
+		return err
+	}
+	sk.cur.Store(sk.s.srv)
+	return nil
 }
 
 // killRound kills killFraction % of the directly connected processes and
@@ -718,6 +729,8 @@ func (sk *soak) churn(start time.Time, check func(string)) (map[string]int, time
 	sort.SliceStable(plan, func(i, j int) bool { return plan[i].at < plan[j].at })
 	counts := map[string]int{}
 	var worst time.Duration
+	wd := startWatchdog(sk.t, sk.cur.Load)
+	defer wd.close()
 	for _, d := range plan {
 		time.Sleep(time.Until(start.Add(d.at))) // the churn's own cadence
 		counts[d.kind]++
@@ -737,11 +750,11 @@ func (sk *soak) churn(start time.Time, check func(string)) (map[string]int, time
 			want, err = sk.blackholeRound(rng)
 		}
 		if err != nil {
-			return counts, worst, fmt.Errorf("%s: %w", what, err)
+			return counts, worst, fmt.Errorf("%s: %w\n%s", what, err, wd.explain())
 		}
 		took, err := sk.settle(what, before, want)
 		if err != nil {
-			return counts, worst, err
+			return counts, worst, fmt.Errorf("%w\n%s", err, wd.explain())
 		}
 		sk.last = sk.s.srv.Stats().Reaped
 		worst = max(worst, took)
@@ -762,6 +775,7 @@ func TestChurnSoakCatchesServerThatNeverPings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("LIFELINE_SOAK_PPROF", t.TempDir()) // the watchdog's dump, removed with the test
 	sk := &soak{t: t, pingless: true, self: self,
 		// The first event comes after live's reap deadline (3.5 s), so its
 		// account is the first to see the live clients reaped for silence.
@@ -779,6 +793,15 @@ func TestChurnSoakCatchesServerThatNeverPings(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "live clients reaped for silence") {
 		t.Fatalf("soak against a server that never pings: %v; want the live clients' pong_timeout reaps named", err)
+	}
+	// The watchdog explains the failure: the goroutine dump, written at
+	// the burst (all 60 sessions reaped together) or at the failure.
+	m := regexp.MustCompile(`watchdog: goroutines in (\S+)`).FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("the failure carries no watchdog report: %v", err)
+	}
+	if b, rerr := os.ReadFile(m[1]); rerr != nil || !strings.Contains(string(b), "goroutine ") {
+		t.Fatalf("the watchdog's goroutine dump %s: %v, %.200s", m[1], rerr, b)
 	}
 	t.Logf("caught: %v", err)
 }
